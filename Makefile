@@ -1,0 +1,35 @@
+# gridpatrol — the two commands a newcomer needs: `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+DEMO_DIR ?= demo-workspace
+DEMO_MONTH ?= 2026-10
+
+.PHONY: demo test venv lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "需要 Python 3.11 ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(PY) -m trajectory.run --demo --workspace $(DEMO_DIR) --month $(DEMO_MONTH)
+
+lint: venv
+	$(VENV)/bin/ruff check trajectory scoring maps tests benchmarks
+	$(VENV)/bin/mypy trajectory scoring maps
+
+test: venv
+	bash tests/setup_browser.sh
+	$(MAKE) lint
+	$(VENV)/bin/pytest
+
+bench: venv
+	$(PY) -m benchmarks.run_all
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,400 @@
+"""The assessment policy: every rule of the seed table, loaded from TOML into frozen dataclasses.
+
+The defaults live in ``default_policy.toml`` beside this module (each entry cites its seed
+clause). A workspace's ``patrol.toml`` overrides any key of it; nothing else in the code
+hard-codes a number of the seed (STYLE lesson 5).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import time
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from trajectory.contract import GPS_CRS_CHOICES, ITEM_CODES, SITE_TYPES
+from trajectory.errors import PolicyError
+
+DEFAULT_POLICY_PATH = Path(__file__).with_name("default_policy.toml")
+VISIT_PERIODS = ("workday", "week", "month")
+WEEK_MONTH_RULES = ("split",)
+
+
+@dataclass(frozen=True)
+class PointRules:
+    """Which GPS points count (SPEC §1.1)."""
+
+    max_accuracy_m: float
+    max_jump_kmh: float
+    vehicle_kmh: float
+    max_gap_s: float
+    grid_buffer_m: float
+    spike_max_points: int = 3
+    vehicle_window_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class DistanceRules:
+    """Jitter-robust distance: moving-median smoothing plus an anchor hysteresis."""
+
+    smooth_window: int
+    min_step_m: float
+    stay_radius_m: float
+    stay_min_s: float
+
+
+@dataclass(frozen=True)
+class VisitRules:
+    """Visit frequency per site type and what counts as a visit."""
+
+    period: Mapping[str, str]  # site_type -> workday | week | month
+    radius_m: float
+    min_stay_s: float
+
+
+@dataclass(frozen=True)
+class AnomalyRules:
+    """Thresholds of the anomaly flags (evidence, never deductions)."""
+
+    desk_phone_min_s: float
+    vehicle_min_s: float
+    replay_max_offset_m: float
+    replay_min_points: int
+
+
+@dataclass(frozen=True)
+class PatrolDeductions:
+    """Item 2.5 deduction per finding."""
+
+    absent_day: float
+    short_day: float
+    short_week: float
+    missed_site_period: float
+
+
+@dataclass(frozen=True)
+class PatrolPolicy:
+    """Item 2.5 巡查走访: the patrol rules of seed 2⑤ and SPEC §1.1."""
+
+    community_day_h: float
+    community_week_h: float
+    village_day_h: float
+    village_week_h: float
+    day_km: float
+    week_km: float
+    morning_start: time
+    noon: time
+    afternoon_end: time
+    half_day_min_min: float
+    week_nominal_workdays: int
+    week_month_rule: str
+    leave_filing_days: int
+    points: PointRules
+    distance: DistanceRules
+    visits: VisitRules
+    anomalies: AnomalyRules
+    deductions: PatrolDeductions
+
+    def day_required_s(self, grid_type: str) -> float:
+        """Required patrol seconds on a workday for a ``community`` or ``village`` grid."""
+        hours = self.village_day_h if grid_type == "village" else self.community_day_h
+        return hours * 3600.0
+
+    def week_required_s(self, grid_type: str) -> float:
+        """Required patrol seconds in a full (5-workday) week."""
+        hours = self.village_week_h if grid_type == "village" else self.community_week_h
+        return hours * 3600.0
+
+
+@dataclass(frozen=True)
+class ItemPolicy:
+    """One row of the assessment table."""
+
+    code: str
+    category: str
+    name: str
+    max_score: float
+    clause: str
+    deduct: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class InfoCollectionPolicy:
+    """Item 3: required sub-categories and the collection-rate threshold."""
+
+    min_rate: float
+    required_subcategories: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class QualityChecks:
+    """Report-quality auto-checks on events (flags, not deductions)."""
+
+    duplicate_radius_m: float
+    duplicate_window_h: float
+    far_from_track_m: float
+    track_window_min: float
+
+
+@dataclass(frozen=True)
+class EventsPolicy:
+    """Items 6.1a / 6.1b / 6.2."""
+
+    min_valid_events: int
+    min_service_records: int
+    quality_zero_share: float
+    category_minimums_deduct: bool
+    category_short_deduct: float
+    category_minimums: Mapping[str, int]
+    ranking_bonus: Mapping[int, float]
+    quality_checks: QualityChecks
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The whole policy of one run. ``hash`` identifies it in the run log and exports."""
+
+    timezone: str
+    gps_crs: str
+    patrol: PatrolPolicy
+    items: Mapping[str, ItemPolicy]
+    info_collection: InfoCollectionPolicy
+    events: EventsPolicy
+    source: str = "default"
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def hash(self) -> str:
+        """Short SHA-256 of the merged policy (stable across key order)."""
+        canonical = json.dumps(_plain(self.raw), sort_keys=True, ensure_ascii=False, default=str)
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """Load the default policy, overridden by the TOML file at ``path`` when given.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        A workspace's ``patrol.toml``. Keys it does not set keep the defaults.
+
+    Returns
+    -------
+    Policy
+
+    Examples
+    --------
+    >>> p = load_policy()
+    >>> p.items["2.5"].max_score, p.patrol.points.max_gap_s
+    (6.0, 300.0)
+    """
+    raw = _read_toml(DEFAULT_POLICY_PATH)
+    source = "default"
+    if path is not None:
+        path = Path(path)
+        if not path.exists():
+            raise PolicyError(str(path), "policy file not found")
+        _merge(raw, _read_toml(path), str(path), ())
+        source = str(path)
+    return _build(raw, source)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib reports "(at line L, column C)" in the message
+        raise PolicyError(str(path), f"not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise PolicyError(str(path), f"cannot be read: {exc.strerror}") from exc
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any], file: str, at: tuple[str, ...]) -> None:
+    """Deep-merge ``over`` into ``base``; unknown keys are an error (a typo must not pass)."""
+    for key, value in over.items():
+        where = ".".join((*at, key))
+        if key not in base:
+            # open tables: items' deductions, ranking bonus, category minimums
+            if at and at[-1] in ("deduct", "ranking_bonus", "category_minimums"):
+                base[key] = value
+                continue
+            raise PolicyError(file, f"unknown setting '{where}'", column=where)
+        if isinstance(base[key], dict):
+            if not isinstance(value, dict):
+                raise PolicyError(file, f"'{where}' must be a table", column=where)
+            _merge(base[key], value, file, (*at, key))
+        else:
+            base[key] = value
+
+
+def _build(raw: dict[str, Any], source: str) -> Policy:
+    f = _Fields(raw, source)
+    if f.str("timezone") == "":
+        raise PolicyError(source, "timezone is empty", column="timezone")
+    _check_timezone(f.str("timezone"), source)
+    gps_crs = f.str("gps_crs").lower()
+    if gps_crs not in GPS_CRS_CHOICES:
+        raise PolicyError(
+            source,
+            f"gps_crs was '{gps_crs}' but is expected to be one of {', '.join(GPS_CRS_CHOICES)}",
+            column="gps_crs",
+        )
+    p = f.sub("patrol")
+    pts, dist, vis, ano, ded = (p.sub(k) for k in ("points", "distance", "visits", "anomalies", "deductions"))
+    periods = {t: vis.str(t) for t in SITE_TYPES}
+    for site_type, period in periods.items():
+        if period not in VISIT_PERIODS:
+            raise PolicyError(
+                source,
+                f"visit period '{period}' is expected to be one of {', '.join(VISIT_PERIODS)}",
+                column=f"patrol.visits.{site_type}",
+            )
+    rule = p.str("week_month_rule")
+    if rule not in WEEK_MONTH_RULES:
+        raise PolicyError(
+            source, f"week_month_rule '{rule}' is not one of {WEEK_MONTH_RULES}", column="patrol.week_month_rule"
+        )
+    patrol = PatrolPolicy(
+        community_day_h=p.num("community_day_h"),
+        community_week_h=p.num("community_week_h"),
+        village_day_h=p.num("village_day_h"),
+        village_week_h=p.num("village_week_h"),
+        day_km=p.num("day_km"),
+        week_km=p.num("week_km"),
+        morning_start=p.clock("morning_start"),
+        noon=p.clock("noon"),
+        afternoon_end=p.clock("afternoon_end"),
+        half_day_min_min=p.num("half_day_min_min"),
+        week_nominal_workdays=int(p.num("week_nominal_workdays")),
+        week_month_rule=rule,
+        leave_filing_days=int(p.num("leave_filing_days")),
+        points=PointRules(
+            *(pts.num(k) for k in ("max_accuracy_m", "max_jump_kmh", "vehicle_kmh", "max_gap_s", "grid_buffer_m")),
+            spike_max_points=int(pts.num("spike_max_points")),
+            vehicle_window_s=pts.num("vehicle_window_s"),
+        ),
+        distance=DistanceRules(
+            smooth_window=int(dist.num("smooth_window")),
+            min_step_m=dist.num("min_step_m"),
+            stay_radius_m=dist.num("stay_radius_m"),
+            stay_min_s=dist.num("stay_min_s"),
+        ),
+        visits=VisitRules(MappingProxyType(periods), vis.num("radius_m"), vis.num("min_stay_s")),
+        anomalies=AnomalyRules(
+            desk_phone_min_s=ano.num("desk_phone_min_s"),
+            vehicle_min_s=ano.num("vehicle_min_s"),
+            replay_max_offset_m=ano.num("replay_max_offset_m"),
+            replay_min_points=int(ano.num("replay_min_points")),
+        ),
+        deductions=PatrolDeductions(
+            *(ded.num(k) for k in ("absent_day", "short_day", "short_week", "missed_site_period"))
+        ),
+    )
+    items_raw = f.sub("items")
+    missing = [c for c in ITEM_CODES if c not in items_raw.raw]
+    if missing:
+        raise PolicyError(source, f"items {', '.join(missing)} are missing", column="items")
+    items = {}
+    for code in ITEM_CODES:
+        it = items_raw.sub(code)
+        deduct = {k: float(v) for k, v in it.raw.get("deduct", {}).items()}
+        items[code] = ItemPolicy(
+            code, it.str("category"), it.str("name"), it.num("max"), it.str("clause"), MappingProxyType(deduct)
+        )
+    ic = f.sub("info_collection")
+    ev = f.sub("events")
+    qc = ev.sub("quality_checks")
+    try:
+        bonus = {int(k): float(v) for k, v in ev.raw.get("ranking_bonus", {}).items()}
+    except ValueError as exc:
+        raise PolicyError(source, "ranking_bonus keys must be ranks (1, 2, …)", column="events.ranking_bonus") from exc
+    events = EventsPolicy(
+        min_valid_events=int(ev.num("min_valid_events")),
+        min_service_records=int(ev.num("min_service_records")),
+        quality_zero_share=ev.num("quality_zero_share"),
+        category_minimums_deduct=bool(ev.raw["category_minimums_deduct"]),
+        category_short_deduct=ev.num("category_short_deduct"),
+        category_minimums=MappingProxyType({k: int(v) for k, v in ev.raw["category_minimums"].items()}),
+        ranking_bonus=MappingProxyType(bonus),
+        quality_checks=QualityChecks(
+            *(qc.num(k) for k in ("duplicate_radius_m", "duplicate_window_h", "far_from_track_m", "track_window_min"))
+        ),
+    )
+    return Policy(
+        timezone=f.str("timezone"),
+        gps_crs=gps_crs,
+        patrol=patrol,
+        items=MappingProxyType(items),
+        info_collection=InfoCollectionPolicy(
+            ic.num("min_rate"), tuple(str(s) for s in ic.raw["required_subcategories"])
+        ),
+        events=events,
+        source=source,
+        raw=raw,
+    )
+
+
+class _Fields:
+    """Typed access to a TOML table with errors naming the key."""
+
+    def __init__(self, raw: Mapping[str, Any], source: str, at: str = "") -> None:
+        self.raw, self.source, self.at = raw, source, at
+
+    def _key(self, key: str) -> str:
+        return f"{self.at}.{key}" if self.at else key
+
+    def sub(self, key: str) -> _Fields:
+        value = self.raw.get(key)
+        if not isinstance(value, Mapping):
+            raise PolicyError(self.source, f"table '{self._key(key)}' is missing", column=self._key(key))
+        return _Fields(value, self.source, self._key(key))
+
+    def num(self, key: str) -> float:
+        value = self.raw.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise PolicyError(
+                self.source,
+                f"'{self._key(key)}' was {value!r} but is expected to be a number ≥ 0",
+                column=self._key(key),
+            )
+        return float(value)
+
+    def str(self, key: str) -> str:
+        value = self.raw.get(key)
+        if not isinstance(value, str):
+            raise PolicyError(
+                self.source, f"'{self._key(key)}' was {value!r} but is expected to be text", column=self._key(key)
+            )
+        return value
+
+    def clock(self, key: str) -> time:
+        value = self.str(key)
+        try:
+            return time.fromisoformat(value)
+        except ValueError as exc:
+            raise PolicyError(
+                self.source, f"'{self._key(key)}' was '{value}' but is expected to be HH:MM", column=self._key(key)
+            ) from exc
+
+
+def _check_timezone(name: str, source: str) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise PolicyError(source, f"timezone '{name}' is not a known IANA time zone", column="timezone") from exc
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

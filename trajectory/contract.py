@@ -1,0 +1,108 @@
+"""The data contract of SPEC §2: table, column and value names, in one place.
+
+Other tools read these names; they are fixed. Import them instead of typing the
+strings again (STYLE lesson 2).
+"""
+
+from __future__ import annotations
+
+# --- output tables in patrol.duckdb -------------------------------------------------
+GPS_POINT = "gps_point"
+QUARANTINE = "quarantine"
+WORKER_DAY = "worker_day"
+WORKER_WEEK = "worker_week"
+SITE_CHECK = "site_check"
+GRID_MONTH_SCORE = "grid_month_score"
+DEDUCTION = "deduction"
+# tables of ours (not in the contract, free to evolve)
+INGEST_MANIFEST = "ingest_manifest"
+PATROL_FINDING = "patrol_finding"  # item 2.5 findings consumed by scoring
+DAY_FLAG = "day_flag"  # anomaly flags per worker-day (evidence, not deductions)
+RUN_LOG = "run_log"
+
+# --- columns ------------------------------------------------------------------------
+GPS_POINT_COLUMNS = ("worker_id", "ts", "lon", "lat")
+GPS_OPTIONAL_COLUMNS = ("accuracy_m", "speed_mps", "mock", "device_id")
+QUARANTINE_COLUMNS = ("source_file", "row_number", "reason")
+WORKER_DAY_COLUMNS = (
+    "worker_id",
+    "grid_id",
+    "date",
+    "workday",
+    "exempt",
+    "patrol_s",
+    "patrol_m",
+    "am_s",
+    "pm_s",
+    "status",
+)
+WORKER_WEEK_COLUMNS = (
+    "worker_id",
+    "grid_id",
+    "week_start",
+    "patrol_s",
+    "patrol_m",
+    "required_s",
+    "required_m",
+    "meets_time",
+    "meets_distance",
+)
+SITE_CHECK_COLUMNS = ("site_id", "site_type", "grid_id", "period_start", "period_end", "visited")
+GRID_MONTH_SCORE_COLUMNS = ("grid_id", "month", "item_code", "max_score", "score")
+DEDUCTION_COLUMNS = ("grid_id", "month", "item_code", "reason", "count", "points", "evidence")
+
+# --- input files' columns -------------------------------------------------------------
+GRID_PROPERTIES = ("grid_id", "grid_name", "grid_type")
+WORKERS_COLUMNS = ("worker_id", "worker_name", "grid_id", "full_time")
+SITES_COLUMNS = ("site_id", "site_type", "grid_id", "lon", "lat")
+SITES_OPTIONAL_COLUMNS = ("radius_m", "label")
+LEAVE_COLUMNS = ("worker_id", "start_date", "end_date", "filed_date", "reason")
+CALENDAR_COLUMNS = ("date", "workday")
+
+# --- values ---------------------------------------------------------------------------
+STATUS_OK = "ok"
+STATUS_SHORT = "short"
+STATUS_ABSENT = "absent"
+STATUS_EXEMPT = "exempt"
+STATUS_OFF = "off"
+STATUSES = (STATUS_OK, STATUS_SHORT, STATUS_ABSENT, STATUS_EXEMPT, STATUS_OFF)
+
+GRID_COMMUNITY = "community"
+GRID_VILLAGE = "village"
+# the seed's words for grid types (社区 / 村) map onto the contract's
+GRID_TYPE_ALIASES = {
+    "community": GRID_COMMUNITY,
+    "社区": GRID_COMMUNITY,
+    "village": GRID_VILLAGE,
+    "村": GRID_VILLAGE,
+}
+
+SITE_KEY_PERSON = "key_person"
+SITE_SPECIAL_GROUP = "special_group"
+SITE_CARE_SUBJECT = "care_subject"
+SITE_HAZARD = "hazard_site"
+SITE_TYPES = (SITE_KEY_PERSON, SITE_SPECIAL_GROUP, SITE_CARE_SUBJECT, SITE_HAZARD)
+# Personal sites (PIPL): shown only by code in maps and exports, never by label.
+PERSONAL_SITE_TYPES = (SITE_KEY_PERSON, SITE_SPECIAL_GROUP, SITE_CARE_SUBJECT)
+
+GPS_CRS_CHOICES = ("wgs84", "gcj02", "bd09", "cgcs2000")
+
+# item codes of SPEC §1, in table order
+ITEM_CODES = (
+    "1",
+    "2.1",
+    "2.2",
+    "2.3",
+    "2.4",
+    "2.5",
+    "3",
+    "4",
+    "5",
+    "6.1a",
+    "6.1b",
+    "6.2",
+    "7",
+    "8",
+)
+ITEM_TOTAL = "total"
+ITEM_PATROL = "2.5"
