@@ -46,6 +46,7 @@ class DistanceRules:
     min_step_m: float
     stay_radius_m: float
     stay_min_s: float
+    smooth_s: float = 20.0
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,9 @@ class EventsPolicy:
     category_minimums: Mapping[str, int]
     ranking_bonus: Mapping[int, float]
     quality_checks: QualityChecks
+    # quality flags counted as unqualified events in 6.2 (seed 6②: 信息不全、前后照片缺失、
+    # 描述不清、重复上报 are 不合格); empty = flags are for reviewers only
+    flags_as_unqualified: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -221,7 +225,8 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any], file: str, at: tuple[s
         where = ".".join((*at, key))
         if key not in base:
             # open tables: items' deductions, ranking bonus, category minimums
-            if at and at[-1] in ("deduct", "ranking_bonus", "category_minimums"):
+            # ([maps] is validated by maps.tiles.TileConfig, which names its own unknown keys)
+            if at and at[-1] in ("deduct", "ranking_bonus", "category_minimums", "maps"):
                 base[key] = value
                 continue
             raise PolicyError(file, f"unknown setting '{where}'", column=where)
@@ -235,10 +240,10 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any], file: str, at: tuple[s
 
 def _build(raw: dict[str, Any], source: str) -> Policy:
     f = _Fields(raw, source)
-    if f.str("timezone") == "":
+    if f.text("timezone") == "":
         raise PolicyError(source, "timezone is empty", column="timezone")
-    _check_timezone(f.str("timezone"), source)
-    gps_crs = f.str("gps_crs").lower()
+    _check_timezone(f.text("timezone"), source)
+    gps_crs = f.text("gps_crs").lower()
     if gps_crs not in GPS_CRS_CHOICES:
         raise PolicyError(
             source,
@@ -247,7 +252,7 @@ def _build(raw: dict[str, Any], source: str) -> Policy:
         )
     p = f.sub("patrol")
     pts, dist, vis, ano, ded = (p.sub(k) for k in ("points", "distance", "visits", "anomalies", "deductions"))
-    periods = {t: vis.str(t) for t in SITE_TYPES}
+    periods = {t: vis.text(t) for t in SITE_TYPES}
     for site_type, period in periods.items():
         if period not in VISIT_PERIODS:
             raise PolicyError(
@@ -255,7 +260,7 @@ def _build(raw: dict[str, Any], source: str) -> Policy:
                 f"visit period '{period}' is expected to be one of {', '.join(VISIT_PERIODS)}",
                 column=f"patrol.visits.{site_type}",
             )
-    rule = p.str("week_month_rule")
+    rule = p.text("week_month_rule")
     if rule not in WEEK_MONTH_RULES:
         raise PolicyError(
             source, f"week_month_rule '{rule}' is not one of {WEEK_MONTH_RULES}", column="patrol.week_month_rule"
@@ -275,7 +280,11 @@ def _build(raw: dict[str, Any], source: str) -> Policy:
         week_month_rule=rule,
         leave_filing_days=int(p.num("leave_filing_days")),
         points=PointRules(
-            *(pts.num(k) for k in ("max_accuracy_m", "max_jump_kmh", "vehicle_kmh", "max_gap_s", "grid_buffer_m")),
+            max_accuracy_m=pts.num("max_accuracy_m"),
+            max_jump_kmh=pts.num("max_jump_kmh"),
+            vehicle_kmh=pts.num("vehicle_kmh"),
+            max_gap_s=pts.num("max_gap_s"),
+            grid_buffer_m=pts.num("grid_buffer_m"),
             spike_max_points=int(pts.num("spike_max_points")),
             vehicle_window_s=pts.num("vehicle_window_s"),
         ),
@@ -284,6 +293,7 @@ def _build(raw: dict[str, Any], source: str) -> Policy:
             min_step_m=dist.num("min_step_m"),
             stay_radius_m=dist.num("stay_radius_m"),
             stay_min_s=dist.num("stay_min_s"),
+            smooth_s=dist.num("smooth_s"),
         ),
         visits=VisitRules(MappingProxyType(periods), vis.num("radius_m"), vis.num("min_stay_s")),
         anomalies=AnomalyRules(
@@ -305,7 +315,7 @@ def _build(raw: dict[str, Any], source: str) -> Policy:
         it = items_raw.sub(code)
         deduct = {k: float(v) for k, v in it.raw.get("deduct", {}).items()}
         items[code] = ItemPolicy(
-            code, it.str("category"), it.str("name"), it.num("max"), it.str("clause"), MappingProxyType(deduct)
+            code, it.text("category"), it.text("name"), it.num("max"), it.text("clause"), MappingProxyType(deduct)
         )
     ic = f.sub("info_collection")
     ev = f.sub("events")
@@ -325,9 +335,10 @@ def _build(raw: dict[str, Any], source: str) -> Policy:
         quality_checks=QualityChecks(
             *(qc.num(k) for k in ("duplicate_radius_m", "duplicate_window_h", "far_from_track_m", "track_window_min"))
         ),
+        flags_as_unqualified=tuple(str(s) for s in ev.raw.get("flags_as_unqualified", [])),
     )
     return Policy(
-        timezone=f.str("timezone"),
+        timezone=f.text("timezone"),
         gps_crs=gps_crs,
         patrol=patrol,
         items=MappingProxyType(items),
@@ -365,7 +376,7 @@ class _Fields:
             )
         return float(value)
 
-    def str(self, key: str) -> str:
+    def text(self, key: str) -> str:
         value = self.raw.get(key)
         if not isinstance(value, str):
             raise PolicyError(
@@ -374,7 +385,7 @@ class _Fields:
         return value
 
     def clock(self, key: str) -> time:
-        value = self.str(key)
+        value = self.text(key)
         try:
             return time.fromisoformat(value)
         except ValueError as exc:

@@ -17,7 +17,8 @@ DEDUCTION = "deduction"
 # tables of ours (not in the contract, free to evolve)
 INGEST_MANIFEST = "ingest_manifest"
 PATROL_FINDING = "patrol_finding"  # item 2.5 findings consumed by scoring
-DAY_FLAG = "day_flag"  # anomaly flags per worker-day (evidence, not deductions)
+DAY_FLAG = "day_flag"
+SITE_VISIT = "site_visit"  # each detected visit (stay within a site's radius)  # anomaly flags per worker-day (evidence, not deductions)
 RUN_LOG = "run_log"
 
 # --- columns ------------------------------------------------------------------------

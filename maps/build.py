@@ -1,0 +1,1011 @@
+"""Monthly map pages of patrol coverage (issue 5): overview, one page per grid, playbacks, index.
+
+Every function takes frames (the tables of ``patrol.duckdb``), so pages can be built and
+tested without the engine; :func:`render_workspace_month` reads them from the store.
+Pages are offline (``maps.offline``): scripts and styles come from ``out/YYYY-MM/lib/``.
+
+Privacy (PIPL): sites are drawn by code and type only. ``sites.label`` (names, addresses) is
+never read here; the frames are cut to the columns the maps need on entry.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+import folium
+import numpy as np
+import pandas as pd
+import shapely
+from branca.element import Element, Figure
+
+from maps.coverage import DEFAULT_CELL_M, DEFAULT_MAX_GAP_S, GridRaster, cell_polygons, grid_coverage
+from maps.elements import HeatLayer, InfoBox, LinesLayer, PlaybackGeoJson, PointsLayer, html_escape
+from maps.offline import LIB_DIRNAME, check_offline, install_lib, lib_href, local_assets
+from maps.tiles import TileConfig, overlay_transform, tile_layers
+from trajectory import contract as c
+
+log = logging.getLogger(__name__)
+
+OVERVIEW_PAGE = "overview.html"
+INDEX_PAGE = "index.html"
+GRIDS_DIR = "grids"
+PLAYBACK_DIR = "playback"
+
+SITE_COLUMNS = ("site_id", "site_type", "grid_id", "lon", "lat")  # never "label"
+POINT_USE_COLUMNS = ("worker_id", "ts", "lon", "lat", "counted")
+
+STATUS_ZH = {
+    c.STATUS_OK: "达标",
+    c.STATUS_SHORT: "不足",
+    c.STATUS_ABSENT: "缺勤",
+    c.STATUS_EXEMPT: "免考",
+    c.STATUS_OFF: "非工作日",
+}
+GRID_TYPE_ZH = {c.GRID_COMMUNITY: "社区", c.GRID_VILLAGE: "村"}
+SITE_TYPE_ZH = {
+    c.SITE_KEY_PERSON: "重点人员",
+    c.SITE_SPECIAL_GROUP: "特殊人群",
+    c.SITE_CARE_SUBJECT: "关爱对象",
+    c.SITE_HAZARD: "重大安全隐患场所",
+}
+
+# Compliance classes of the overview (display bins, not assessment thresholds)
+COMPLIANCE_BINS = (
+    (0.95, "#1a9641", "≥ 95%"),
+    (0.80, "#a6d96a", "80–95%"),
+    (0.60, "#fdae61", "60–80%"),
+    (0.0, "#d7191c", "< 60%"),
+)
+NO_WORKDAY_COLOR = "#bdbdbd"
+SITE_COLORS = (("已走访", "#2e7d32"), ("有未走访周期", "#c62828"), ("本月无检查周期", "#9e9e9e"))
+
+# Why a point did not count: the engine's reason codes (English, or already Chinese) matched by
+# keyword, in this order; the first match wins. Grey = harmless, orange = suspicious.
+REASON_CATEGORIES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("模拟定位", "#e65100", ("mock", "fake", "spoof", "模拟")),
+    ("车速", "#f4511e", ("speed", "vehicle", "too_fast", "driving", "车速")),
+    ("漂移点", "#ff9800", ("jump", "drift", "spike", "teleport", "outlier", "implaus", "漂移")),
+    ("精度差", "#757575", ("accura", "precision", "精度")),
+    ("重复", "#9e9e9e", ("dup", "重复")),
+    ("无效坐标", "#616161", ("invalid", "无效")),
+    ("网格外", "#8d6e63", ("outside", "out_of_grid", "not_in_grid", "off_grid", "网格外")),
+    ("间隔过长", "#90a4ae", ("gap", "间隔")),
+    ("静止", "#b0bec5", ("stay", "still", "stationary", "静止")),
+)
+REASON_OTHER = ("其他", "#607d8b")
+
+MONTH_HEAT_MAX_POINTS = 200_000
+GRID_HEAT_MAX_POINTS = 50_000
+MAX_DISCARDED_PER_DAY = 5_000
+MAX_PLAYBACK_PAGES = 60
+
+
+@dataclass(frozen=True)
+class MonthData:
+    """The month's frames, cut to what the maps use, with display coordinates ``x``/``y``."""
+
+    month: str
+    grids: pd.DataFrame  # grid_id, grid_name, grid_type, geometry (WGS-84), display (overlay datum)
+    worker_day: pd.DataFrame  # + day (YYYY-MM-DD), flagged
+    site_status: pd.DataFrame  # site_id, site_type, grid_id, x, y, k, n
+    points: pd.DataFrame  # point_use + grid_id, day, t_s, x, y, reason_cat; sorted grid, worker, day, ts
+
+
+# --- public functions ---------------------------------------------------------------------
+
+
+def render_month(
+    out_dir: Path,
+    month: str,
+    grids: pd.DataFrame,
+    worker_day: pd.DataFrame,
+    site_check: pd.DataFrame,
+    sites: pd.DataFrame,
+    point_use: pd.DataFrame,
+    tiles: TileConfig | None = None,
+    workbook_name: str | None = None,
+    *,
+    tz: str = "Asia/Shanghai",
+    cell_m: float = DEFAULT_CELL_M,
+    max_gap_s: float = DEFAULT_MAX_GAP_S,
+    max_playback: int = MAX_PLAYBACK_PAGES,
+) -> list[Path]:
+    """Write the month's map pages to ``out_dir``.
+
+    Parameters
+    ----------
+    out_dir : Path
+        ``out/YYYY-MM`` of the workspace; ``lib/``, ``grids/`` and ``playback/`` are created in it.
+    month : str
+        ``YYYY-MM``.
+    grids : GeoDataFrame
+        ``grid_id, grid_name, grid_type, geometry`` (EPSG:4326).
+    worker_day, site_check : DataFrame
+        The store's tables (rows outside the month are ignored). ``worker_day`` may carry a
+        ``flags`` column (anything non-empty = flagged for review).
+    sites : DataFrame
+        ``site_id, site_type, grid_id, lon, lat``; other columns (``label``) are never read.
+    point_use : DataFrame
+        ``worker_id, ts (UTC), lon, lat, counted`` and optionally ``date, reason, in_grid``.
+    tiles : TileConfig, optional
+        Background tiles; default none (fully offline).
+    workbook_name : str, optional
+        File name of the month's workbook in ``out_dir``, linked from the index.
+    tz : str
+        Local time zone of days and playback clocks.
+    cell_m, max_gap_s : float
+        Coverage raster cell size; longest interval joined by a walked segment.
+    max_playback : int
+        At most this many playback pages (flagged days first, then short, then absent with points).
+
+    Returns
+    -------
+    list of Path
+        Overview, grid pages, playback pages and ``index.html``.
+    """
+    tiles = tiles or TileConfig()
+    out_dir = Path(out_dir)
+    data = prepare_month(month, grids, worker_day, site_check, sites, point_use, tiles, tz)
+    lib_dir = install_lib(out_dir / LIB_DIRNAME)
+    stats = grid_month_stats(data.grids, data.worker_day)
+    tracks = data.points[data.points["counted"] & data.points["in_grid"] & data.points["grid_id"].notna()]
+    coverage, rasters = grid_coverage(
+        data.grids, tracks[["grid_id", "worker_id", "date", "ts", "lon", "lat"]], cell_m, max_gap_s
+    )
+    stats = stats.merge(coverage, on="grid_id", how="left")
+    transform = overlay_transform(tiles)
+
+    titles: dict[Path, str] = {}
+    overview = out_dir / OVERVIEW_PAGE
+    _write_overview(overview, lib_dir, data, stats, tiles)
+    titles[overview] = f"{month} 网格巡查总览"
+    pages = [overview]
+    for row in stats.itertuples(index=False):
+        page = out_dir / GRIDS_DIR / f"{_safe_name(row.grid_id)}.html"
+        raster, cells = rasters[row.grid_id]
+        _write_grid_page(page, lib_dir, data, row, raster, cells, tiles, transform, max_gap_s)
+        titles[page] = f"{row.grid_id} {row.grid_name}"
+        pages.append(page)
+    for wd in select_playback_days(data.worker_day, data.points, max_playback).itertuples(index=False):
+        day_points = data.points[(data.points["worker_id"] == wd.worker_id) & (data.points["day"] == wd.day)]
+        page = out_dir / PLAYBACK_DIR / f"{_safe_name(wd.worker_id)}_{wd.day}.html"
+        grid = data.grids[data.grids["grid_id"] == wd.grid_id]
+        _write_playback(
+            page,
+            lib_dir,
+            str(wd.worker_id),
+            wd.day,
+            day_points,
+            grid,
+            data.site_status,
+            tiles,
+            tz,
+            max_gap_s,
+            status=str(wd.status),
+            why=str(wd.why),
+        )
+        titles[page] = f"{wd.worker_id} {wd.day} {STATUS_ZH.get(str(wd.status), wd.status)} {wd.why}"
+        pages.append(page)
+    pages.append(write_index(out_dir, month, pages, workbook_name, titles=titles))
+    return pages
+
+
+def render_playback(
+    out_path: Path,
+    worker_id: str,
+    day: date | str,
+    points: pd.DataFrame,
+    *,
+    grid: shapely.Geometry | None = None,
+    tiles: TileConfig | None = None,
+    tz: str = "Asia/Shanghai",
+    lib_dir: Path | None = None,
+    max_gap_s: float = DEFAULT_MAX_GAP_S,
+) -> Path:
+    """Write one worker-day's playback page (a time slider over the track) to ``out_path``.
+
+    Parameters
+    ----------
+    out_path : Path
+        The HTML file to write.
+    worker_id : str
+    day : date or str
+        The local day (``YYYY-MM-DD``).
+    points : DataFrame
+        That worker-day's points: ``ts (UTC), lon, lat`` (WGS-84) and optionally ``counted``,
+        ``reason``, ``in_grid``. Points without ``counted`` are all taken as counted.
+    grid : shapely geometry, optional
+        The worker's grid polygon (EPSG:4326), drawn as an outline.
+    tiles : TileConfig, optional
+    tz : str
+        Time zone of the clock shown on the page.
+    lib_dir : Path, optional
+        Where the vendored scripts are; default ``lib/`` beside ``out_path`` (copied there).
+
+    Returns
+    -------
+    Path
+        ``out_path``.
+    """
+    tiles = tiles or TileConfig()
+    out_path = Path(out_path)
+    lib_dir = install_lib(Path(lib_dir) if lib_dir is not None else out_path.parent / LIB_DIRNAME)
+    day_str = _day_strings(pd.Series([day]))[0]
+    pts = _prepare_points(points, tiles, tz)
+    pts["worker_id"] = str(worker_id)
+    pts = pts.sort_values("ts", kind="stable")
+    grids = (
+        pd.DataFrame({"grid_id": ["-"], "display": [_display_geom(grid, overlay_transform(tiles))]})
+        if grid is not None
+        else None
+    )
+    _write_playback(out_path, lib_dir, str(worker_id), day_str, pts, grids, None, tiles, tz, max_gap_s)
+    return out_path
+
+
+def write_index(
+    out_dir: Path,
+    month: str,
+    pages: Sequence[Path],
+    workbook_name: str | None,
+    *,
+    titles: dict[Path, str] | None = None,
+) -> Path:
+    """Write ``out_dir/index.html``: links (relative) to every map page, the workbook and exports.
+
+    The exports are whatever ``*.xlsx``, ``*.csv`` and ``*.parquet`` files are in ``out_dir``
+    when this runs; call it again after the exports are written to list them.
+    """
+    out_dir = Path(out_dir)
+    titles = titles or {}
+    maps_pages = [Path(p) for p in pages if Path(p).name != INDEX_PAGE]
+
+    def link(path: Path, text: str | None = None) -> str:
+        href = Path(os.path.relpath(path.resolve(), out_dir.resolve())).as_posix()
+        return f'<li><a href="{html.escape(href)}">{html.escape(text or titles.get(path, path.stem))}</a></li>'
+
+    sections = [
+        ("总览", [p for p in maps_pages if p.name == OVERVIEW_PAGE and p.parent == out_dir]),
+        ("网格页面", sorted(p for p in maps_pages if p.parent.name == GRIDS_DIR)),
+        ("轨迹回放（争议核查）", sorted(p for p in maps_pages if p.parent.name == PLAYBACK_DIR)),
+    ]
+    body = [f"<h1>{html.escape(month)} 网格巡查地图与考核导出</h1>"]
+    for heading, items in sections:
+        if items:
+            body.append(f"<h2>{heading}</h2><ul>{''.join(link(p) for p in items)}</ul>")
+    exports = sorted(p for ext in ("*.xlsx", "*.csv", "*.parquet") for p in out_dir.glob(ext))
+    # the workbook first; files not (yet) written are not linked
+    exports.sort(key=lambda p: p.name != workbook_name)
+    if exports:
+        export_items = "".join(
+            link(p, p.name + (" （考核工作簿）" if p.name == workbook_name else "")) for p in exports
+        )
+        body.append(f"<h2>数据导出</h2><ul>{export_items}</ul>")
+    body.append(
+        "<p class='note'>地图页面离线可用：脚本与样式在 lib/ 目录（开源许可见 lib/licenses/）。"
+        "重点人员、特殊人群、关爱对象只显示编号，不显示姓名和地址。</p>"
+    )
+    page = out_dir / INDEX_PAGE
+    doc = (
+        "<!DOCTYPE html><html lang='zh-CN'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(month)} 网格巡查</title><style>body{{font-family:'Noto Sans CJK SC','Microsoft YaHei',"
+        "sans-serif;margin:2em;max-width:60em}} h2{{margin-top:1.4em}} li{{margin:.2em 0}} .note{{color:#555}}</style>"
+        f"</head><body>{''.join(body)}</body></html>"
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    page.write_text(check_offline(doc, str(page)), encoding="utf-8")
+    return page
+
+
+def render_workspace_month(ws: Any, con: Any, month: str) -> list[Path]:
+    """Render a workspace's month from its store (what ``trajectory.run --month`` calls).
+
+    Parameters
+    ----------
+    ws : trajectory.workspace.Workspace
+    con : duckdb connection (read-only is enough)
+    month : str
+        ``YYYY-MM``.
+    """
+    first, last = month_bounds(month)
+    worker_day = con.execute(f"SELECT * FROM {c.WORKER_DAY} WHERE date BETWEEN ? AND ?", [first, last]).df()
+    site_check = con.execute(
+        f"SELECT * FROM {c.SITE_CHECK} WHERE period_start <= ? AND period_end >= ?", [last, first]
+    ).df()
+    point_use = con.execute("SELECT * FROM point_use WHERE CAST(date AS DATE) BETWEEN ? AND ?", [first, last]).df()
+    flags = _read_day_flags(con, first, last)
+    if flags is not None and "flags" not in worker_day.columns:
+        worker_day = worker_day.merge(flags, on=["worker_id", "date"], how="left")
+    out_dir = ws.paths.out_month(month)
+    workbooks = sorted(out_dir.glob("*.xlsx")) if out_dir.is_dir() else []
+    return render_month(
+        out_dir,
+        month,
+        ws.grids,
+        worker_day,
+        site_check,
+        ws.sites,
+        point_use,
+        tiles=workspace_tiles(ws),
+        workbook_name=workbooks[0].name if workbooks else None,
+        tz=str(ws.tz),
+        max_gap_s=float(ws.policy.patrol.points.max_gap_s),
+    )
+
+
+def workspace_tiles(ws: Any) -> TileConfig:
+    """The ``[maps]`` section of the workspace's policy, as a :class:`TileConfig`."""
+    maps_cfg = getattr(ws.policy, "maps", None)
+    if isinstance(maps_cfg, TileConfig):
+        return maps_cfg
+    raw = getattr(ws.policy, "raw", {}) or {}
+    return TileConfig.from_mapping(maps_cfg if isinstance(maps_cfg, dict) else raw.get("maps"))
+
+
+# --- preparing the frames ---------------------------------------------------------------------
+
+
+def month_bounds(month: str) -> tuple[date, date]:
+    """First and last day of ``YYYY-MM``.
+
+    Examples
+    --------
+    >>> month_bounds("2026-02")
+    (datetime.date(2026, 2, 1), datetime.date(2026, 2, 28))
+    """
+    try:
+        first = datetime.strptime(month, "%Y-%m").date()
+    except (TypeError, ValueError):
+        raise ValueError(f"month was '{month}' but is expected as YYYY-MM") from None
+    last = (pd.Timestamp(first) + pd.offsets.MonthEnd(0)).date()
+    return first, last
+
+
+def prepare_month(
+    month: str,
+    grids: pd.DataFrame,
+    worker_day: pd.DataFrame,
+    site_check: pd.DataFrame,
+    sites: pd.DataFrame,
+    point_use: pd.DataFrame,
+    tiles: TileConfig,
+    tz: str = "Asia/Shanghai",
+) -> MonthData:
+    """Validate the inputs, keep the month's rows and the columns the maps use, add display coordinates."""
+    first, last = month_bounds(month)
+    lo, hi = first.isoformat(), last.isoformat()
+    _require(grids, ("grid_id", "grid_name", "grid_type", "geometry"), "grids")
+    _require(
+        worker_day,
+        ("worker_id", "grid_id", "date", "workday", "exempt", "patrol_s", "patrol_m", "status"),
+        "worker_day",
+    )
+    _require(site_check, ("site_id", "site_type", "grid_id", "period_start", "period_end", "visited"), "site_check")
+    _require(sites, SITE_COLUMNS, "sites")
+    _require(point_use, POINT_USE_COLUMNS, "point_use")
+    transform = overlay_transform(tiles)
+
+    g = pd.DataFrame(
+        {
+            "grid_id": grids["grid_id"].astype(str).to_numpy(),
+            "grid_name": grids["grid_name"].fillna("").astype(str).to_numpy(),
+            "grid_type": grids["grid_type"].astype(str).to_numpy(),
+            "geometry": np.asarray(
+                grids.geometry.values if hasattr(grids, "geometry") else grids["geometry"], dtype=object
+            ),
+        }
+    )
+    g["display"] = [_display_geom(geom, transform) for geom in g["geometry"]]  # one call per grid
+
+    wd = worker_day.copy()
+    wd["worker_id"] = wd["worker_id"].astype(str)
+    wd["grid_id"] = wd["grid_id"].astype(str)
+    wd["day"] = _day_strings(wd["date"])
+    wd = wd[(wd["day"] >= lo) & (wd["day"] <= hi)].reset_index(drop=True)
+    wd["flagged"] = _flagged(wd["flags"]) if "flags" in wd.columns else False
+
+    sc = site_check.copy()
+    start, end = _day_strings(sc["period_start"]), _day_strings(sc["period_end"])
+    sc = sc[(start <= hi) & (end >= lo)]
+    k_n = (
+        sc.assign(visited=sc["visited"].fillna(False).astype(bool))
+        .groupby(sc["site_id"].astype(str))["visited"]
+        .agg(k="sum", n="size")
+    )
+    st = pd.DataFrame({col: sites[col] for col in SITE_COLUMNS})  # the label column is not copied
+    st["site_id"] = st["site_id"].astype(str)
+    st["grid_id"] = st["grid_id"].astype(str)
+    st = st.join(k_n, on="site_id")
+    st[["k", "n"]] = st[["k", "n"]].fillna(0).astype(int)
+    st["x"], st["y"] = transform(st["lon"].to_numpy(dtype=float), st["lat"].to_numpy(dtype=float))
+
+    pts = _prepare_points(point_use, tiles, tz)
+    pts = pts[(pts["day"] >= lo) & (pts["day"] <= hi)]
+    day_grid = wd.drop_duplicates(["worker_id", "day"])[["worker_id", "day", "grid_id"]]
+    pts = pts.merge(day_grid, on=["worker_id", "day"], how="left")
+    pts = pts.sort_values(["grid_id", "worker_id", "day", "ts"], kind="stable", na_position="last").reset_index(
+        drop=True
+    )
+    return MonthData(month, g, wd, st, pts)
+
+
+def grid_month_stats(grids: pd.DataFrame, worker_day: pd.DataFrame) -> pd.DataFrame:
+    """Per grid: workdays (non-exempt), ok days, compliance, km and hours patrolled in the month.
+
+    Compliance = days with status ok / non-exempt workdays (NaN when there is none).
+    """
+    wd = worker_day
+    scored = (
+        wd["workday"].fillna(False).astype(bool)
+        & ~wd["exempt"].fillna(False).astype(bool)
+        & (wd["status"] != c.STATUS_EXEMPT)
+    )
+    agg = (
+        pd.DataFrame(
+            {
+                "grid_id": wd["grid_id"],
+                "workdays": scored.astype(int),
+                "ok_days": (scored & (wd["status"] == c.STATUS_OK)).astype(int),
+                "patrol_km": wd["patrol_m"].fillna(0.0) / 1000.0,
+                "patrol_h": wd["patrol_s"].fillna(0.0) / 3600.0,
+            }
+        )
+        .groupby("grid_id", sort=False)
+        .sum()
+    )
+    out = grids[["grid_id", "grid_name", "grid_type"]].join(agg, on="grid_id")
+    out[["workdays", "ok_days"]] = out[["workdays", "ok_days"]].fillna(0).astype(int)
+    out[["patrol_km", "patrol_h"]] = out[["patrol_km", "patrol_h"]].fillna(0.0)
+    out["compliance"] = np.where(
+        out["workdays"] > 0, out["ok_days"] / out["workdays"].where(out["workdays"] > 0, 1), np.nan
+    )
+    return out.reset_index(drop=True)
+
+
+def select_playback_days(
+    worker_day: pd.DataFrame, points: pd.DataFrame, max_pages: int = MAX_PLAYBACK_PAGES
+) -> pd.DataFrame:
+    """Worker-days worth a playback: flagged, short, or absent although points were sent.
+
+    Ordered flagged, short, absent-with-points, then by date and worker; at most ``max_pages``.
+    Adds ``why`` (Chinese reason for the page).
+    """
+    has_points = worker_day.set_index(["worker_id", "day"]).index.isin(
+        points.set_index(["worker_id", "day"]).index.unique()
+    )
+    flagged = worker_day["flagged"].to_numpy(dtype=bool) & has_points
+    short = (worker_day["status"] == c.STATUS_SHORT).to_numpy() & has_points
+    absent = (worker_day["status"] == c.STATUS_ABSENT).to_numpy() & has_points
+    rank = np.select([flagged, short, absent], [0, 1, 2], default=-1)
+    why = np.select([flagged, short, absent], ["有异常标记", "巡查不足", "有轨迹但判缺勤"], default="")
+    out = worker_day.assign(rank=rank, why=why)
+    out = out[out["rank"] >= 0].sort_values(["rank", "day", "worker_id"], kind="stable")
+    return out.head(max(int(max_pages), 0)).reset_index(drop=True)
+
+
+def reason_categories(reason: pd.Series, in_grid: pd.Series | None = None) -> np.ndarray:
+    """Index into :data:`REASON_CATEGORIES` (+ other last) of each point's reason, vectorised.
+
+    Examples
+    --------
+    >>> reason_categories(pd.Series(["duplicate", "speed_vehicle", None, "xyz"])).tolist()
+    [4, 1, 9, 9]
+    """
+    codes, uniques = pd.factorize(reason.fillna("").astype(str).str.lower())  # a handful of distinct reasons
+    low = pd.Series(uniques, dtype=object)
+    conds = [low.str.contains("|".join(keys), regex=True).to_numpy(dtype=bool) for _, _, keys in REASON_CATEGORIES]
+    per_unique = np.select(conds, np.arange(len(REASON_CATEGORIES)), default=len(REASON_CATEGORIES))
+    cat = per_unique[codes] if len(codes) else np.empty(0, dtype=np.int64)
+    if in_grid is not None:
+        outside = next(i for i, r in enumerate(REASON_CATEGORIES) if r[0] == "网格外")
+        no_reason = (low == "").to_numpy()[codes] if len(codes) else np.empty(0, dtype=bool)
+        cat = np.where(no_reason & ~in_grid.fillna(True).astype(bool).to_numpy(), outside, cat)
+    return cat
+
+
+# --- pages ------------------------------------------------------------------------------------
+
+
+def _new_map(
+    page: Path, lib_dir: Path, bounds: np.ndarray, tiles: TileConfig, title: str, plugins: tuple[str, ...]
+) -> folium.Map:
+    """A map with local scripts only, the configured tiles, fitted to ``bounds`` (minx, miny, maxx, maxy)."""
+    minx, miny, maxx, maxy = (float(v) for v in bounds)
+    m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=14, tiles=None, control_scale=True)
+    js, css = local_assets(lib_href(page, lib_dir), plugins)
+    m.default_js, m.default_css = js, css  # instance attributes: folium's class defaults stay untouched
+    for layer in tile_layers(tiles):
+        layer.add_to(m)
+    m.fit_bounds([[miny, minx], [maxy, maxx]], padding=(10, 10))
+    root = cast(Figure, m.get_root())
+    root.header.add_child(Element(f"<title>{html.escape(title)}</title>"), name="page_title")
+    if not tile_layers(tiles):
+        root.header.add_child(Element("<style>.leaflet-container{background:#f4f3ef;}</style>"), name="blank_bg")
+    return m
+
+
+def _write_page(m: folium.Map, page: Path) -> Path:
+    doc = check_offline(m.get_root().render(), str(page))
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text(doc, encoding="utf-8")
+    return page
+
+
+def _write_overview(page: Path, lib_dir: Path, data: MonthData, stats: pd.DataFrame, tiles: TileConfig) -> None:
+    display = np.asarray(data.grids["display"].to_numpy(), dtype=object)
+    bounds = _bounds(display)
+    m = _new_map(page, lib_dir, bounds, tiles, f"{data.month} 网格巡查总览", ("heat",))
+    st = stats.set_index("grid_id").loc[data.grids["grid_id"]].reset_index()
+    fill = _compliance_colors(st["compliance"].to_numpy())
+    props = pd.DataFrame(
+        {
+            "grid_id": html_escape(st["grid_id"]),
+            "grid_name": html_escape(st["grid_name"]),
+            "type_zh": st["grid_type"].map(GRID_TYPE_ZH).fillna(st["grid_type"]),
+            "compliance": _pct(st["compliance"])
+            + " ("
+            + st["ok_days"].astype(str)
+            + "/"
+            + st["workdays"].astype(str)
+            + " 工作日)",
+            "coverage": _pct(st["coverage"])
+            + " ("
+            + st["walked_cells"].fillna(0).astype(int).astype(str)
+            + "/"
+            + st["grid_cells"].fillna(0).astype(int).astype(str)
+            + " 单元)",
+            "km": st["patrol_km"].map("{:.1f}".format),
+            "hours": st["patrol_h"].map("{:.1f}".format),
+            "fill": fill,
+            "link": "<a href='"
+            + GRIDS_DIR
+            + "/"
+            + st["grid_id"].map(_safe_name)
+            + ".html'>打开网格页面 "
+            + html_escape(st["grid_id"])
+            + "</a>",
+        }
+    )
+    features = {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "geometry": shapely.geometry.mapping(geom), "properties": p}
+            for geom, p in zip(display, props.to_dict("records"), strict=True)  # one per grid
+        ],
+    }
+    folium.GeoJson(
+        features,
+        name="网格巡查达标率",
+        style_function=lambda f: {
+            "fillColor": f["properties"]["fill"],
+            "color": "#333",
+            "weight": 1.5,
+            "fillOpacity": 0.45,
+        },
+        highlight_function=lambda f: {"weight": 3, "fillOpacity": 0.6},
+        tooltip=folium.GeoJsonTooltip(
+            fields=["grid_id", "grid_name", "type_zh", "compliance", "coverage", "km", "hours"],
+            aliases=["网格编号", "网格名称", "类型", "巡查达标率", "覆盖率", "巡查里程 (km)", "巡查时长 (h)"],
+        ),
+        popup=folium.GeoJsonPopup(fields=["link"], labels=False),
+        zoom_on_click=False,
+    ).add_to(m)
+    counted = data.points[data.points["counted"]]
+    idx = _stride(len(counted), MONTH_HEAT_MAX_POINTS)
+    if len(idx):
+        HeatLayer(counted["y"].to_numpy()[idx], counted["x"].to_numpy()[idx], name="巡查热力图").add_to(m)
+    _site_layer(data.site_status).add_to(m)
+    _title_box(m, f"{data.month} 网格巡查总览", _overview_summary(stats), tiles)
+    InfoBox(_legend_html(), position="bottomright").add_to(m)
+    folium.LayerControl(collapsed=False).add_to(m)
+    _write_page(m, page)
+
+
+def _write_grid_page(
+    page: Path,
+    lib_dir: Path,
+    data: MonthData,
+    row: Any,
+    raster: GridRaster,
+    cells: np.ndarray,
+    tiles: TileConfig,
+    transform: Any,
+    max_gap_s: float,
+) -> None:
+    grid = data.grids[data.grids["grid_id"] == row.grid_id].iloc[0]
+    m = _new_map(
+        page, lib_dir, shapely.bounds(grid["display"]), tiles, f"{data.month} {row.grid_id} {row.grid_name}", ("heat",)
+    )
+    folium.GeoJson(
+        shapely.geometry.mapping(grid["display"]),
+        name="网格边界",
+        style_function=lambda f: {"color": "#1a237e", "weight": 2.5, "fillOpacity": 0.04},
+        tooltip=f"{html.escape(str(row.grid_id))} {html.escape(str(row.grid_name))}",
+        control=False,
+    ).add_to(m)
+    if len(cells):
+        folium.GeoJson(
+            {"type": "MultiPolygon", "coordinates": cell_polygons(raster, cells, transform)},
+            name=f"已巡查单元（{raster.cell_m:g} m，覆盖率 {_pct(pd.Series([row.coverage])).iloc[0]}）",
+            style_function=lambda f: {"color": "#00695c", "weight": 0.3, "fillColor": "#26a69a", "fillOpacity": 0.35},
+            show=True,
+        ).add_to(m)
+    pts = data.points[data.points["grid_id"] == row.grid_id]
+    counted = pts[pts["counted"]]
+    idx = _stride(len(counted), GRID_HEAT_MAX_POINTS)
+    if len(idx):
+        HeatLayer(counted["y"].to_numpy()[idx], counted["x"].to_numpy()[idx], name="巡查热力图").add_to(m)
+    _site_layer(data.site_status[data.site_status["grid_id"] == row.grid_id]).add_to(m)
+    days = data.worker_day[data.worker_day["grid_id"] == row.grid_id].set_index(["worker_id", "day"])
+    if len(pts):
+        key = pts["worker_id"] + "|" + pts["day"]
+        starts = np.flatnonzero(np.r_[True, key.to_numpy()[1:] != key.to_numpy()[:-1]])
+        for s, e in zip(starts, np.r_[starts[1:], len(pts)], strict=True):  # one layer per worker-day
+            _worker_day_layer(pts.iloc[s:e], days, max_gap_s).add_to(m)
+    _title_box(
+        m,
+        f"{row.grid_id} {row.grid_name}（{GRID_TYPE_ZH.get(row.grid_type, row.grid_type)}）",
+        f"{data.month}：达标率 {_pct(pd.Series([row.compliance])).iloc[0]}（{row.ok_days}/{row.workdays} 工作日），"
+        f"覆盖率 {_pct(pd.Series([row.coverage])).iloc[0]}，{row.patrol_km:.1f} km，{row.patrol_h:.1f} h"
+        "<br>每个工作日轨迹为一个图层（右上角勾选）：实线 = 计入巡查，圆点 = 未计入（悬停看原因）",
+        tiles,
+        back="../" + INDEX_PAGE,
+    )
+    InfoBox(_legend_html(with_compliance=False, with_reasons=True), position="bottomright").add_to(m)
+    folium.LayerControl(collapsed=True).add_to(m)
+    _write_page(m, page)
+
+
+def _worker_day_layer(pts: pd.DataFrame, days: pd.DataFrame, max_gap_s: float) -> folium.FeatureGroup:
+    worker, day = str(pts["worker_id"].iloc[0]), str(pts["day"].iloc[0])
+    label = f"{worker} {day}"
+    if (worker, day) in days.index:
+        d = days.loc[(worker, day)]
+        d = d.iloc[0] if isinstance(d, pd.DataFrame) else d
+        label += f" {STATUS_ZH.get(str(d['status']), d['status'])} {float(d['patrol_m'] or 0) / 1000:.1f} km {float(d['patrol_s'] or 0) / 3600:.1f} h"
+    group = folium.FeatureGroup(name=html.escape(label), show=False)
+    counted = pts[pts["counted"].to_numpy()]
+    if len(counted) >= 2:
+        gap = np.r_[False, np.diff(counted["t_s"].to_numpy()) > max_gap_s]
+        LinesLayer(
+            counted["y"].to_numpy(), counted["x"].to_numpy(), np.cumsum(gap), tooltip=label, control=False
+        ).add_to(group)
+    dropped = pts[~pts["counted"].to_numpy()]
+    idx = _stride(len(dropped), MAX_DISCARDED_PER_DAY)
+    if len(idx):
+        dropped = dropped.iloc[idx]
+        PointsLayer(
+            dropped["y"].to_numpy(),
+            dropped["x"].to_numpy(),
+            dropped["reason_cat"].to_numpy(),
+            _reason_legend(),
+            texts=_reason_texts(dropped).tolist(),
+            radius=2.5,
+            control=False,
+        ).add_to(group)
+    return group
+
+
+def _write_playback(
+    page: Path,
+    lib_dir: Path,
+    worker_id: str,
+    day: str,
+    pts: pd.DataFrame,
+    grids: pd.DataFrame | None,
+    site_status: pd.DataFrame | None,
+    tiles: TileConfig,
+    tz: str,
+    max_gap_s: float,
+    status: str | None = None,
+    why: str = "",
+) -> None:
+    if grids is not None and len(grids):
+        bounds = _bounds(np.asarray(grids["display"].to_numpy(), dtype=object))
+    elif len(pts):
+        bounds = np.array([pts["x"].min(), pts["y"].min(), pts["x"].max(), pts["y"].max()])
+    else:
+        bounds = np.array([119.9, 31.7, 120.0, 31.8])  # nothing to show; any extent will do
+    m = _new_map(page, lib_dir, bounds, tiles, f"轨迹回放 {worker_id} {day}", ("timedimension",))
+    if grids is not None and len(grids):
+        folium.GeoJson(
+            shapely.geometry.mapping(grids["display"].iloc[0]),
+            name="网格边界",
+            style_function=lambda f: {"color": "#1a237e", "weight": 2.5, "fillOpacity": 0.04},
+            control=False,
+        ).add_to(m)
+    if site_status is not None and grids is not None and len(grids):
+        _site_layer(site_status[site_status["grid_id"] == grids["grid_id"].iloc[0]]).add_to(m)
+    offset = int((ZoneInfo(tz).utcoffset(datetime.fromisoformat(day + "T12:00")) or timedelta(0)).total_seconds() // 60)
+    features = []
+    ms = ((pts["ts"] - pd.Timestamp("1970-01-01", tz="UTC")) // pd.Timedelta(milliseconds=1)).to_numpy(dtype=np.int64)
+    lon, lat = np.round(pts["x"].to_numpy(), 6), np.round(pts["y"].to_numpy(), 6)
+    counted = pts["counted"].to_numpy(dtype=bool)
+    for mask, style, name in (
+        (np.ones(len(pts), dtype=bool), {"color": "#757575", "weight": 2, "dashArray": "4 4"}, "全部定位点"),
+        (counted, {"color": "#1f6fd1", "weight": 4}, "计入巡查"),
+    ):
+        if mask.sum() == 0:
+            continue
+        coords = np.column_stack([lon[mask], lat[mask]]).tolist()
+        geometry = (
+            {"type": "LineString", "coordinates": coords}
+            if mask.sum() > 1
+            else {"type": "Point", "coordinates": coords[0]}
+        )
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": geometry,
+                "properties": {
+                    "times": ms[mask].tolist(),
+                    "style": style,
+                    "iconstyle": {
+                        "radius": 6,
+                        "color": style["color"],
+                        "fillColor": style["color"],
+                        "fillOpacity": 0.9,
+                    },
+                    "tooltip": name,
+                },
+            }
+        )
+    if features:
+        span_s = (ms.max() - ms.min()) / 1000 if len(ms) else 0
+        step_min = max(1, int(np.ceil(span_s / 60 / 600)))  # ≤ ~600 steps on the slider
+        PlaybackGeoJson(
+            {"type": "FeatureCollection", "features": features},
+            utc_offset_min=offset,
+            period=f"PT{step_min}M",
+            transition_time=100,
+            auto_play=False,
+            loop=False,
+            add_last_point=True,
+            date_options="YYYY-MM-DD HH:mm:ss",
+            duration=None,
+        ).add_to(m)
+    dropped = pts[~counted]
+    if len(dropped):
+        idx = _stride(len(dropped), MAX_DISCARDED_PER_DAY)
+        dropped = dropped.iloc[idx]
+        PointsLayer(
+            dropped["y"].to_numpy(),
+            dropped["x"].to_numpy(),
+            dropped["reason_cat"].to_numpy(),
+            _reason_legend(),
+            texts=(_reason_texts(dropped) + " " + _local_clock(dropped["ts"], tz)).tolist(),
+            name="未计入的点（按原因）",
+            radius=3,
+        ).add_to(m)
+    head = f"轨迹回放：{html.escape(worker_id)} {day}"
+    if status:
+        head += f"（{STATUS_ZH.get(status, status)}{'，' + why if why else ''}）"
+    summary = (
+        f"定位点 {len(pts)} 个，计入巡查 {int(counted.sum())} 个。时间为 {html.escape(tz)} 当地时间；"
+        "拖动左下角时间轴或点 ▶ 播放。灰色虚线 = 全部定位点，蓝色 = 计入巡查。"
+    )
+    _title_box(m, head, summary, tiles, back=("../" + INDEX_PAGE) if page.parent.name == PLAYBACK_DIR else None)
+    InfoBox(
+        _legend_html(with_compliance=False, with_sites=site_status is not None, with_reasons=True),
+        position="bottomright",
+    ).add_to(m)
+    folium.LayerControl(collapsed=True).add_to(m)
+    _write_page(m, page)
+
+
+# --- layers and boxes ---------------------------------------------------------------------------
+
+
+def _site_layer(site_status: pd.DataFrame) -> PointsLayer:
+    """Sites by code and type only (no label): green all periods visited, red some missed."""
+    st = site_status
+    cat = np.where(st["n"].to_numpy() == 0, 2, np.where(st["k"].to_numpy() >= st["n"].to_numpy(), 0, 1))
+    texts = (
+        html_escape(st["site_id"])
+        + " · "
+        + st["site_type"].map(SITE_TYPE_ZH).fillna("场所")
+        + " · 走访周期 "
+        + st["k"].astype(str)
+        + "/"
+        + st["n"].astype(str)
+    )
+    return PointsLayer(
+        st["y"].to_numpy(),
+        st["x"].to_numpy(),
+        cat,
+        SITE_COLORS,
+        texts=texts.tolist(),
+        name="走访对象（编号）",
+        radius=6,
+        weight=2,
+        fill_opacity=0.7,
+    )
+
+
+def _title_box(m: folium.Map, title: str, summary: str, tiles: TileConfig, back: str | None = None) -> None:
+    parts = [f"<h1>{html.escape(title)}</h1>", f"<div>{summary}</div>"]
+    if tiles.withheld_note:
+        parts.append(f"<div style='color:#8d6e63'>{html.escape(tiles.withheld_note)}</div>")
+    if back:
+        parts.append(f"<div><a href='{html.escape(back)}'>返回目录</a></div>")
+    InfoBox("".join(parts), position="topleft").add_to(m)
+
+
+def _overview_summary(stats: pd.DataFrame) -> str:
+    wd, ok = int(stats["workdays"].sum()), int(stats["ok_days"].sum())
+    rate = f"{ok / wd:.0%}" if wd else "—"
+    return (
+        f"{len(stats)} 个网格；全部工作日巡查达标率 {rate}（{ok}/{wd}）。"
+        "<br>悬停网格看覆盖率、里程和时长；点击网格可打开该网格的页面。"
+    )
+
+
+def _legend_html(with_compliance: bool = True, with_sites: bool = True, with_reasons: bool = False) -> str:
+    rows = []
+    if with_compliance:
+        rows.append("<b>巡查达标率</b>")
+        rows += [
+            f"<div><span class='sw' style='background:{col}'></span>{label}</div>" for _, col, label in COMPLIANCE_BINS
+        ]
+        rows.append(f"<div><span class='sw' style='background:{NO_WORKDAY_COLOR}'></span>无考核工作日</div>")
+    if with_sites:
+        rows.append("<b>走访对象（仅显示编号）</b>")
+        rows += [
+            f"<div><span class='sw dot' style='background:{col}'></span>{label}</div>" for label, col in SITE_COLORS
+        ]
+    if with_reasons:
+        rows.append("<b>未计入的点</b>")
+        rows += [
+            f"<div><span class='sw dot' style='background:{col}'></span>{label}</div>"
+            for label, col in _reason_legend()
+        ]
+    return "".join(rows)
+
+
+def _reason_legend() -> list[tuple[str, str]]:
+    return [(label, col) for label, col, _ in REASON_CATEGORIES] + [REASON_OTHER]
+
+
+def _reason_texts(pts: pd.DataFrame) -> pd.Series:
+    labels = np.array([label for label, _ in _reason_legend()], dtype=object)
+    text = pd.Series(labels[pts["reason_cat"].to_numpy()], index=pts.index)
+    other = pts["reason_cat"].to_numpy() == len(REASON_CATEGORIES)
+    if other.any():
+        raw = html_escape(pts["reason"].fillna("未说明"))
+        text = text.where(~other, "其他：" + raw)
+    return "未计入：" + text
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _prepare_points(point_use: pd.DataFrame, tiles: TileConfig, tz: str) -> pd.DataFrame:
+    """Columns the maps use, ``ts`` as UTC, local ``day``, ``t_s`` seconds, display ``x``/``y``."""
+    pts = pd.DataFrame(
+        {
+            "worker_id": point_use["worker_id"].astype(str).to_numpy() if "worker_id" in point_use else "",
+            "ts": pd.to_datetime(point_use["ts"], utc=True).array,
+            "lon": point_use["lon"].to_numpy(dtype=np.float64),
+            "lat": point_use["lat"].to_numpy(dtype=np.float64),
+            "counted": point_use["counted"].fillna(False).astype(bool).to_numpy() if "counted" in point_use else True,
+            "reason": point_use["reason"].to_numpy(dtype=object) if "reason" in point_use else None,
+            "in_grid": point_use["in_grid"].fillna(True).astype(bool).to_numpy() if "in_grid" in point_use else True,
+        }
+    )
+    pts["ts"] = pd.to_datetime(pts["ts"], utc=True)
+    if "date" in point_use.columns:
+        pts["day"] = _day_strings(point_use["date"]).to_numpy()
+    else:
+        pts["day"] = pts["ts"].dt.tz_convert(tz).dt.strftime("%Y-%m-%d")
+    pts["date"] = pts["day"]
+    pts["t_s"] = (pts["ts"] - pd.Timestamp("1970-01-01", tz="UTC")).dt.total_seconds()
+    pts["x"], pts["y"] = overlay_transform(tiles)(pts["lon"].to_numpy(), pts["lat"].to_numpy())
+    pts["reason_cat"] = reason_categories(pts["reason"], pts["in_grid"])
+    return pts
+
+
+def _read_day_flags(con: Any, first: date, last: date) -> pd.DataFrame | None:
+    """``day_flag`` rows of the month as one ``flags`` text per worker-day, if that table exists."""
+    try:
+        cols = {r[0] for r in con.execute(f"DESCRIBE {c.DAY_FLAG}").fetchall()}
+    except Exception:  # table not created (yet): no flags
+        return None
+    if not {"worker_id", "date"} <= cols:
+        return None
+    kind = next((k for k in ("flag", "kind", "reason", "code") if k in cols), None)
+    text = f"string_agg(DISTINCT CAST({kind} AS VARCHAR), ',')" if kind else "CAST(count(*) AS VARCHAR)"
+    return con.execute(
+        f"SELECT worker_id, date, {text} AS flags FROM {c.DAY_FLAG} WHERE CAST(date AS DATE) BETWEEN ? AND ? GROUP BY ALL",
+        [first, last],
+    ).df()
+
+
+def _flagged(flags: pd.Series) -> np.ndarray:
+    """Anything non-empty, non-zero and non-false means flagged (text, count, bool or list)."""
+
+    def one(v: object) -> bool:  # per worker-day, not per point
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return False
+        if isinstance(v, str):
+            return v.strip().lower() not in ("", "0", "false", "none", "[]")
+        try:
+            return bool(len(v))  # type: ignore[arg-type]
+        except TypeError:
+            return bool(v)
+
+    return np.fromiter((one(v) for v in flags.to_numpy(dtype=object)), dtype=bool, count=len(flags))
+
+
+def _day_strings(values: pd.Series) -> pd.Series:
+    """Dates (date, Timestamp or text) as ``YYYY-MM-DD`` strings."""
+    if len(values) == 0:
+        return pd.Series([], dtype=object, index=values.index)
+    return pd.Series(
+        pd.to_datetime(values.astype(str).str.slice(0, 10), format="%Y-%m-%d").dt.strftime("%Y-%m-%d").to_numpy(),
+        index=values.index,
+    )
+
+
+def _display_geom(geom: shapely.Geometry, transform: Any) -> shapely.Geometry:
+    return shapely.transform(geom, lambda xy: np.column_stack(transform(xy[:, 0], xy[:, 1])))
+
+
+def _bounds(geoms: np.ndarray) -> np.ndarray:
+    b = shapely.bounds(geoms)
+    return np.array([np.nanmin(b[:, 0]), np.nanmin(b[:, 1]), np.nanmax(b[:, 2]), np.nanmax(b[:, 3])])
+
+
+def _compliance_colors(rate: np.ndarray) -> np.ndarray:
+    colors = np.full(len(rate), NO_WORKDAY_COLOR, dtype=object)
+    for threshold, color, _ in reversed(COMPLIANCE_BINS):
+        colors[np.nan_to_num(rate, nan=-1.0) >= threshold] = color
+    return colors
+
+
+def _pct(values: pd.Series) -> pd.Series:
+    v = pd.to_numeric(values, errors="coerce")
+    return (v * 100).round(0).map(lambda x: "—" if pd.isna(x) else f"{x:.0f}%")
+
+
+def _stride(n: int, max_n: int) -> np.ndarray:
+    """Deterministic subsample: every k-th index so that at most ``max_n`` remain."""
+    step = max(1, int(np.ceil(n / max_n))) if max_n > 0 else n + 1
+    return np.arange(0, n, step)
+
+
+def _local_clock(ts: pd.Series, tz: str) -> pd.Series:
+    return ts.dt.tz_convert(tz).dt.strftime("%H:%M:%S")
+
+
+def _safe_name(value: object) -> str:
+    """A file name from an id: keep letters, digits, CJK, ``-_.``; replace the rest."""
+    s = pd.Series([str(value)]).str.replace(r"[^\w\-.]", "_", regex=True).iloc[0]
+    return s.strip(".") or "_"
+
+
+def _require(df: pd.DataFrame, columns: Sequence[str], name: str) -> None:
+    missing = [col for col in columns if col not in df.columns]
+    if missing:
+        raise ValueError(f"{name} has no column(s) {', '.join(missing)}; found {', '.join(map(str, df.columns))}")
+
+
+__all__ = [
+    "render_month",
+    "render_playback",
+    "render_workspace_month",
+    "write_index",
+    "month_bounds",
+    "prepare_month",
+    "grid_month_stats",
+    "select_playback_days",
+    "reason_categories",
+    "workspace_tiles",
+]

@@ -1,0 +1,150 @@
+"""Small synthetic month for the map tests: 3 grids, a few worker-days, sites of every type."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from maps_fixtures import LAT0, LON0, MONTH, SECRET_LABELS
+
+from maps.build import render_month
+from maps.tiles import TileConfig
+
+
+def _box(i: int) -> shapely.Polygon:
+    # ≈ 950 m × 1100 m squares side by side
+    return shapely.box(LON0 + 0.012 * i, LAT0, LON0 + 0.012 * i + 0.01, LAT0 + 0.01)
+
+
+@pytest.fixture(scope="session")
+def grids() -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(
+        {
+            "grid_id": ["G01", "G02", "G03"],
+            "grid_name": ["西太湖一网格", "西太湖二网格", "塘洋村网格"],
+            "grid_type": ["community", "community", "village"],
+        },
+        geometry=[_box(0), _box(1), _box(2)],
+        crs=4326,
+    )
+
+
+def _walk(worker: str, day: str, lon0: float, lat0: float, n: int, start_h: float = 1.0) -> pd.DataFrame:
+    """A lawn-mower walk starting at (lon0, lat0): n points every 10 s, 1.2 m/s."""
+    t = pd.Timestamp(f"{day}T00:00:00Z") + pd.Timedelta(hours=start_h) + pd.to_timedelta(np.arange(n) * 10, unit="s")
+    step = 12.0 / 95_000  # 12 m in degrees of longitude at 31.7°
+    row = np.arange(n) // 60
+    col = np.arange(n) % 60
+    col = np.where(row % 2 == 0, col, 59 - col)
+    lon = lon0 + col * step
+    lat = lat0 + row * 60 / 111_000
+    return pd.DataFrame({"worker_id": worker, "ts": t, "lon": lon, "lat": lat, "date": day})
+
+
+@pytest.fixture(scope="session")
+def point_use() -> pd.DataFrame:
+    frames = [
+        _walk("W1", "2026-10-08", LON0 + 0.001, LAT0 + 0.001, 720),
+        _walk("W1", "2026-10-09", LON0 + 0.002, LAT0 + 0.003, 720),
+        _walk("W2", "2026-10-08", LON0 + 0.013, LAT0 + 0.002, 200),
+        _walk("W3", "2026-10-09", LON0 + 0.0255, LAT0 + 0.011, 30),  # north of G03: outside
+    ]
+    df = pd.concat(frames, ignore_index=True)
+    df["counted"] = True
+    df["reason"] = None
+    df["in_grid"] = True
+    # W1 day 1: a few discarded points of every reason
+    reasons = ["duplicate", "accuracy", "mock_location", "jump", "speed", "outside_grid", "mystery<b>"]
+    idx = np.arange(100, 100 + 7 * 5).reshape(7, 5)
+    for r, ii in zip(reasons, idx, strict=True):
+        df.loc[ii, "counted"] = False
+        df.loc[ii, "reason"] = r
+    w3 = df["worker_id"] == "W3"
+    df.loc[w3, ["counted", "in_grid", "reason"]] = [False, False, "outside_grid"]
+    return df
+
+
+@pytest.fixture(scope="session")
+def worker_day() -> pd.DataFrame:
+    rows = [
+        ("W1", "G01", "2026-10-08", True, False, 7190.0, 8600.0, 3600.0, 3590.0, "ok", None),
+        ("W1", "G01", "2026-10-09", True, False, 7190.0, 8600.0, 3600.0, 3590.0, "ok", "mock_location"),
+        ("W1", "G01", "2026-10-10", True, True, 0.0, 0.0, 0.0, 0.0, "exempt", None),
+        ("W2", "G02", "2026-10-08", True, False, 1990.0, 2400.0, 1990.0, 0.0, "short", None),
+        ("W2", "G02", "2026-10-09", True, False, 0.0, 0.0, 0.0, 0.0, "absent", None),
+        ("W3", "G03", "2026-10-09", True, False, 0.0, 0.0, 0.0, 0.0, "absent", None),
+        ("W3", "G03", "2026-10-11", False, False, 0.0, 0.0, 0.0, 0.0, "off", None),
+        ("W3", "G03", "2026-09-30", True, False, 0.0, 0.0, 0.0, 0.0, "absent", None),  # other month
+    ]
+    cols = [
+        "worker_id",
+        "grid_id",
+        "date",
+        "workday",
+        "exempt",
+        "patrol_s",
+        "patrol_m",
+        "am_s",
+        "pm_s",
+        "status",
+        "flags",
+    ]
+    df = pd.DataFrame(rows, columns=cols)
+    df["date"] = pd.to_datetime(df["date"]).dt.date
+    return df
+
+
+@pytest.fixture(scope="session")
+def sites() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "site_id": ["KP001", "SG001", "CS001", "HZ001"],
+            "site_type": ["key_person", "special_group", "care_subject", "hazard_site"],
+            "grid_id": ["G01", "G01", "G02", "G03"],
+            "lon": [LON0 + 0.003, LON0 + 0.006, LON0 + 0.015, LON0 + 0.029],
+            "lat": [LAT0 + 0.002, LAT0 + 0.006, LAT0 + 0.004, LAT0 + 0.005],
+            "radius_m": [50.0] * 4,
+            "label": list(SECRET_LABELS),
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def site_check() -> pd.DataFrame:
+    rows = [
+        ("KP001", "key_person", "G01", "2026-10-05", "2026-10-11", True),
+        ("KP001", "key_person", "G01", "2026-10-12", "2026-10-18", False),
+        ("SG001", "special_group", "G01", "2026-10-01", "2026-10-31", True),
+        ("CS001", "care_subject", "G02", "2026-10-01", "2026-10-31", False),
+        ("HZ001", "hazard_site", "G03", "2026-10-09", "2026-10-09", False),
+    ]
+    df = pd.DataFrame(rows, columns=["site_id", "site_type", "grid_id", "period_start", "period_end", "visited"])
+    for col in ("period_start", "period_end"):
+        df[col] = pd.to_datetime(df[col]).dt.date
+    return df
+
+
+@pytest.fixture(scope="session")
+def month_frames(grids, worker_day, site_check, sites, point_use) -> dict:
+    return {
+        "grids": grids,
+        "worker_day": worker_day,
+        "site_check": site_check,
+        "sites": sites,
+        "point_use": point_use,
+    }
+
+
+@pytest.fixture(scope="session")
+def rendered(tmp_path_factory, month_frames) -> tuple[Path, list[Path]]:
+    """The month rendered once with default (no) tiles, shared by the tests."""
+    out = tmp_path_factory.mktemp("out") / MONTH
+    out.mkdir(parents=True)
+    (out / "2026-10_考核.xlsx").write_bytes(b"PK")  # a workbook stand-in for the index
+    (out / "deductions.csv").write_text("grid_id\n", encoding="utf-8")
+    pages = render_month(out, MONTH, tiles=TileConfig(), workbook_name="2026-10_考核.xlsx", **month_frames)
+    return out, pages

@@ -1,0 +1,55 @@
+"""Stage 5: anomaly flags (evidence, not deductions)."""
+
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from walks import DAY, at, context, loop, polyline_length, walk
+
+from scoring.policy import load_policy
+from trajectory.engine import process_days
+from trajectory.flags import detect_replays
+
+POLICY = load_policy()
+
+
+def test_car_segment_is_excluded_and_flagged():
+    foot1 = walk([(-400, 0), (-200, 0)], at(9), dt_s=5)
+    # 2 km by car at 40 km/h (~3 min), then on foot again
+    car = walk([(-200, 0), (-200, 450), (450, 450), (450, -450)], at(9) + pd.Timedelta(seconds=170),
+               speed_mps=11.0, dt_s=5)
+    foot2 = walk([(450, -450), (450, -250)], at(9) + pd.Timedelta(seconds=355), dt_s=5)
+    r = process_days(pd.concat([foot1, car, foot2], ignore_index=True), context(), [DAY])
+    d = r.worker_day.iloc[0]
+    assert "vehicle" in set(r.day_flag["flag"])
+    assert d["patrol_m"] == pytest.approx(400, rel=0.1)  # 200 m + 200 m on foot, 2 km by car excluded
+    assert d["dropped_vehicle"] > 10
+    assert d["max_speed_kmh"] == pytest.approx(39.6, rel=0.1)
+
+
+def test_mock_location_points_are_excluded_and_flagged():
+    w = walk(loop(200), at(9), dt_s=5)
+    w["mock"] = np.arange(len(w)) >= len(w) // 2
+    r = process_days(w, context(), [DAY])
+    d = r.worker_day.iloc[0]
+    assert d["dropped_mock"] == (w["mock"]).sum()
+    assert d["patrol_m"] == pytest.approx(polyline_length(loop(200)) / 2, rel=0.05)
+    assert r.day_flag.loc[r.day_flag["flag"] == "mock_location", "detail"].iloc[0].startswith(str(d["dropped_mock"]))
+    assert d["flags"] == "mock_location"
+
+
+def _pu(df, day):
+    return df.assign(date=day, reason=None, grid_id="g1")
+
+
+def test_replayed_track_is_flagged_and_a_fresh_walk_is_not():
+    d2, d3 = DAY + timedelta(days=3), DAY + timedelta(days=4)
+    day1 = walk(loop(300), at(9), dt_s=5, sigma_m=4.0, seed=1)
+    replay = day1.assign(ts=day1["ts"] + pd.Timedelta(days=3, minutes=17))
+    fresh = walk(loop(300), at(9, 0, d3), dt_s=5, speed_mps=1.3, sigma_m=4.0, seed=2)
+    pu = pd.concat([_pu(day1, DAY), _pu(replay, d2), _pu(fresh, d3)], ignore_index=True)
+    out = detect_replays(pu, POLICY)
+    assert sorted(out["date"]) == [DAY, d2]
+    assert set(out["flag"]) == {"replay"}
+    assert str(d2) in out.loc[out["date"] == DAY, "detail"].iloc[0]

@@ -1,0 +1,445 @@
+"""The day job: raw GPS points of some local days → worker_day, point_use, site_visit, day_flag.
+
+``process_days`` chains the stages (clean → segment → metrics → visits → flags) on sorted
+columns; nothing loops over points or trajectories (STYLE lesson 4). It does no I/O:
+``trajectory.run`` reads the store and writes the results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from zoneinfo import ZoneInfo
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from scoring.policy import Policy
+from trajectory import clean as cl
+from trajectory.contract import (
+    GRID_COMMUNITY,
+    GRID_TYPE_ALIASES,
+    STATUS_ABSENT,
+    STATUS_EXEMPT,
+    STATUS_OFF,
+    STATUS_OK,
+    STATUS_SHORT,
+    WORKER_DAY_COLUMNS,
+)
+from trajectory.flags import DAY_FLAG_COLUMNS, day_flags
+from trajectory.geo import geoms_to_local, grid_frames, to_grid_local
+from trajectory.metrics import _clock_s, path_distance, window_overlap
+from trajectory.segment import build_intervals, inside_points
+from trajectory.visits import SITE_VISIT_COLUMNS, stay_runs
+
+_DAY_US = 86_400_000_000
+POINT_USE_COLUMNS = ("worker_id", "grid_id", "ts", "lon", "lat", "date", "counted", "reason", "in_grid")
+WORKER_DAY_EXTRA = (
+    "grid_type", "required_s", "required_m", "points_total", "points_used", "dropped_duplicate",
+    "dropped_accuracy", "dropped_mock", "dropped_spike", "dropped_vehicle", "dropped_outside", "gap_s",
+    "max_speed_kmh", "leave_filed_late", "exempt_reason", "short_reasons", "flags",
+)
+
+
+@dataclass(frozen=True)
+class EngineContext:
+    """Everything but the points that a day job needs (see docs/ARCHITECTURE.md)."""
+
+    grids: gpd.GeoDataFrame
+    workers: pd.DataFrame
+    sites: pd.DataFrame
+    leave: pd.DataFrame
+    workday: Mapping[date, bool]
+    policy: Policy
+    tz: ZoneInfo
+
+
+@dataclass
+class DayResult:
+    """Outputs of :func:`process_days`."""
+
+    worker_day: pd.DataFrame
+    point_use: pd.DataFrame
+    site_visit: pd.DataFrame
+    day_flag: pd.DataFrame
+
+
+def process_days(points: pd.DataFrame, ctx: EngineContext, dates: Sequence[date]) -> DayResult:
+    """Measure the patrol of every full-time worker on each local date of ``dates``.
+
+    Parameters
+    ----------
+    points : DataFrame
+        ``worker_id, ts`` (tz-aware), ``lon, lat`` (WGS-84), optional ``accuracy_m, speed_mps,
+        mock``. Points of other local dates are ignored.
+    ctx : EngineContext
+    dates : sequence of datetime.date
+        Local dates to process; ``ctx.workday`` must hold each.
+
+    Returns
+    -------
+    DayResult
+        ``worker_day`` (one row per full-time worker and date), ``point_use`` (every point of
+        these dates, counted or why not), ``site_visit``, ``day_flag``.
+    """
+    dates = sorted(set(dates))
+    missing = [c for c in ("worker_id", "ts", "lon", "lat") if c not in points.columns]
+    if missing:
+        raise ValueError(f"process_days: points lack columns {missing} (expected worker_id, ts, lon, lat)")
+    absent_days = [d for d in dates if d not in ctx.workday]
+    if absent_days:
+        raise ValueError(f"process_days: ctx.workday has no entry for {absent_days[:3]} (the calendar must cover every date)")
+    policy = ctx.policy
+    rules = policy.patrol.points
+    roster = _Roster(ctx, rules.grid_buffer_m)
+    n_days = len(dates)
+    n_traj = roster.n_workers * n_days
+    day_nums = np.array([(d - date(1970, 1, 1)).days for d in dates], dtype=np.int64)
+    date_objs = np.array(dates + [None], dtype=object)
+
+    # --- local dates, worker codes ----------------------------------------------------
+    ts = pd.Series(points["ts"]).reset_index(drop=True)
+    if ts.dt.tz is None:  # SPEC §2: naive time = workspace time zone
+        ts = ts.dt.tz_localize(ctx.tz)
+    ts = ts.dt.tz_convert("UTC").dt.as_unit("us")
+    ts_us = np.asarray(ts.array.asi8, dtype=np.int64)
+    local_us = _local_us(ts, ts_us, ctx.tz)
+    day_num = local_us // _DAY_US
+    dpos = np.searchsorted(day_nums, day_num)
+    dpos_c = np.minimum(dpos, n_days - 1) if n_days else dpos
+    in_dates = (dpos < n_days) & (day_nums[dpos_c] == day_num) if n_days else np.zeros(len(ts_us), bool)
+    wfac, wuniq = pd.factorize(pd.Series(points["worker_id"]).reset_index(drop=True).astype(str))
+    ucode = np.array([roster.code.get(w, -1) for w in wuniq], dtype=np.int64)  # per distinct worker id
+    uknown = np.array([w in roster.all_workers for w in wuniq], dtype=bool)
+    wcode_all = ucode[wfac] if len(wfac) else np.zeros(0, np.int64)
+    sel = np.flatnonzero(in_dates & (wcode_all >= 0))
+    other = np.flatnonzero(in_dates & (wcode_all < 0))
+
+    # --- sort full-time points by worker-day and time ---------------------------------
+    wcode = wcode_all[sel]
+    dcode = dpos[sel]
+    traj = wcode * n_days + dcode
+    tus = ts_us[sel]
+    t0 = int(tus.min()) if len(tus) else 0
+    span = int(tus.max() - t0) + 1 if len(tus) else 1
+    if len(tus) and n_traj * span < 2**62:
+        key = traj * span + (tus - t0)
+        order = np.arange(len(key)) if bool(np.all(key[1:] >= key[:-1])) else np.argsort(key, kind="stable")
+    else:
+        order = np.lexsort((tus, traj))
+    sel, wcode, dcode, traj, tus = sel[order], wcode[order], dcode[order], traj[order], tus[order]
+    gcode = roster.gcode_of_worker[wcode]
+    lon = _col(points, "lon", sel)
+    lat = _col(points, "lat", sel)
+    x, y = to_grid_local(lon, lat, gcode, roster.lon0, roster.lat0)
+    pts = {
+        "traj": traj, "ts_us": tus, "t": (tus - t0) / 1e6, "tod": (local_us[sel] - day_num[sel] * _DAY_US) / 1e6,
+        "lon": lon, "lat": lat, "x": x, "y": y, "gcode": gcode,
+        "accuracy_m": _col(points, "accuracy_m", sel, np.nan), "mock": _col(points, "mock", sel, False).astype(bool),
+    }
+    reason = cl.clean_points(pts, rules)
+    in_grid = inside_points(roster.geoms, gcode, x, y)
+
+    # --- segments, time, distance -----------------------------------------------------
+    kept = np.flatnonzero(reason == cl.R_OK)
+    track = {k: pts[k][kept] for k in ("traj", "ts_us", "t", "tod", "x", "y", "gcode")}
+    track["in_pt"] = in_grid[kept]
+    iv = build_intervals(track, roster.geoms, rules)
+    valid, vehicle = iv["valid"], iv["vehicle"]
+    inside, dt = iv["inside"], iv["dt"]
+    ktraj = track["traj"]
+    weight = np.where(valid & ~vehicle, inside, 0.0)
+    tod = track["tod"]
+    p = policy.patrol
+    morning, noon, evening = _clock_s(p.morning_start), _clock_s(p.noon), _clock_s(p.afternoon_end)
+    patrol_s = np.bincount(ktraj, dt * weight, minlength=n_traj)
+    am_s = np.bincount(ktraj, window_overlap(tod, dt, morning, noon) * weight, minlength=n_traj)
+    pm_s = np.bincount(ktraj, window_overlap(tod, dt, noon, evening) * weight, minlength=n_traj)
+    step_m, still = path_distance(track, iv, weight, policy)
+    patrol_m = np.bincount(ktraj, step_m, minlength=n_traj)
+
+    # --- why each trustworthy point did not count ---------------------------------------
+    prev_valid = np.r_[False, valid[:-1]]
+    prev_veh = np.r_[False, vehicle[:-1]]
+    veh_pt = (prev_valid | valid) & (~prev_valid | prev_veh) & (~valid | vehicle)
+    kr = np.where(veh_pt, cl.R_VEHICLE, np.where(track["in_pt"], cl.R_OK, cl.R_OUTSIDE))
+    reason[kept] = kr
+
+    # --- per worker-day aggregates -------------------------------------------------------
+    nr = len(cl.REASONS) + 1
+    rc = np.bincount(traj * nr + reason, minlength=n_traj * nr).reshape(n_traj, nr)
+    same = np.r_[ktraj[1:] == ktraj[:-1], False]
+    gap_s = np.bincount(ktraj, np.where(same & (dt > rules.max_gap_s), dt, 0.0), minlength=n_traj)
+    vehicle_s = np.bincount(ktraj, np.where(vehicle, dt, 0.0), minlength=n_traj)
+    max_speed = np.zeros(n_traj)
+    np.maximum.at(max_speed, ktraj[valid], iv["speed_w"][valid] * 3.6)
+    jumps = np.bincount(ktraj, iv["jump"], minlength=n_traj)
+    max_jump = _max_jump_m(pts, reason, iv, ktraj, n_traj)
+    still_s, still_from, still_to = _longest_still(still, tod, n_traj)
+
+    # --- visits ------------------------------------------------------------------------------
+    runs = stay_runs(track, iv["seg"], roster.sites, p.visits.min_stay_s)
+    kw = ktraj[runs["first"].to_numpy()] // max(n_days, 1)
+    kd = ktraj[runs["first"].to_numpy()] % max(n_days, 1)
+    srow = runs["site"].to_numpy()
+    site_visit = pd.DataFrame({
+        "worker_id": roster.worker_ids[kw],
+        "grid_id": roster.sites["grid_id"].to_numpy()[srow],
+        "site_id": roster.sites["site_id"].to_numpy()[srow],
+        "site_type": roster.sites["site_type"].to_numpy()[srow],
+        "date": date_objs[kd],
+        "start_ts": pd.to_datetime(track["ts_us"][runs["first"].to_numpy()], unit="us", utc=True),
+        "end_ts": pd.to_datetime(track["ts_us"][runs["last"].to_numpy()], unit="us", utc=True),
+        "duration_s": runs["duration_s"].to_numpy(),
+    }, columns=list(SITE_VISIT_COLUMNS))
+
+    # --- worker_day -----------------------------------------------------------------------
+    widx = np.arange(n_traj) // max(n_days, 1)
+    didx = np.arange(n_traj) % max(n_days, 1)
+    workday = np.array([bool(ctx.workday[d]) for d in dates], dtype=bool)[didx] if n_days else np.zeros(0, bool)
+    exempt, late, why = _leave(ctx.leave, roster.worker_ids, dates, p.leave_filing_days)
+    exempt, late, why = exempt.ravel() & workday, late.ravel() & workday, why.ravel()
+    gtype = roster.grid_type_of_worker[widx]
+    due = workday & ~exempt
+    day_s = np.where(gtype == "village", p.village_day_h, p.community_day_h) * 3600.0
+    required_s = np.where(due, day_s, 0.0)
+    required_m = np.where(due, p.day_km * 1000.0, 0.0)
+    half = p.half_day_min_min * 60.0
+    tol = 1e-6
+    short = {
+        "time": patrol_s < required_s - tol,
+        "distance": patrol_m < required_m - tol,
+        "morning": due & (am_s < half - tol),
+        "afternoon": due & (pm_s < half - tol),
+    }
+    patrolled = patrol_s > 0
+    any_short = np.zeros(n_traj, bool)
+    for m in short.values():
+        any_short |= m
+    status = np.select(
+        [~workday, exempt, ~patrolled, any_short],
+        [STATUS_OFF, STATUS_EXEMPT, STATUS_ABSENT, STATUS_SHORT],
+        STATUS_OK,
+    ).astype(object)
+    judge = due & patrolled
+    short_reasons = _join_flags({k: v & judge for k, v in short.items()}, n_traj)
+    day = pd.DataFrame({
+        "worker_id": roster.worker_ids[widx],
+        "grid_id": roster.grid_id_of_worker[widx],
+        "date": date_objs[didx],
+        "workday": workday,
+        "exempt": exempt,
+        "patrol_s": patrol_s,
+        "patrol_m": patrol_m,
+        "am_s": am_s,
+        "pm_s": pm_s,
+        "status": status,
+        "grid_type": gtype,
+        "required_s": required_s,
+        "required_m": required_m,
+        "points_total": rc.sum(axis=1),
+        "points_used": rc[:, cl.R_OK],
+        "dropped_duplicate": rc[:, cl.R_DUPLICATE],
+        "dropped_accuracy": rc[:, cl.R_ACCURACY] + rc[:, cl.R_INVALID],
+        "dropped_mock": rc[:, cl.R_MOCK],
+        "dropped_spike": rc[:, cl.R_SPIKE],
+        "dropped_vehicle": rc[:, cl.R_VEHICLE],
+        "dropped_outside": rc[:, cl.R_OUTSIDE],
+        "gap_s": gap_s,
+        "max_speed_kmh": max_speed,
+        "leave_filed_late": late,
+        "exempt_reason": why,
+        "short_reasons": short_reasons,
+        # working columns for the flags
+        "still_s": still_s, "still_from": still_from, "still_to": still_to,
+        "vehicle_s": vehicle_s, "jumps": jumps, "max_jump_m": max_jump,
+    })
+    day["exempt_reason"] = day["exempt_reason"].where(day["exempt"], None)
+    flags = day_flags(day, policy) if n_traj else pd.DataFrame(columns=list(DAY_FLAG_COLUMNS))
+    if len(flags):
+        per_day = flags.groupby(["worker_id", "date"])["flag"].agg(",".join)
+        day = day.merge(per_day.rename("flags"), left_on=["worker_id", "date"], right_index=True, how="left")
+        day["flags"] = day["flags"].astype(object).where(day["flags"].notna(), None)
+    else:
+        day["flags"] = None
+    worker_day = day[[*WORKER_DAY_COLUMNS, *WORKER_DAY_EXTRA]].reset_index(drop=True)
+
+    # --- point_use ------------------------------------------------------------------------
+    point_use = _point_use(points, ts, roster, sel, other, wcode, dpos, reason, in_grid, uknown[wfac] if len(wfac) else
+                           np.zeros(0, bool), date_objs)
+    return DayResult(worker_day=worker_day, point_use=point_use, site_visit=site_visit, day_flag=flags)
+
+
+# --- helpers ------------------------------------------------------------------------------
+class _Roster:
+    """Full-time workers, their grids and local frames, sites in those frames."""
+
+    def __init__(self, ctx: EngineContext, buffer_m: float) -> None:
+        grids = ctx.grids
+        if grids.crs is not None and not grids.crs.equals("EPSG:4326"):
+            grids = grids.to_crs("EPSG:4326")
+        self.grid_ids = grids["grid_id"].astype(str).to_numpy()
+        gtypes = grids["grid_type"].astype(str).map(lambda s: GRID_TYPE_ALIASES.get(s, s)).to_numpy()
+        raw = np.asarray(grids.geometry.values, dtype=object)
+        lon0, lat0 = grid_frames(raw) if len(raw) else (np.zeros(0), np.zeros(0))
+        local = geoms_to_local(raw, lon0, lat0) if len(raw) else np.zeros(0, object)
+        # a worker whose grid has no polygon: a frame at the first grid, an empty polygon
+        self.lon0 = np.r_[lon0, lon0[:1] if len(lon0) else [0.0]]
+        self.lat0 = np.r_[lat0, lat0[:1] if len(lat0) else [0.0]]
+        geoms = np.empty(len(raw) + 1, dtype=object)
+        geoms[: len(raw)] = shapely.buffer(local, buffer_m) if len(raw) else []
+        geoms[len(raw)] = shapely.Polygon()
+        self.geoms = geoms
+        gpos = {g: i for i, g in enumerate(self.grid_ids)}
+        w = ctx.workers
+        self.all_workers = set(w["worker_id"].astype(str))
+        ft = w[w["full_time"].astype(bool)].copy()
+        ft["worker_id"] = ft["worker_id"].astype(str)
+        ft = ft.drop_duplicates("worker_id").sort_values("worker_id")
+        self.worker_ids = ft["worker_id"].to_numpy(dtype=object)
+        self.n_workers = len(ft)
+        self.code = {wid: i for i, wid in enumerate(self.worker_ids)}
+        self.grid_id_of_worker = ft["grid_id"].astype(str).to_numpy(dtype=object)
+        self.gcode_of_worker = np.array([gpos.get(g, len(raw)) for g in self.grid_id_of_worker], dtype=np.int64)
+        gt = np.r_[gtypes, [GRID_COMMUNITY]].astype(object)
+        self.grid_type_of_worker = gt[self.gcode_of_worker]
+        self.grid_of_any_worker = dict(zip(w["worker_id"].astype(str), w["grid_id"].astype(str), strict=False))
+        s = ctx.sites.copy()
+        s["grid_id"] = s["grid_id"].astype(str)
+        s["gcode"] = s["grid_id"].map(gpos)
+        s = s[s["gcode"].notna()].reset_index(drop=True)
+        s["gcode"] = s["gcode"].astype(np.int64)
+        radius = s["radius_m"] if "radius_m" in s.columns else pd.Series(np.nan, index=s.index)
+        s["radius_m"] = pd.to_numeric(radius, errors="coerce").fillna(ctx.policy.patrol.visits.radius_m)
+        gc = s["gcode"].to_numpy()
+        s["x"], s["y"] = to_grid_local(s["lon"].to_numpy(float), s["lat"].to_numpy(float), gc, self.lon0, self.lat0)
+        self.sites = s
+
+
+def _col(df: pd.DataFrame, name: str, rows: np.ndarray, default: object = None) -> np.ndarray:
+    if name not in df.columns:
+        return np.full(len(rows), default)
+    s = df[name]
+    if default is False or s.dtype == bool:
+        return s.to_numpy(dtype=bool, na_value=False)[rows]
+    return s.to_numpy(dtype=np.float64, na_value=np.nan)[rows]
+
+
+def _local_us(ts: pd.Series, ts_us: np.ndarray, tz: ZoneInfo) -> np.ndarray:
+    """Local wall-clock epoch µs of UTC µs (one lookup per distinct UTC offset period)."""
+    if len(ts_us) == 0:
+        return ts_us.copy()
+    local = ts.dt.tz_convert(tz).dt.tz_localize(None).dt.as_unit("us")
+    return np.asarray(local.array.asi8, dtype=np.int64)
+
+
+def _leave(leave: pd.DataFrame, workers: np.ndarray, dates: list[date], filing_days: int
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exempt / filed-late / reason matrices (workers × dates).
+
+    A leave day is exempt when the leave was filed no later than ``filing_days`` after that
+    day (3日内报备; filing in advance counts); filed later, the day is scored as usual and
+    ``leave_filed_late`` says why.
+    """
+    w, d = len(workers), len(dates)
+    exempt = np.zeros((w, d), bool)
+    covered = np.zeros((w, d), bool)
+    why = np.full((w, d), None, dtype=object)
+    if leave is None or leave.empty or w == 0 or d == 0:
+        return exempt, covered, why
+    code = {wid: i for i, wid in enumerate(workers)}
+    lv = leave.copy()
+    lv["wi"] = lv["worker_id"].astype(str).map(code)
+    lv = lv[lv["wi"].notna()]
+    if lv.empty:
+        return exempt, covered, why
+    day = np.array(dates, dtype="datetime64[D]")
+    start = pd.to_datetime(lv["start_date"]).to_numpy().astype("datetime64[D]")[:, None]
+    end = pd.to_datetime(lv["end_date"]).to_numpy().astype("datetime64[D]")[:, None]
+    filed = pd.to_datetime(lv["filed_date"]).to_numpy().astype("datetime64[D]")[:, None]
+    cover = (day >= start) & (day <= end)
+    in_time = ~np.isnat(filed) & (filed <= day + np.timedelta64(int(filing_days), "D"))
+    wi = lv["wi"].to_numpy().astype(np.int64)
+    reasons = lv["reason"].astype(object).to_numpy() if "reason" in lv.columns else np.full(len(lv), None)
+    for i in range(len(lv)):  # one per leave record (a few per month), never per point
+        ok = cover[i] & in_time[i]
+        exempt[wi[i]] |= ok
+        covered[wi[i]] |= cover[i]
+        why[wi[i], ok] = reasons[i] if reasons[i] is not None and reasons[i] == reasons[i] else "leave"
+    return exempt, covered & ~exempt, why
+
+
+def _join_flags(masks: dict[str, np.ndarray], n: int) -> np.ndarray:
+    out = np.full(n, "", dtype=object)
+    for name, m in masks.items():
+        out[m] = out[m] + ("," + name)
+    out = np.array([s[1:] if s else None for s in out], dtype=object)  # per worker-day, not per point
+    return out
+
+
+def _max_jump_m(pts: cl.Frame, reason: np.ndarray, iv: cl.Frame, ktraj: np.ndarray, n_traj: int) -> np.ndarray:
+    """Largest jump per worker-day: spikes (from the previous point) and residual jumps."""
+    out = np.zeros(n_traj)
+    jmp = iv["jump"]
+    np.maximum.at(out, ktraj[jmp], iv["dist"][jmp])
+    sp = np.flatnonzero(reason == cl.R_SPIKE)
+    if len(sp):
+        live = np.flatnonzero((reason == cl.R_SPIKE) | cl.is_trustworthy(reason))
+        pos = np.searchsorted(live, sp)
+        prev = live[np.maximum(pos - 1, 0)]
+        traj = pts["traj"]
+        x, y = pts["x"], pts["y"]
+        d = np.where((pos > 0) & (traj[prev] == traj[sp]), np.hypot(x[sp] - x[prev], y[sp] - y[prev]), 0.0)
+        np.maximum.at(out, traj[sp], d)
+    return out
+
+
+def _longest_still(still: pd.DataFrame, tod: np.ndarray, n_traj: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    s = np.zeros(n_traj)
+    f = np.full(n_traj, None, dtype=object)
+    t = np.full(n_traj, None, dtype=object)
+    if len(still) == 0:
+        return s, f, t
+    st = still.sort_values(["traj", "still_s"], kind="stable")
+    last = st.drop_duplicates("traj", keep="last")
+    last = last[last["still_s"] > 0]
+    tr = last["traj"].to_numpy().astype(np.int64)
+    s[tr] = last["still_s"].to_numpy()
+    f[tr] = [_hhmm(v) for v in tod[last["start"].to_numpy()]]  # one per worker-day
+    t[tr] = [_hhmm(v) for v in tod[last["end"].to_numpy()]]
+    return s, f, t
+
+
+def _hhmm(sec: float) -> str:
+    m = int(sec // 60)
+    return f"{m // 60:02d}:{m % 60:02d}"
+
+
+def _point_use(points: pd.DataFrame, ts: pd.Series, roster: _Roster, sel: np.ndarray, other: np.ndarray,
+               wcode: np.ndarray, dpos: np.ndarray, reason: np.ndarray, in_grid: np.ndarray,
+               known: np.ndarray, date_objs: np.ndarray) -> pd.DataFrame:
+    rows = np.r_[sel, other]
+    o_reason = np.where(known[other], cl.R_NOT_FULL_TIME, cl.R_UNKNOWN).astype(np.int8)
+    all_reason = np.r_[reason, o_reason].astype(np.int8)
+    # worker and grid as categoricals built from codes: no per-point strings
+    wfac, wuniq = pd.factorize(pd.Series(points["worker_id"]).iloc[other].astype(str))
+    wcats = np.r_[roster.worker_ids, np.asarray(wuniq, dtype=object)]
+    wcodes = np.r_[wcode, len(roster.worker_ids) + wfac]
+    gcats_all = np.r_[roster.grid_id_of_worker, np.array([roster.grid_of_any_worker.get(w) for w in wuniq], dtype=object)]
+    gcats, ginv = np.unique(np.array([str(g) if g is not None else "" for g in gcats_all], dtype=object),
+                            return_inverse=True)
+    gcodes = ginv[wcodes] if len(wcodes) else np.zeros(0, np.int64)
+    return pd.DataFrame({
+        "worker_id": pd.Categorical.from_codes(wcodes, categories=pd.Index(wcats, dtype=object)),
+        "grid_id": pd.Categorical.from_codes(gcodes, categories=pd.Index(gcats, dtype=object)),
+        "ts": ts.iloc[rows].reset_index(drop=True),
+        "lon": _col(points, "lon", rows),
+        "lat": _col(points, "lat", rows),
+        "date": date_objs[np.minimum(dpos[rows], len(date_objs) - 2)] if len(rows) else np.zeros(0, object),
+        "counted": all_reason == cl.R_OK,
+        "reason": cl.reason_labels(all_reason),
+        "in_grid": np.r_[in_grid, np.zeros(len(other), bool)],
+    }, columns=list(POINT_USE_COLUMNS))

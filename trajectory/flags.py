@@ -1,0 +1,144 @@
+"""Stage 5 — anomaly flags: evidence for reviewers, never deductions.
+
+Per worker-day (from the engine's aggregates): ``desk_phone`` (挂机: stationary for
+``desk_phone_min_s`` within patrol hours), ``vehicle`` (车巡: vehicle speed for
+``vehicle_min_s``), ``teleport`` (a spike or an unexplained jump faster than
+``max_jump_kmh``), ``mock_location`` (any mock-location point). Across days:
+``replay`` (轨迹复用: the same track on two days) by :func:`detect_replays`.
+Details carry figures only, no personal data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from scoring.policy import Policy
+from trajectory.clean import REASONS, is_trustworthy
+from trajectory.geo import to_local
+
+FLAGS = ("desk_phone", "vehicle", "teleport", "mock_location", "replay")
+DAY_FLAG_COLUMNS = ("worker_id", "grid_id", "date", "flag", "detail")
+
+
+def day_flags(day: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+    """Flags of each worker-day from its aggregates.
+
+    Parameters
+    ----------
+    day : DataFrame
+        One row per worker-day: ``worker_id, grid_id, date, still_s, still_from, still_to,
+        vehicle_s, max_speed_kmh, dropped_spike, jumps, max_jump_m, dropped_mock``.
+
+    Returns
+    -------
+    DataFrame
+        ``day_flag`` rows (``worker_id, grid_id, date, flag, detail``).
+    """
+    a = policy.patrol.anomalies
+    parts = []
+    desk = day[day["still_s"] >= a.desk_phone_min_s]
+    parts.append(desk.assign(
+        flag="desk_phone",
+        detail=[f"stationary {s / 3600:.1f} h in patrol hours ({f}–{t})"
+                for s, f, t in zip(desk["still_s"], desk["still_from"], desk["still_to"], strict=False)],
+    ))
+    veh = day[day["vehicle_s"] >= a.vehicle_min_s]
+    parts.append(veh.assign(
+        flag="vehicle",
+        detail=[f"vehicle speed {s / 60:.0f} min, max {v:.0f} km/h" for s, v in zip(veh["vehicle_s"], veh["max_speed_kmh"], strict=False)],
+    ))
+    tel = day[(day["dropped_spike"] + day["jumps"]) >= 1]
+    parts.append(tel.assign(
+        flag="teleport",
+        detail=[f"{int(n)} spike point(s), {int(j)} unexplained jump(s), largest {m / 1000:.1f} km"
+                for n, j, m in zip(tel["dropped_spike"], tel["jumps"], tel["max_jump_m"], strict=False)],
+    ))
+    mock = day[day["dropped_mock"] >= 1]
+    parts.append(mock.assign(flag="mock_location", detail=[f"{int(n)} mock-location point(s)" for n in mock["dropped_mock"]]))
+    out = pd.concat([p[list(DAY_FLAG_COLUMNS)] for p in parts], ignore_index=True)
+    return out.sort_values(["worker_id", "date", "flag"]).reset_index(drop=True)
+
+
+def detect_replays(point_use: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+    """Worker-days whose track repeats another day's track of the same worker (轨迹复用).
+
+    Each worker-day's trustworthy points (at least ``replay_min_points``) are resampled to
+    ``replay_min_points`` positions evenly spaced along the point sequence; two days of one
+    worker match when the median distance between their positions is at most
+    ``replay_max_offset_m``, their durations agree within 1 % (a replay copies the timing;
+    the same route walked again at another pace does not match) and the track spans more
+    than four times the offset (a phone lying on the same desk every day is the desk-phone
+    flag, not a replay). All pairs of days of all
+    workers are compared at once with NumPy broadcasting.
+
+    Parameters
+    ----------
+    point_use : DataFrame
+        ``worker_id, ts, lon, lat, date, reason`` (and ``grid_id`` when present).
+    policy : Policy
+
+    Returns
+    -------
+    DataFrame
+        ``worker_id, grid_id, date, flag='replay', detail`` — a row for each day of a
+        matching pair, naming the other date.
+    """
+    cols = list(DAY_FLAG_COLUMNS)
+    a = policy.patrol.anomalies
+    m = int(a.replay_min_points)
+    need = {"worker_id", "ts", "lon", "lat", "date", "reason"}
+    if not need <= set(point_use.columns):
+        raise ValueError(f"detect_replays: point_use lacks columns {sorted(need - set(point_use.columns))}")
+    if point_use.empty or m < 2:
+        return pd.DataFrame(columns=cols)
+    reason = point_use["reason"]
+    codes = pd.Categorical(reason, categories=list(REASONS)).codes.astype(np.int16) + 1
+    pu = point_use[is_trustworthy(codes)]
+    if pu.empty:
+        return pd.DataFrame(columns=cols)
+    pu = pu.sort_values(["worker_id", "date", "ts"], kind="stable")
+    key = pu["worker_id"].astype(str) + "|" + pu["date"].astype(str)
+    tcode, tkeys = pd.factorize(key, sort=False)
+    starts = np.flatnonzero(np.r_[True, tcode[1:] != tcode[:-1]])
+    counts = np.diff(np.r_[starts, len(tcode)])
+    keep = counts >= m
+    starts, counts = starts[keep], counts[keep]
+    if len(starts) < 2:
+        return pd.DataFrame(columns=cols)
+    lat0 = float(pu["lat"].mean())
+    lon0 = float(pu["lon"].mean())
+    x, y = to_local(pu["lon"].to_numpy(), pu["lat"].to_numpy(), lon0, lat0)
+    pos = starts[:, None] + np.rint(np.linspace(0.0, 1.0, m)[None, :] * (counts[:, None] - 1)).astype(np.int64)
+    rx, ry = x[pos], y[pos]  # (days, m)
+    spread = np.hypot(rx - rx[:, :1], ry - ry[:, :1]).max(axis=1)
+    tsec = pu["ts"].astype("int64").to_numpy() / 1e6 if pu["ts"].dtype.kind == "M" else np.asarray(
+        pd.to_datetime(pu["ts"], utc=True).astype("int64")) / 1e6
+    duration = tsec[starts + counts - 1] - tsec[starts]
+    workers = pu["worker_id"].to_numpy()[starts]
+    dates = pu["date"].to_numpy()[starts]
+    grids = pu["grid_id"].to_numpy()[starts] if "grid_id" in pu.columns else np.full(len(starts), None, object)
+    # all pairs (i < j) of days of the same worker
+    wcode = pd.factorize(workers)[0]
+    gfirst = np.flatnonzero(np.r_[True, wcode[1:] != wcode[:-1]])
+    gend = np.repeat(np.r_[gfirst[1:], len(wcode)], np.diff(np.r_[gfirst, len(wcode)]))
+    npart = gend - np.arange(len(wcode)) - 1
+    i = np.repeat(np.arange(len(wcode)), npart)
+    j = i + 1 + (np.arange(npart.sum()) - np.repeat(np.cumsum(npart) - npart, npart))
+    if len(i) == 0:
+        return pd.DataFrame(columns=cols)
+    off = np.median(np.hypot(rx[i] - rx[j], ry[i] - ry[j]), axis=1)
+    same_time = np.abs(duration[i] - duration[j]) <= 0.01 * np.maximum(duration[i], duration[j])
+    hit = (off <= a.replay_max_offset_m) & same_time & (np.minimum(spread[i], spread[j]) > 4 * a.replay_max_offset_m)
+    i, j, off = i[hit], j[hit], off[hit]
+    if len(i) == 0:
+        return pd.DataFrame(columns=cols)
+    rows = pd.DataFrame({
+        "worker_id": np.r_[workers[i], workers[j]],
+        "grid_id": np.r_[grids[i], grids[j]],
+        "date": np.r_[dates[i], dates[j]],
+        "flag": "replay",
+        "detail": [f"same track as {d} (median offset {o:.1f} m over {m} positions)"
+                   for d, o in zip(np.r_[dates[j], dates[i]], np.r_[off, off], strict=False)],
+    })
+    return rows.sort_values(["worker_id", "date"]).reset_index(drop=True)

@@ -1,0 +1,892 @@
+"""Ingest: GPS files of the inbox into the Parquet store, rejected rows into ``quarantine`` (SPEC §2).
+
+Each file of ``inbox/gps/`` (CSV, optionally gzipped; Parquet; JSON Lines) goes through:
+
+1. SHA-256 of its bytes; a hash already in ``ingest_manifest`` is skipped (a file delivered
+   again, under any name, changes nothing; a new name is recorded once in ``ingest_alias``).
+2. Columnar parsing in DuckDB (no Python per row): every field is read as delivered and
+   converted with ``TRY_CAST`` / regular expressions, ``ts`` from ISO-8601 with offset, naive
+   local time (workspace time zone) or epoch milliseconds; coordinates to WGS-84 per
+   ``gps_crs`` (:mod:`trajectory.coords`).
+3. Rows that cannot be a point go to ``quarantine`` with one specific reason and their raw
+   values as JSON. Accuracy, speed and mock flags are never reasons: judging a valid point is
+   the engine's job.
+4. A point is (worker_id, ts): duplicates inside the file and against the store are stored once.
+5. New points are written to ``store/gps/date=<local date>/<hash[:16]>.parquet`` by atomic
+   rename; then quarantine rows and the manifest row are inserted in one transaction, the
+   manifest row being the commit point. A run killed before it leaves parts without a manifest
+   row ("orphans"); the next ingest deletes them and re-reads the file, which rewrites the
+   same parts.
+6. Reconciliation: accepted + duplicate + quarantined == rows read, per file, or StoreError.
+7. The local dates that received points are recorded as pending work (``store.PENDING_DAY``)
+   in the same transaction as the manifest row, so a run killed after ingest still
+   recomputes them next time.
+
+Inbox entries that are not regular files (a folder named like a file, a broken link, a pipe)
+and files that cannot be opened are skipped with a warning, every run until they are fixed:
+they have no content to record.
+
+The caller (``trajectory.run``) holds the workspace lock.
+"""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import hashlib
+import json
+import logging
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from trajectory import contract as c
+from trajectory import store
+from trajectory.coords import to_wgs84
+from trajectory.errors import StoreError
+from trajectory.logs import log_step
+from trajectory.workspace import FALSE_WORDS, TRUE_WORDS, Workspace
+
+log = logging.getLogger(__name__)
+
+# file name ending -> format; checked longest first
+_FORMATS = {
+    ".csv": "csv",
+    ".csv.gz": "csv",
+    ".parquet": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".jsonl.gz": "jsonl",
+    ".ndjson.gz": "jsonl",
+}
+_REQUIRED = c.GPS_POINT_COLUMNS  # worker_id, ts, lon, lat
+_OPTIONAL = c.GPS_OPTIONAL_COLUMNS  # accuracy_m, speed_mps, mock, device_id
+_MIN_TS_US = int(datetime(2000, 1, 1, tzinfo=UTC).timestamp() * 1_000_000)
+_FUTURE_SLACK_US = 86_400 * 1_000_000  # "> 1 day in the future of the run"
+_ENCODING_PROBE_BYTES = 1 << 20
+_RAW_MAX_CHARS = 2000  # a quarantined row's raw JSON is cut here (a broken file can have megabyte lines)
+
+# The store's Parquet schema (ARCHITECTURE "Points handed to the engine" + provenance)
+GPS_STORE_SCHEMA = pa.schema(
+    [
+        ("worker_id", pa.string()),
+        ("ts", pa.timestamp("us", tz="UTC")),
+        ("lon", pa.float64()),
+        ("lat", pa.float64()),
+        ("accuracy_m", pa.float64()),
+        ("speed_mps", pa.float64()),
+        ("mock", pa.bool_()),
+        ("device_id", pa.string()),
+        ("file_hash", pa.string()),
+    ]
+)
+
+# ts in text: a date and a time, optionally an offset; or epoch milliseconds
+_RE_DATE_TIME = r"[0-9]{4}[-/][0-9]{1,2}[-/][0-9]{1,2}[T ][0-9]{1,2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?"
+_RE_OFFSET = r"\s*(Z|[+-][0-9]{2}(:?[0-9]{2})?)"
+# AND does not short-circuit in SQL: json_type on a malformed line would stop the scan
+_JSON_OBJECT = "(CASE WHEN json_valid({line}) THEN json_type({line}) = 'OBJECT' ELSE false END)"
+_RE_EPOCH_MS = r"-?[0-9]{1,15}"
+_RE_EPOCH_MS_FRACTION = r"-?[0-9]{1,15}\.[0-9]*"
+
+
+@dataclass
+class IngestReport:
+    """What one ingest did.
+
+    Attributes
+    ----------
+    files : list of dict
+        One per inbox file with a GPS format: ``name, hash, format, rows_read, accepted,
+        duplicate, quarantined, skipped_as_known, size`` (plus ``error`` when the file could not
+        be read at all, and ``dates``: the local dates that received new points).
+    dates_touched : set of datetime.date
+        Local dates that received new points (the days to recompute).
+    warnings : list of str
+        For the run summary.
+    """
+
+    files: list[dict[str, Any]] = field(default_factory=list)
+    dates_touched: set[date] = field(default_factory=set)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def rows_accepted(self) -> int:
+        return sum(f["accepted"] for f in self.files)
+
+    @property
+    def rows_duplicate(self) -> int:
+        return sum(f["duplicate"] for f in self.files)
+
+    @property
+    def rows_quarantined(self) -> int:
+        return sum(f["quarantined"] for f in self.files)
+
+    @property
+    def files_ingested(self) -> int:
+        return sum(not f["skipped_as_known"] for f in self.files)
+
+
+def ingest_inbox(
+    ws: Workspace,
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    progress: bool = True,
+    *,
+    now: datetime | None = None,
+) -> IngestReport:
+    """Ingest every new file of the workspace's GPS inbox.
+
+    Parameters
+    ----------
+    ws : Workspace
+        The loaded workspace (roster, time zone and ``gps_crs`` come from it).
+    con : duckdb.DuckDBPyConnection
+        The workspace store, opened by :func:`trajectory.store.connect`.
+    run_id : str
+        Written into the manifest and quarantine rows.
+    progress : bool
+        Show a progress bar over files on stderr.
+    now : datetime, optional
+        The run's time (aware); points more than a day after it are quarantined. Default: now.
+
+    Returns
+    -------
+    IngestReport
+
+    Raises
+    ------
+    StoreError
+        A file's rows do not reconcile (accepted + duplicate + quarantined != rows read), or
+        the store cannot be written.
+    """
+    now = now or datetime.now(UTC)
+    if now.tzinfo is None:
+        raise ValueError(f"now must be timezone-aware; found {now!r}")
+    report = IngestReport()
+    inbox = ws.paths.inbox_gps
+    for table in (c.QUARANTINE, c.INGEST_MANIFEST, store.INGEST_ALIAS, store.PENDING_WORK):
+        con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({store.TABLE_DDL[table]})")
+    report.warnings.extend(_remove_orphan_parts(con, ws))
+    entries = sorted(p for p in inbox.iterdir() if not p.name.startswith(".")) if inbox.is_dir() else []
+    files = [p for p in entries if p.is_file()]
+    report.warnings.extend(_not_regular_files(entries))
+    if not files:
+        log_step("ingest_file", files=0)
+    ctx = _Context(ws, con, run_id, int(now.timestamp() * 1_000_000))
+    con.register("_gp_workers", pa.table({"worker_id": pa.array(ws.workers["worker_id"].astype(str).tolist(), pa.string())}))
+    try:
+        for path in tqdm(files, desc="ingest", unit="file", file=sys.stderr, disable=not progress):
+            fmt = _format_of(path)
+            if fmt is None:
+                msg = f"inbox file {path.name}: not a GPS file (expected .csv, .csv.gz, .parquet, .jsonl, .ndjson); skipped"
+                log.warning(msg)
+                report.warnings.append(msg)
+                continue
+            try:
+                file_hash, size = _sha256(path), path.stat().st_size
+            except OSError as exc:
+                msg = f"inbox file {path.name}: cannot be read ({exc.strerror or exc}); skipped, tried again next run"
+                log.warning(msg)
+                report.warnings.append(msg)
+                continue
+            entry, new_dates, warnings = _ingest_one(ctx, path, fmt, file_hash, size)
+            store.crash_point("ingest.file")
+            report.files.append(entry)
+            report.dates_touched |= new_dates
+            report.warnings.extend(warnings)
+    finally:
+        con.unregister("_gp_workers")
+    store.refresh_views(con, ws.paths)
+    log.debug(
+        "ingest: %d files (%d new), %d points accepted, %d duplicate, %d quarantined, %d dates touched",
+        len(report.files),
+        report.files_ingested,
+        report.rows_accepted,
+        report.rows_duplicate,
+        report.rows_quarantined,
+        len(report.dates_touched),
+    )
+    return report
+
+
+# --- one file -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Context:
+    ws: Workspace
+    con: duckdb.DuckDBPyConnection
+    run_id: str
+    now_us: int
+
+
+@dataclass
+class _Source:
+    """A file loaded into Arrow: rows in file order, ``_row`` = 1-based data row."""
+
+    table: pa.Table | None = None
+    # normalised name (worker_id, ts, …) -> SQL expression over the source view, and its kind
+    fields: dict[str, tuple[str, str]] = field(default_factory=dict)
+    raw_sql: str = "NULL"
+    # rows the reader itself rejected (malformed lines): row number, reason, raw text
+    rejected: list[tuple[int, str, str]] = field(default_factory=list)
+    json_lines: bool = False
+    # explicit row numbers (JSON Lines: the line numbers of non-blank lines)
+    row_numbers: np.ndarray | None = None
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def rows_read(self) -> int:
+        return (self.table.num_rows if self.table is not None else 0) + len(self.rejected)
+
+
+def _not_regular_files(entries: list[Path]) -> list[str]:
+    """Warnings for inbox entries that cannot be read as files (root reads any regular file)."""
+    out = []
+    for p in entries:
+        if p.is_file() or (p.is_dir() and not p.is_symlink() and _format_of(p) is None):
+            continue  # a plain sub-folder (an archive, say) is not a delivery
+        if p.is_symlink() and not p.exists():
+            what = "a broken symbolic link"
+        elif p.is_dir():
+            what = "a folder"
+        else:
+            what = "not a regular file (a pipe, socket or device)"
+        msg = f"inbox entry {p.name}: {what}, not a GPS file; skipped"
+        log.warning(msg)
+        out.append(msg)
+    return out
+
+
+def _format_of(path: Path) -> str | None:
+    name = path.name.lower()
+    for suffix in sorted(_FORMATS, key=len, reverse=True):
+        if name.endswith(suffix):
+            return _FORMATS[suffix]
+    return None
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _ingest_one(
+    ctx: _Context, path: Path, fmt: str, file_hash: str, size: int
+) -> tuple[dict[str, Any], set[date], list[str]]:
+    started = time.perf_counter()
+    con = ctx.con
+    entry: dict[str, Any] = {
+        "name": path.name,
+        "hash": file_hash,
+        "format": fmt,
+        "rows_read": 0,
+        "accepted": 0,
+        "duplicate": 0,
+        "quarantined": 0,
+        "skipped_as_known": False,
+        "dates": [],
+        "size": size,
+    }
+    known = _first(con, f"SELECT file_name, ingested_run FROM {c.INGEST_MANIFEST} WHERE file_hash = ?", [file_hash])
+    if known is not None:
+        entry["skipped_as_known"] = True
+        warnings = _record_alias(ctx, path.name, file_hash, known)
+        log_step("ingest_file", file=path.name, skipped="known", same_as=known[0], run=known[1])
+        return entry, set(), warnings
+
+    with tempfile.TemporaryDirectory(prefix="gridpatrol-ingest-") as tmp:
+        src = _load(con, path, fmt, Path(tmp))
+        if src.error is not None:
+            entry["error"] = src.error
+            _commit(ctx, path, file_hash, fmt, entry, [(0, f"unreadable file: {src.error}", _head_of(path))], None)
+            msg = f"inbox file {path.name}: {src.error}; recorded in quarantine (row 0) and skipped"
+            log.warning(msg)
+            return entry, set(), [*src.warnings, msg]
+        assert src.table is not None
+        table = src.table.append_column("_row", pa.array(_row_numbers(src), pa.int64()))
+        con.register("_gp_src", table)
+        try:
+            counts, new_points = _classify(ctx, src, file_hash)
+            parts_rows = _write_parts(ctx, file_hash, new_points)
+            store.crash_point("ingest.parts")
+            entry.update(
+                rows_read=src.rows_read,
+                accepted=new_points.num_rows,
+                duplicate=counts["ok"] - new_points.num_rows,
+                quarantined=counts["rejected"] + len(src.rejected),
+                dates=sorted(parts_rows),
+            )
+            _reconcile(path.name, entry, counts["classified"], sum(parts_rows.values()), table.num_rows)
+            _commit(ctx, path, file_hash, fmt, entry, src.rejected, src)
+        finally:
+            con.unregister("_gp_src")
+            con.execute("DROP TABLE IF EXISTS _gp_rows")
+    warnings = list(src.warnings) + _soft_value_warnings(path.name, counts)
+    for w in warnings:
+        log.warning(w)
+    log_step(
+        "ingest_file",
+        file=path.name,
+        format=fmt,
+        rows=entry["rows_read"],
+        accepted=entry["accepted"],
+        duplicate=entry["duplicate"],
+        quarantined=entry["quarantined"],
+        dates=len(entry["dates"]),
+        seconds=round(time.perf_counter() - started, 2),
+    )
+    return entry, set(entry["dates"]), warnings
+
+
+def _record_alias(ctx: _Context, name: str, file_hash: str, known: tuple[str, str]) -> list[str]:
+    first_name, first_run = known
+    if name == first_name:
+        return []
+    seen = _first(ctx.con, f"SELECT 1 FROM {store.INGEST_ALIAS} WHERE file_hash = ? AND file_name = ?", [file_hash, name])
+    if seen is not None:
+        return []
+    ctx.con.execute(
+        f"INSERT INTO {store.INGEST_ALIAS} VALUES (?, ?, ?, now())", [file_hash, name, ctx.run_id]
+    )
+    return [f"inbox file {name}: same content as {first_name} (ingested in run {first_run}); nothing new"]
+
+
+def _row_numbers(src: _Source) -> np.ndarray:
+    """1-based data rows of the parsed rows, leaving out the numbers of rows the reader rejected."""
+    assert src.table is not None
+    if src.row_numbers is not None:
+        return src.row_numbers
+    n = src.table.num_rows
+    if not src.rejected:
+        return np.arange(1, n + 1, dtype=np.int64)
+    taken = np.array([r for r, _, _ in src.rejected], dtype=np.int64)
+    free = np.setdiff1d(np.arange(1, src.rows_read + 1, dtype=np.int64), taken)
+    if len(free) < n:  # reader line numbers beyond the count (blank lines): number on
+        free = np.concatenate([free, np.arange(src.rows_read + 1, src.rows_read + 1 + n - len(free))])
+    return free[:n]
+
+
+def _reconcile(name: str, entry: dict[str, Any], classified: int, written: int, parsed: int) -> None:
+    if classified != parsed or written != entry["accepted"] or (
+        entry["accepted"] + entry["duplicate"] + entry["quarantined"] != entry["rows_read"]
+    ):
+        raise StoreError(
+            f"ingest of {name} does not reconcile: rows read {entry['rows_read']}, accepted {entry['accepted']} "
+            f"(written {written}), duplicate {entry['duplicate']}, quarantined {entry['quarantined']}, "
+            f"classified {classified} of {parsed} parsed; nothing was committed for this file"
+        )
+
+
+def _soft_value_warnings(name: str, counts: dict[str, int]) -> list[str]:
+    out = []
+    for key, what in (
+        ("bad_mock", "mock values that are not true/false/1/0 (stored as false)"),
+        ("bad_accuracy", "non-numeric accuracy_m values (stored as unknown)"),
+        ("bad_speed", "non-numeric speed_mps values (stored as unknown)"),
+    ):
+        if counts.get(key):
+            out.append(f"inbox file {name}: {counts[key]} {what}")
+    return out
+
+
+def _head_of(path: Path) -> str:
+    with path.open("rb") as fh:
+        head = fh.read(120)
+    return json.dumps({"first_bytes": head.hex()})
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def _first(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> tuple[Any, ...] | None:
+    """The first row of a query, reading the result to its end (DuckDB 2 refuses other work before)."""
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0] if rows else None
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _norm(name: str) -> str:
+    return name.replace("\ufeff", "").strip().lower()
+
+
+def _load(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, tmp: Path) -> _Source:
+    if path.stat().st_size == 0:
+        return _Source(table=pa.table({}), fields={}, warnings=[f"inbox file {path.name}: empty file"])
+    if fmt == "parquet":
+        return _load_parquet(path)
+    text_path, warnings, error = _as_utf8(path, tmp)
+    if error is not None:
+        return _Source(error=error)
+    assert text_path is not None
+    src = _load_csv(con, text_path, path.name) if fmt == "csv" else _load_jsonl(con, text_path, path.name)
+    src.warnings[:0] = warnings
+    return src
+
+
+def _open_bytes(path: Path) -> Any:
+    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")
+
+
+def _as_utf8(path: Path, tmp: Path) -> tuple[Path | None, list[str], str | None]:
+    """UTF-8 (with or without BOM) is read as is; GBK (common in Chinese exports) is transcoded.
+
+    The encoding is decided on the first MiB; a later undecodable line is rejected by the
+    CSV reader and quarantined.
+    """
+    try:
+        with _open_bytes(path) as fh:
+            head = fh.read(_ENCODING_PROBE_BYTES)
+    except (OSError, EOFError) as exc:
+        return None, [], f"cannot be read: {exc}"
+    if _decodes(head, "utf-8"):
+        return path, [], None
+    if not _decodes(head, "gbk"):
+        return None, [], "not a text file in UTF-8 or GBK (garbage or binary bytes)"
+    out = tmp / (path.name.removesuffix(".gz") + ".utf8")
+    decoder = codecs.getincrementaldecoder("gbk")(errors="replace")
+    with _open_bytes(path) as fin, out.open("w", encoding="utf-8", newline="") as fout:
+        while chunk := fin.read(1 << 22):
+            fout.write(decoder.decode(chunk))
+        fout.write(decoder.decode(b"", final=True))
+    return out, [f"inbox file {path.name}: GBK-encoded text, read as GBK"], None
+
+
+def _decodes(head: bytes, encoding: str) -> bool:
+    # a probe cut in the middle of a multi-byte character still decodes (final=False)
+    try:
+        codecs.getincrementaldecoder(encoding)().decode(head, final=False)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _read_with_rejects(con: duckdb.DuckDBPyConnection, reader_sql: str) -> tuple[pa.Table, list[tuple[int, str, str]]]:
+    """Run a DuckDB CSV scan keeping malformed lines aside (never silently dropped)."""
+    con.execute("DROP TABLE IF EXISTS _gp_rejects")
+    con.execute("DROP TABLE IF EXISTS _gp_reject_scans")
+    try:
+        table = con.sql(f"SELECT * FROM {reader_sql}").to_arrow_table()
+        rows = con.execute(
+            """SELECT line, first(error_type ORDER BY column_idx), first(csv_line ORDER BY column_idx)
+               FROM _gp_rejects GROUP BY line ORDER BY line"""
+        ).fetchall()
+    finally:
+        con.execute("DROP TABLE IF EXISTS _gp_rejects")
+        con.execute("DROP TABLE IF EXISTS _gp_reject_scans")
+    return table, [(int(line), str(kind), str(text or "")) for line, kind, text in rows]
+
+
+def _rejects_options() -> str:
+    return "store_rejects = true, rejects_table = '_gp_rejects', rejects_scan = '_gp_reject_scans'"
+
+
+def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> _Source:
+    compression = "gzip" if path.name.lower().endswith(".gz") else "none"
+    reader = (
+        f"read_csv({_sql_str(path.as_posix())}, all_varchar = true, header = true, compression = '{compression}', "
+        f"{_rejects_options()})"
+    )
+    try:
+        table, rejects = _read_with_rejects(con, reader)
+    except duckdb.Error as exc:
+        return _Source(error=f"cannot be read as CSV: {str(exc).splitlines()[0]}")
+    # reader lines count the header as line 1
+    rejected = [(line - 1, _reject_reason(kind, "CSV"), json.dumps({"line": text[:_RAW_MAX_CHARS]}, ensure_ascii=False)) for line, kind, text in rejects]
+    fields, warnings = _map_columns(table.schema, name)
+    raw_cols = ", ".join(f"{_ident(n)} := s.{_ident(n)}" for n in table.schema.names)
+    raw_sql = f"to_json(struct_pack({raw_cols}))" if raw_cols else "NULL"
+    return _Source(table=table, fields=fields, raw_sql=raw_sql, rejected=rejected, warnings=warnings)
+
+
+def _reject_reason(kind: str, what: str) -> str:
+    if "ENCODING" in kind:
+        return f"malformed {what} line (text is not UTF-8)"
+    return f"malformed {what} line ({kind.lower()})"
+
+
+def _load_jsonl(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> _Source:
+    compression = "gzip" if path.name.lower().endswith(".gz") else "none"
+    # one VARCHAR per line (a delimiter that cannot occur in JSON text); blank lines are not rows
+    reader = (
+        f"read_csv({_sql_str(path.as_posix())}, columns = {{'line': 'VARCHAR'}}, header = false, delim = chr(0), "
+        f"quote = '', escape = '', auto_detect = false, compression = '{compression}', {_rejects_options()})"
+    )
+    try:
+        lines, rejects = _read_with_rejects(con, reader)
+    except duckdb.Error as exc:
+        return _Source(error=f"cannot be read as JSON Lines: {str(exc).splitlines()[0]}")
+    line_no = np.arange(1, lines.num_rows + 1, dtype=np.int64)
+    keep = pc.invert(pc.fill_null(pc.equal(pc.utf8_trim_whitespace(lines["line"]), ""), True))
+    table = pa.table({"line": lines["line"], "_line_no": pa.array(line_no)}).filter(keep)
+    rejected = [(line, _reject_reason(kind, "JSON"), json.dumps({"line": text[:_RAW_MAX_CHARS]}, ensure_ascii=False)) for line, kind, text in rejects]
+    con.register("_gp_lines", table)
+    try:
+        keys = [
+            r[0]
+            for r in con.execute(
+                """SELECT DISTINCT unnest(json_keys(line)) FROM _gp_lines
+                   WHERE """ + _JSON_OBJECT.format(line="line")
+            ).fetchall()
+        ]
+    finally:
+        con.unregister("_gp_lines")
+    fields: dict[str, tuple[str, str]] = {}
+    warnings: list[str] = []
+    for key in sorted(keys):
+        norm = _norm(key)
+        if norm in (*_REQUIRED, *_OPTIONAL):
+            if norm in fields:
+                warnings.append(f"inbox file {name}: keys '{key}' and another both read as {norm}; the first is used")
+                continue
+            # a malformed line must not stop the scan: extract only from valid JSON
+            path_sql = _sql_str("$." + json.dumps(key))
+            fields[norm] = (f"json_extract_string(CASE WHEN json_valid(s.line) THEN s.line END, {path_sql})", "text")
+    # JSON Lines rows are numbered by line (blank lines included), not by position
+    return _Source(
+        table=table.drop_columns(["_line_no"]),
+        fields=fields,
+        raw_sql="s.line",
+        rejected=rejected,
+        json_lines=True,
+        row_numbers=table["_line_no"].to_numpy(),
+        warnings=warnings,
+    )
+
+
+def _load_parquet(path: Path) -> _Source:
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        return _Source(error=f"cannot be read as Parquet: {str(exc).splitlines()[0]}")
+    fields, warnings = _map_columns(table.schema, path.name)
+    raw_cols = ", ".join(f"{_ident(n)} := s.{_ident(n)}" for n in table.schema.names)
+    return _Source(table=table, fields=fields, raw_sql=f"to_json(struct_pack({raw_cols}))" if raw_cols else "NULL", warnings=warnings)
+
+
+def _map_columns(schema: pa.Schema, name: str) -> tuple[dict[str, tuple[str, str]], list[str]]:
+    """Contract columns found in a header (case and blanks ignored), as SQL expressions and kinds."""
+    fields: dict[str, tuple[str, str]] = {}
+    warnings: list[str] = []
+    for col, typ in zip(schema.names, schema.types, strict=True):
+        norm = _norm(col)
+        if norm not in (*_REQUIRED, *_OPTIONAL):
+            continue
+        if norm in fields:
+            warnings.append(f"inbox file {name}: two columns read as {norm}; the first is used")
+            continue
+        fields[norm] = (f"s.{_ident(col)}", _kind(typ))
+    return fields, warnings
+
+
+def _kind(typ: pa.DataType) -> str:
+    if pa.types.is_timestamp(typ):
+        return "ts_tz" if typ.tz is not None else "ts_naive"
+    if pa.types.is_integer(typ):
+        return "int"
+    if pa.types.is_floating(typ) or pa.types.is_decimal(typ):
+        return "float"
+    if pa.types.is_boolean(typ):
+        return "bool"
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+        return "text"
+    return "other"
+
+
+# --- classification (one SQL query per file) ----------------------------------------------------
+
+
+def _text(expr: str) -> str:
+    return f"NULLIF(trim(CAST({expr} AS VARCHAR)), '')"
+
+
+def _ts_us_sql(expr: str, kind: str, zone: str) -> str:
+    """Expression giving the instant in epoch microseconds (NULL when unparseable)."""
+    z = _sql_str(zone)
+    if kind == "ts_tz":
+        return f"epoch_us({expr})"
+    if kind == "ts_naive":
+        return f"epoch_us(timezone({z}, CAST({expr} AS TIMESTAMP)))"
+    if kind == "int":
+        return f"CASE WHEN abs({expr}) < 1e15 THEN CAST({expr} AS BIGINT) * 1000 END"
+    if kind == "float":
+        return f"CASE WHEN isfinite({expr}) AND abs({expr}) < 1e15 THEN CAST(round({expr} * 1000) AS BIGINT) END"
+    t = f"upper({_text(expr)})"
+    norm = f"replace({t}, '/', '-')"
+    return f"""CASE
+        WHEN regexp_full_match({t}, '{_RE_EPOCH_MS}') THEN CAST({t} AS BIGINT) * 1000
+        WHEN regexp_full_match({t}, '{_RE_EPOCH_MS_FRACTION}') THEN CAST(round(CAST({t} AS DOUBLE) * 1000) AS BIGINT)
+        WHEN regexp_full_match({t}, '{_RE_DATE_TIME}{_RE_OFFSET}') THEN epoch_us(TRY_CAST({norm} AS TIMESTAMPTZ))
+        WHEN regexp_full_match({t}, '{_RE_DATE_TIME}') THEN epoch_us(timezone({z}, TRY_CAST({norm} AS TIMESTAMP)))
+    END"""
+
+
+def _number_sql(expr: str, kind: str) -> str:
+    if kind in ("int", "float"):
+        return f"CAST({expr} AS DOUBLE)"
+    return f"TRY_CAST({_text(expr)} AS DOUBLE)"
+
+
+def _bool_sql(expr: str, kind: str) -> str:
+    if kind == "bool":
+        return expr
+    if kind in ("int", "float"):
+        return f"CASE WHEN {expr} = 1 THEN true WHEN {expr} = 0 THEN false END"
+    t = f"lower(coalesce({_text(expr)}, ''))"
+    true_words = ", ".join(_sql_str(w) for w in sorted(TRUE_WORDS))
+    false_words = ", ".join(_sql_str(w) for w in sorted(FALSE_WORDS))
+    return f"CASE WHEN {t} IN ({true_words}) THEN true WHEN {t} IN ({false_words}) THEN false END"
+
+
+def _classify(ctx: _Context, src: _Source, file_hash: str) -> tuple[dict[str, int], pa.Table]:
+    """Give every parsed row a reason (NULL = a point), dedupe, and return the new points."""
+    con, zone = ctx.con, ctx.ws.policy.timezone
+    f = src.fields
+    missing = [name for name in _REQUIRED if name not in f]
+
+    def col(name: str) -> tuple[str, str]:
+        return f.get(name, ("NULL", "text"))
+
+    w_expr, _ = col("worker_id")
+    ts_expr, ts_kind = col("ts")
+    lon_expr, lon_kind = col("lon")
+    lat_expr, lat_kind = col("lat")
+    acc_expr, acc_kind = col("accuracy_m")
+    spd_expr, spd_kind = col("speed_mps")
+    mock_expr, mock_kind = col("mock")
+    dev_expr, _ = col("device_id")
+    json_ok = _JSON_OBJECT.format(line="s.line") if src.json_lines else "true"
+    missing_reason = _sql_str(f"missing column {', '.join(missing)}") if missing else "NULL"
+
+    def present(name: str) -> str:
+        expr, kind = col(name)
+        if kind == "text":
+            return f"({_text(expr)} IS NOT NULL)"
+        if kind == "float":
+            return f"({expr} IS NOT NULL AND NOT isnan({expr}))"
+        return f"({expr} IS NOT NULL)"
+
+    # one reason per row, the first that applies, in the order a person would fix them
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _gp_rows AS
+        WITH p AS (
+            SELECT s._row,
+                   {json_ok} AS json_ok,
+                   {_text(w_expr)} AS worker_id,
+                   {present("ts")} AS ts_present,
+                   {_ts_us_sql(ts_expr, ts_kind, zone)} AS ts_us,
+                   {present("lon")} AS lon_present,
+                   {present("lat")} AS lat_present,
+                   {_number_sql(lon_expr, lon_kind)} AS lon,
+                   {_number_sql(lat_expr, lat_kind)} AS lat,
+                   {_number_sql(acc_expr, acc_kind)} AS accuracy_m,
+                   {present("accuracy_m")} AS acc_present,
+                   {_number_sql(spd_expr, spd_kind)} AS speed_mps,
+                   {present("speed_mps")} AS spd_present,
+                   {_bool_sql(mock_expr, mock_kind)} AS mock,
+                   {present("mock")} AS mock_present,
+                   {_text(dev_expr)} AS device_id
+            FROM _gp_src s
+        )
+        SELECT p._row, CASE
+                WHEN NOT json_ok THEN 'malformed JSON line (not a JSON object)'
+                WHEN {missing_reason} IS NOT NULL THEN {missing_reason}
+                WHEN p.worker_id IS NULL THEN 'missing worker_id'
+                WHEN w.worker_id IS NULL THEN 'unknown worker (not in workers.csv)'
+                WHEN NOT ts_present THEN 'missing ts'
+                WHEN ts_us IS NULL THEN 'unparseable ts'
+                WHEN NOT lon_present THEN 'missing lon'
+                WHEN lon IS NULL OR NOT isfinite(lon) THEN 'non-numeric lon'
+                WHEN NOT lat_present THEN 'missing lat'
+                WHEN lat IS NULL OR NOT isfinite(lat) THEN 'non-numeric lat'
+                WHEN lon < -180 OR lon > 180 THEN 'lon outside [-180, 180]'
+                WHEN lat < -90 OR lat > 90 THEN 'lat outside [-90, 90]'
+                WHEN lon = 0 AND lat = 0 THEN 'null island (0, 0)'
+                WHEN ts_us < {_MIN_TS_US} THEN 'ts before 2000-01-01'
+                WHEN ts_us > {ctx.now_us + _FUTURE_SLACK_US} THEN 'ts more than 1 day after the run'
+            END AS reason,
+            p.worker_id, ts_us, lon, lat, accuracy_m, speed_mps, coalesce(mock, false) AS mock, device_id,
+            mock IS NULL AND mock_present AS bad_mock,
+            accuracy_m IS NULL AND acc_present AS bad_accuracy,
+            speed_mps IS NULL AND spd_present AS bad_speed
+        FROM p LEFT JOIN _gp_workers w ON p.worker_id = w.worker_id
+        """
+    )
+    con.execute(
+        f"""ALTER TABLE _gp_rows ADD COLUMN local_date DATE;
+            UPDATE _gp_rows SET local_date = CAST(timezone({_sql_str(zone)}, make_timestamptz(ts_us)) AS DATE)
+            WHERE reason IS NULL"""
+    )
+    names = ("classified", "ok", "rejected", "bad_mock", "bad_accuracy", "bad_speed")
+    values = _first(
+        con,
+        """SELECT count(*), count(*) FILTER (reason IS NULL), count(*) FILTER (reason IS NOT NULL),
+                  count(*) FILTER (reason IS NULL AND bad_mock),
+                  count(*) FILTER (reason IS NULL AND bad_accuracy),
+                  count(*) FILTER (reason IS NULL AND bad_speed)
+           FROM _gp_rows""",
+    )
+    assert values is not None
+    counts = {k: int(v or 0) for k, v in zip(names, values, strict=True)}
+    return counts, _new_points(ctx, file_hash)
+
+
+def _new_points(ctx: _Context, file_hash: str) -> pa.Table:
+    """First copy of each (worker_id, ts) of the file that the store does not already hold.
+
+    Sorted by (local date, worker, ts, row), copies of a point are neighbours: the first one
+    (lowest row) is kept. The file's own parts (left by a run killed before its manifest row)
+    are not "the store".
+    """
+    con = ctx.con
+    days = [r[0] for r in con.execute("SELECT DISTINCT local_date FROM _gp_rows WHERE reason IS NULL").fetchall()]
+    own = {store.gps_part_path(ctx.ws.paths, d, file_hash) for d in days}
+    existing = [p for p in store.gps_parts(ctx.ws.paths, days) if p not in own]
+    in_store = "false"
+    if existing:
+        files = ", ".join(_sql_str(p.as_posix()) for p in existing)
+        in_store = f"""EXISTS (SELECT 1 FROM read_parquet([{files}]) e
+                              WHERE e.worker_id = o.worker_id AND epoch_us(e.ts) = o.ts_us)"""
+    rows = con.sql(
+        f"""SELECT worker_id, ts_us, lon, lat, accuracy_m, speed_mps, mock, device_id,
+                   local_date, {in_store} AS in_store
+            FROM _gp_rows o WHERE reason IS NULL
+            ORDER BY local_date, worker_id, ts_us, _row"""
+    ).to_arrow_table()
+    n = rows.num_rows
+    if n == 0:
+        return rows.drop_columns(["in_store"])
+    ts = rows["ts_us"].to_numpy()
+    worker = rows["worker_id"].combine_chunks()
+    repeat = np.zeros(n, dtype=bool)
+    repeat[1:] = (ts[1:] == ts[:-1]) & pc.equal(worker.slice(1), worker.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+    keep = ~repeat & ~rows["in_store"].to_numpy(zero_copy_only=False)
+    return rows.drop_columns(["in_store"]).filter(pa.array(keep))
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def _write_parts(ctx: _Context, file_hash: str, points: pa.Table) -> dict[date, int]:
+    """Write the new points, one part per local date; returns rows written per date."""
+    n = points.num_rows
+    if n == 0:
+        return {}
+    lon, lat = to_wgs84(
+        points["lon"].to_numpy(zero_copy_only=False), points["lat"].to_numpy(zero_copy_only=False), ctx.ws.policy.gps_crs
+    )
+    table = pa.table(
+        {
+            "worker_id": points["worker_id"],
+            "ts": points["ts_us"].cast(pa.timestamp("us", tz="UTC")),
+            "lon": pa.array(lon, pa.float64()),
+            "lat": pa.array(lat, pa.float64()),
+            "accuracy_m": points["accuracy_m"],
+            "speed_mps": points["speed_mps"],
+            "mock": points["mock"],
+            "device_id": points["device_id"].cast(pa.string()),
+            "file_hash": pa.repeat(pa.scalar(file_hash, pa.string()), n),
+        },
+        schema=GPS_STORE_SCHEMA,
+    )
+    day_numbers = points["local_date"].cast(pa.int32()).to_numpy(zero_copy_only=False)
+    starts = np.flatnonzero(np.r_[True, day_numbers[1:] != day_numbers[:-1]])  # sorted by date
+    ends = np.r_[starts[1:], n]
+    written: dict[date, int] = {}
+    for lo, hi in zip(starts, ends, strict=True):
+        day = date.fromordinal(date(1970, 1, 1).toordinal() + int(day_numbers[lo]))
+        store.write_parquet_atomic(table.slice(lo, hi - lo), store.gps_part_path(ctx.ws.paths, day, file_hash))
+        written[day] = int(hi - lo)
+    return written
+
+
+def _commit(
+    ctx: _Context,
+    path: Path,
+    file_hash: str,
+    fmt: str,
+    entry: dict[str, Any],
+    rejected: list[tuple[int, str, str]],
+    src: _Source | None,
+) -> None:
+    """Quarantine rows and the manifest row in one transaction; the manifest row commits the file."""
+    con = ctx.con
+    cols = "source_file, row_number, reason, raw, file_hash, ingested_run"
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"DELETE FROM {c.QUARANTINE} WHERE file_hash = ?", [file_hash])
+        if src is not None:
+            con.execute(
+                f"""INSERT INTO {c.QUARANTINE} ({cols})
+                    SELECT ?, r._row, r.reason, left({src.raw_sql}, {_RAW_MAX_CHARS}), ?, ?
+                    FROM _gp_rows r JOIN _gp_src s USING (_row)
+                    WHERE r.reason IS NOT NULL ORDER BY r._row""",
+                [path.name, file_hash, ctx.run_id],
+            )
+        if rejected:
+            con.executemany(
+                f"INSERT INTO {c.QUARANTINE} ({cols}) VALUES (?, ?, ?, ?, ?, ?)",
+                [[path.name, row, reason, raw, file_hash, ctx.run_id] for row, reason, raw in rejected],
+            )
+        con.execute(
+            f"""INSERT INTO {c.INGEST_MANIFEST} (file_hash, file_name, file_size, file_format, rows_read,
+                    rows_accepted, rows_duplicate, rows_quarantined, dates, ingested_run, ingested_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())""",
+            [
+                file_hash,
+                path.name,
+                entry["size"],
+                fmt,
+                entry["rows_read"],
+                entry["accepted"],
+                entry["duplicate"],
+                entry["quarantined"],
+                ",".join(d.isoformat() for d in entry["dates"]),
+                ctx.run_id,
+            ],
+        )
+        store.add_pending(con, store.PENDING_DAY, entry["dates"], ctx.run_id)
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _remove_orphan_parts(con: duckdb.DuckDBPyConnection, ws: Workspace) -> list[str]:
+    """Delete store parts of files whose ingest never committed (a killed run)."""
+    parts = store.gps_parts(ws.paths)
+    if not parts:
+        return []
+    known = {r[0][: store.GPS_PART_HASH_CHARS] for r in con.execute(f"SELECT file_hash FROM {c.INGEST_MANIFEST}").fetchall()}
+    orphans = [p for p in parts if p.stem not in known]
+    for p in orphans:
+        p.unlink(missing_ok=True)
+    if not orphans:
+        return []
+    msg = (
+        f"removed {len(orphans)} GPS store part(s) of an ingest that did not finish "
+        f"({', '.join(sorted({p.stem for p in orphans}))}); their files are read again if still in the inbox"
+    )
+    log.warning(msg)
+    return [msg]

@@ -1,0 +1,377 @@
+"""Stage 3 — patrol time, jitter-robust distance, stays, and the weekly roll-up.
+
+Distance (docs/methods.md §Distance). Positions are smoothed with a centred moving median
+of ``smooth_window`` points per segment; then an *anchor hysteresis* walks each segment: the
+anchor stays put until a smoothed point lies more than ``min_step_m`` from it, which becomes
+the next anchor and adds the chord between the two. The sequential scan is vectorised in two
+passes: (1) every point's successor ``nxt[i]`` = first later point of its segment more than
+``min_step_m`` away, searched ``_LOOKAHEAD`` points ahead with a shrinking candidate set (a
+point with none that close is re-anchored ``_LOOKAHEAD`` points later without distance);
+(2) the chain of anchors from each segment start is collected by pointer doubling
+(``nxt ← nxt[nxt]``, log₂ of the chain length rounds). A step that leaves an anchor held for
+``stay_min_s`` or longer by less than ``stay_radius_m`` is the noise escaping a stay and adds
+nothing: a phone lying still for hours adds (almost) nothing, a walk keeps its length.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scoring.policy import Policy
+from trajectory.clean import Frame, col
+
+_LOOKAHEAD = 32  # points searched for the next anchor; beyond that the anchor is re-set
+
+
+# --- distance ---------------------------------------------------------------------------
+def segment_bounds(seg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and last index of the segment of every point (``seg`` sorted)."""
+    n = len(seg)
+    starts = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]]) if n else np.zeros(0, np.int64)
+    ends = np.r_[starts[1:] - 1, n - 1] if n else starts
+    sid = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, n]))
+    return starts[sid], ends[sid]
+
+
+def moving_median(values: np.ndarray, seg: np.ndarray, window: int | np.ndarray) -> np.ndarray:
+    """Centred moving median within segments; the window shrinks symmetrically at the ends.
+
+    ``window`` is one odd number of points, or one per point (all points of a segment
+    sharing it); each distinct size is one vectorised pass.
+
+    Examples
+    --------
+    >>> moving_median(np.array([0.0, 1, 50, 3, 4, 5]), np.zeros(6, int), 3)
+    array([0., 1., 3., 4., 4., 5.])
+    """
+    n = len(values)
+    out = values.astype(np.float64, copy=True)
+    if n == 0:
+        return out
+    win = np.broadcast_to(np.asarray(window, dtype=np.int64), (n,))
+    lo_all, hi_all = segment_bounds(seg)
+    i_all = np.arange(n)
+    # half-width per point: the wanted one, shrunk symmetrically near the segment's ends so
+    # that a walk's first and last positions are not pulled inwards
+    half = np.minimum(win // 2, np.minimum(i_all - lo_all, hi_all - i_all))
+    v32 = values.astype(np.float32)  # metres within a grid frame: float32 keeps mm, halves the traffic
+    sizes, counts = np.unique(half, return_counts=True)
+    for h, c in zip(sizes, counts, strict=False):  # a handful of window sizes, not a loop over points
+        h = int(h)
+        if h <= 0:
+            continue
+        i = np.flatnonzero(half == h)
+        if c > n // 2 and n > 2 * h:
+            # the common size: contiguous slices over the whole array, no gathers
+            cols = [v32[h + j : n - h + j] for j in range(-h, h + 1)]
+            med = _median_network(cols)
+            out[i] = med[i - h]
+        else:
+            cols = [v32[i + j] for j in range(-h, h + 1)]
+            out[i] = _median_network(cols)
+    return out
+
+
+def _median_network(cols: list[np.ndarray]) -> np.ndarray:
+    """Element-wise median of an odd number of equal arrays by a Batcher sorting network.
+
+    Min/max over whole columns instead of ``np.median`` on an (n, w) copy: 5–10× faster
+    for the small windows of the smoothing.
+    """
+    a = [c.copy() for c in cols]
+    for i, j in _batcher_pairs(len(a)):
+        lo = np.minimum(a[i], a[j])
+        np.maximum(a[i], a[j], out=a[j])
+        a[i] = lo
+    return a[len(a) // 2]
+
+
+def _batcher_pairs(n: int) -> list[tuple[int, int]]:
+    """Comparators of Batcher's odd–even merge sort for ``n`` inputs (padding pairs dropped)."""
+    pairs = []
+    size = 1
+    while size < n:
+        size *= 2
+    p = 1
+    while p < size:
+        k = p
+        while k >= 1:
+            for j in range(k % p, size - k, 2 * k):
+                for i in range(min(k, size - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p) and i + j + k < n:
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    return pairs
+
+
+def smoothing_window(seg: np.ndarray, t: np.ndarray, smooth_s: float, max_points: int) -> np.ndarray:
+    """Odd window (points) per point covering ``smooth_s`` at its segment's mean interval.
+
+    Examples
+    --------
+    >>> smoothing_window(np.zeros(5, int), np.arange(5) * 5.0, 20.0, 15)
+    array([5, 5, 5, 5, 5])
+    """
+    lo, hi = segment_bounds(seg)
+    mean_dt = (t[hi] - t[lo]) / np.maximum(hi - lo, 1)
+    w = 2 * np.rint(smooth_s / np.maximum(2.0 * mean_dt, 1e-3)).astype(np.int64) + 1
+    top = max(int(max_points) | 1, 3)
+    return np.clip(w, 3, top)
+
+
+def anchor_chain(
+    xs: np.ndarray, ys: np.ndarray, seg: np.ndarray, min_step_m: float, lookahead: int = _LOOKAHEAD
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Anchor hysteresis steps of every segment, vectorised.
+
+    Returns
+    -------
+    src, dst : ndarray of int
+        Consecutive anchors (point indices) of each segment, sorted.
+    moved : ndarray of bool
+        True where ``dst`` is farther than ``min_step_m`` from ``src`` (a real step), False
+        where the anchor was only re-set after ``lookahead`` points without movement.
+
+    Examples
+    --------
+    >>> xs = np.array([0.0, 5, 10, 15, 20, 25, 30])
+    >>> src, dst, moved = anchor_chain(xs, np.zeros(7), np.zeros(7, int), 12.0)
+    >>> src.tolist(), dst.tolist(), moved.tolist()
+    ([0, 3], [3, 6], [True, True])
+    """
+    n = len(xs)
+    if n < 2:
+        e = np.zeros(0, np.int64)
+        return e, e, np.zeros(0, bool)
+    _, last = segment_bounds(seg)
+    r2 = min_step_m * min_step_m
+    nxt = np.full(n + 1, n, dtype=np.int64)  # n = end of chain (sentinel)
+    capped = np.zeros(n + 1, dtype=bool)
+    # most successors are a few points ahead: test those offsets on contiguous slices first
+    rem = last - np.arange(n)
+    found = np.zeros(n, dtype=bool)
+    x32, y32 = xs.astype(np.float32), ys.astype(np.float32)
+    dense = min(4, lookahead)
+    for o in range(1, dense + 1):
+        dx = x32[o:] - x32[:-o]
+        dy = y32[o:] - y32[:-o]
+        hit = (dx * dx + dy * dy > r2) & ~found[:-o] & (rem[:-o] >= o)
+        idx = np.flatnonzero(hit)
+        nxt[idx] = idx + o
+        found[idx] = True
+    cand = np.flatnonzero(~found & (rem > dense))
+    for o in range(dense + 1, lookahead + 1):
+        j = cand + o
+        keep = j <= last[cand]
+        cand, j = cand[keep], j[keep]
+        if len(cand) == 0:
+            break
+        hit = (x32[j] - x32[cand]) ** 2 + (y32[j] - y32[cand]) ** 2 > r2
+        nxt[cand[hit]] = j[hit]
+        cand = cand[~hit]
+    if len(cand):  # nothing within the look-ahead: re-anchor there without distance
+        nxt[cand] = cand + lookahead
+        capped[cand] = True
+    # pointer doubling: after round k, ``nodes`` holds nxt^m(start) for all m < 2^(k+1)
+    first = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]])
+    nodes = first
+    jump = nxt
+    while True:
+        new = jump[nodes]
+        new = new[new < n]
+        if len(new) == 0:
+            break
+        nodes = np.concatenate([nodes, new])
+        jump = jump[jump]
+    chain = np.sort(nodes)
+    same = seg[chain[1:]] == seg[chain[:-1]]
+    src, dst = chain[:-1][same], chain[1:][same]
+    return src, dst, ~capped[src]
+
+
+def path_distance(
+    track: Frame, iv: Frame, weight: np.ndarray, policy: Policy
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Jitter-robust patrol distance per point-step, and the stationary periods.
+
+    Parameters
+    ----------
+    track : DataFrame or dict of arrays
+        Sorted trustworthy points: ``traj``, ``t``, ``tod`` (local second of day), ``x``, ``y``.
+    iv : dict of arrays
+        :func:`trajectory.segment.build_intervals` of ``track`` (``seg``, ``dt``).
+    weight : ndarray
+        Share (0…1) of each interval that is patrol: inside the grid and not in a vehicle.
+    policy : Policy
+
+    Returns
+    -------
+    step_m : ndarray
+        Patrol metres credited to each point (the end of an anchor step); sum by ``traj``.
+    still : DataFrame
+        Stationary periods: ``traj``, ``start``, ``end`` (point indices), ``still_s``
+        (seconds within patrol hours, for the 挂机 flag).
+    """
+    dr = policy.patrol.distance
+    seg = col(iv, "seg")
+    t = col(track, "t")
+    win = smoothing_window(seg, t, dr.smooth_s, dr.smooth_window)
+    xs = moving_median(col(track, "x"), seg, win)
+    ys = moving_median(col(track, "y"), seg, win)
+    src, dst, moved = anchor_chain(xs, ys, seg, dr.min_step_m)
+    # the tail: from a segment's last anchor to its last point (shorter than min_step_m);
+    # counted like any step, so a walk is not cut short at each end of a segment
+    src, dst, moved = _with_tails(src, dst, moved, seg)
+    length = np.hypot(xs[dst] - xs[src], ys[dst] - ys[src])
+    # dwell: how long the anchor had been held when this step left it
+    mv = np.flatnonzero(moved)
+    seg_first, _ = segment_bounds(seg)
+    prev_end = np.empty(len(mv))
+    if len(mv):
+        prev_end[0] = t[seg_first[src[mv[0]]]]
+        new_seg = seg[src[mv[1:]]] != seg[src[mv[:-1]]]
+        prev_end[1:] = np.where(new_seg, t[seg_first[src[mv[1:]]]], t[dst[mv[:-1]]])
+    dwell = t[dst[mv]] - prev_end
+    stay_exit = (dwell >= dr.stay_min_s) & (length[mv] <= dr.stay_radius_m)
+    counted = np.zeros(len(src), dtype=bool)
+    counted[mv[~stay_exit]] = True
+    # share of the step that is patrol: time-weighted over the intervals it spans
+    dt = col(iv, "dt")
+    valid = col(iv, "valid")
+    cw = np.r_[0.0, np.cumsum(np.where(valid, weight * dt, 0.0))]
+    cd = np.r_[0.0, np.cumsum(np.where(valid, dt, 0.0))]
+    span = cd[dst] - cd[src]
+    share = np.where(span > 0, (cw[dst] - cw[src]) / np.where(span > 0, span, 1.0), 0.0)
+    step_m = np.zeros(len(t))
+    step_m[dst] = np.where(counted, length * share, 0.0)
+    still = _still_periods(track, seg, src[counted], dst[counted], policy)
+    return step_m, still
+
+
+def _with_tails(src: np.ndarray, dst: np.ndarray, moved: np.ndarray, seg: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n = len(seg)
+    if n == 0:
+        return src, dst, moved
+    first = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]])
+    last = np.r_[first[1:] - 1, n - 1]
+    # last anchor of each segment: the last dst, or the segment's first point
+    seg_of_dst = seg[dst]
+    last_anchor = first.copy()
+    if len(dst):
+        pos = np.searchsorted(seg_of_dst, np.arange(len(first)), side="right") - 1
+        has = (pos >= 0) & (seg_of_dst[np.maximum(pos, 0)] == np.arange(len(first)))
+        last_anchor[has] = dst[pos[has]]
+    tail = last_anchor < last
+    order = np.argsort(np.r_[src, last_anchor[tail]], kind="stable")
+    return (np.r_[src, last_anchor[tail]][order], np.r_[dst, last[tail]][order],
+            np.r_[moved, np.ones(int(tail.sum()), bool)][order])
+
+
+def _still_periods(track: Frame, seg: np.ndarray, src: np.ndarray, dst: np.ndarray, policy: Policy) -> pd.DataFrame:
+    """Periods between moving steps (and segment ends), with their seconds in patrol hours."""
+    n = len(seg)
+    if n == 0:
+        return pd.DataFrame({"traj": [], "start": [], "end": [], "still_s": []})
+    first = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]])
+    last = np.r_[first[1:] - 1, n - 1]
+    starts = np.sort(np.r_[first, dst])
+    ends = np.sort(np.r_[src, last])
+    tod = col(track, "tod")
+    t = col(track, "t")
+    p = policy.patrol
+    lo = _clock_s(p.morning_start)
+    hi = _clock_s(p.afternoon_end)
+    a = tod[starts]
+    b = a + (t[ends] - t[starts])
+    still_s = np.clip(np.minimum(b, hi) - np.maximum(a, lo), 0.0, None)
+    return pd.DataFrame({"traj": col(track, "traj")[starts], "start": starts, "end": ends, "still_s": still_s})
+
+
+def _clock_s(c: Any) -> float:
+    return c.hour * 3600.0 + c.minute * 60.0 + c.second
+
+
+def window_overlap(tod: np.ndarray, dt: np.ndarray, start_s: float, end_s: float) -> np.ndarray:
+    """Seconds of each interval ``[tod, tod+dt]`` inside the clock window ``[start_s, end_s]``.
+
+    Examples
+    --------
+    >>> window_overlap(np.array([11.5 * 3600]), np.array([3600.0]), 5 * 3600, 12 * 3600)
+    array([1800.])
+    """
+    return np.clip(np.minimum(tod + dt, end_s) - np.maximum(tod, start_s), 0.0, None)
+
+
+# --- weeks ---------------------------------------------------------------------------------
+def week_part_start(dates: pd.Series) -> pd.Series:
+    """First day of each date's week part: Monday, or the 1st when the month starts mid-week."""
+    d = pd.to_datetime(dates)
+    monday = d - pd.to_timedelta(d.dt.day_of_week, unit="D")
+    first = d.dt.to_period("M").dt.start_time
+    return monday.where(monday >= first, first).dt.date
+
+
+def week_part_end(start: date) -> date:
+    """Last day of the week part starting on ``start`` (Sunday, or the month's last day)."""
+    sunday = start + timedelta(days=6 - start.weekday())
+    nxt_month = (start.replace(day=1) + timedelta(days=32)).replace(day=1)
+    return min(sunday, nxt_month - timedelta(days=1))
+
+
+def compute_weeks(worker_day: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+    """Weekly patrol per worker (SPEC §1.1, weekly rules), weeks cut at month edges.
+
+    Parameters
+    ----------
+    worker_day : DataFrame
+        The engine's ``worker_day`` (needs ``worker_id, grid_id, date, workday, exempt,
+        patrol_s, patrol_m, grid_type``).
+    policy : Policy
+
+    Returns
+    -------
+    DataFrame
+        ``worker_week`` contract columns plus ``week_end, month, workdays, exempt_days``.
+        Thresholds are pro-rated by the part's non-exempt workdays out of
+        ``week_nominal_workdays``; a part without one requires nothing. All patrol in the
+        part counts, weekend patrol included.
+    """
+    need = {"worker_id", "grid_id", "date", "workday", "exempt", "patrol_s", "patrol_m", "grid_type"}
+    missing = need - set(worker_day.columns)
+    if missing:
+        raise ValueError(f"compute_weeks: worker_day lacks columns {sorted(missing)}")
+    p = policy.patrol
+    if p.week_month_rule != "split":
+        raise ValueError(f"week_month_rule was '{p.week_month_rule}' but only 'split' is implemented")
+    cols = ["worker_id", "grid_id", "week_start", "patrol_s", "patrol_m", "required_s", "required_m",
+            "meets_time", "meets_distance", "week_end", "month", "workdays", "exempt_days"]
+    if worker_day.empty:
+        return pd.DataFrame(columns=cols)
+    wd = worker_day.copy()
+    wd["week_start"] = week_part_start(wd["date"]).to_numpy()
+    wd["workday"] = wd["workday"].astype(bool)
+    wd["ex_work"] = wd["workday"] & wd["exempt"].astype(bool)
+    g = wd.groupby(["worker_id", "grid_id", "week_start"], sort=True, as_index=False).agg(
+        patrol_s=("patrol_s", "sum"),
+        patrol_m=("patrol_m", "sum"),
+        workdays=("workday", "sum"),
+        exempt_days=("ex_work", "sum"),
+        grid_type=("grid_type", "first"),
+    )
+    due = (g["workdays"] - g["exempt_days"]).clip(lower=0) / float(p.week_nominal_workdays)
+    week_s = np.where(g["grid_type"].to_numpy() == "village", p.village_week_h, p.community_week_h) * 3600.0
+    g["required_s"] = week_s * due
+    g["required_m"] = p.week_km * 1000.0 * due
+    g["meets_time"] = g["patrol_s"] >= g["required_s"] - 1e-6
+    g["meets_distance"] = g["patrol_m"] >= g["required_m"] - 1e-6
+    g["week_end"] = [week_part_end(s) for s in g["week_start"]]  # one per week part
+    g["month"] = [s.strftime("%Y-%m") for s in g["week_start"]]
+    g["workdays"] = g["workdays"].astype(int)
+    g["exempt_days"] = g["exempt_days"].astype(int)
+    return g[cols].reset_index(drop=True)

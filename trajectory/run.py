@@ -1,0 +1,544 @@
+"""The nightly batch: ``python -m trajectory.run --workspace DIR``.
+
+ingest the inbox → recompute the days that received points (and yesterday) → recompute their
+weeks, site checks and item 2.5 findings → with ``--month``, score the month and write the
+workbook and the maps. Exit code 0 on success; otherwise one line saying why.
+
+Crash safety (docs/operations.md): every step commits its result in one transaction together
+with the deletion of its entry in ``pending_work``; a run first records the work it plans
+(days, months to score). A run killed at any point therefore leaves the store consistent and
+its unfinished work recorded, and the next run, whatever its arguments, finishes it. The run
+log gets a ``running`` row at the start; the next run marks a ``running`` row left behind as
+``killed``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+from tqdm import tqdm
+
+from trajectory import contract as c
+from trajectory import store
+from trajectory.calendar import workday_flags
+from trajectory.errors import GridpatrolError, StoreError
+from trajectory.logs import log_step, setup_logging
+from trajectory.workspace import Workspace, load_workspace
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DEMO_DIR = Path("demo-workspace")
+DEFAULT_DEMO_MONTH = "2026-10"
+DAYS_PER_BATCH = 4  # days loaded and processed together: bounds memory, keeps batches large
+# run_log.outcome values
+OUTCOME_RUNNING, OUTCOME_OK, OUTCOME_FAILED, OUTCOME_KILLED = "running", "ok", "failed", "killed"
+
+
+@dataclass
+class RunSummary:
+    """What a run did, for the closing summary and the run log."""
+
+    run_id: str
+    files: int = 0
+    rows_accepted: int = 0
+    rows_duplicate: int = 0
+    rows_quarantined: int = 0
+    days: list[date] = field(default_factory=list)
+    months: list[str] = field(default_factory=list)
+    scored: list[str] = field(default_factory=list)
+    outputs: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+# --- dates ----------------------------------------------------------------------------
+
+
+def parse_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a date (expected YYYY-MM-DD)") from None
+
+
+def parse_month(text: str) -> str:
+    try:
+        datetime.strptime(text, "%Y-%m")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a month (expected YYYY-MM)") from None
+    return text
+
+
+def month_days(month: str) -> list[date]:
+    first = datetime.strptime(month, "%Y-%m").date()
+    nxt = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return [first + timedelta(days=i) for i in range((nxt - first).days)]
+
+
+def date_range(start: date, end: date) -> list[date]:
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def month_of(day: date) -> str:
+    return day.strftime("%Y-%m")
+
+
+# --- stages -----------------------------------------------------------------------------
+
+
+def _engine_context(ws: Workspace, days: Iterable[date]):  # -> EngineContext
+    from trajectory.engine import EngineContext
+
+    days = sorted(set(days))
+    flags = workday_flags(days, ws.calendar_overrides)
+    return EngineContext(
+        grids=ws.grids,
+        workers=ws.workers,
+        sites=ws.sites,
+        leave=ws.leave,
+        workday=dict(zip(days, (bool(f) for f in flags), strict=True)),
+        policy=ws.policy,
+        tz=ws.tz,
+    )
+
+
+def load_points(con: duckdb.DuckDBPyConnection, days: Sequence[date]) -> pd.DataFrame:
+    """The stored points of the given local dates, in the engine's column types."""
+    df = con.execute(
+        f"""SELECT worker_id, ts, lon, lat, accuracy_m, speed_mps, mock
+            FROM {c.GPS_POINT} WHERE date IN (SELECT unnest(?::DATE[]))
+            ORDER BY worker_id, ts""",
+        [list(days)],
+    ).df()
+    if len(df):
+        df["ts"] = pd.to_datetime(df["ts"], utc=True).astype("datetime64[us, UTC]")
+    df["mock"] = df["mock"].fillna(False).astype(bool)
+    for col in ("lon", "lat", "accuracy_m", "speed_mps"):
+        df[col] = df[col].astype("float64")
+    df["worker_id"] = df["worker_id"].astype(str)
+    return df
+
+
+def process_dates(
+    ws: Workspace, con: duckdb.DuckDBPyConnection, days: Sequence[date], progress: bool, *, run_id: str = ""
+) -> None:
+    """Recompute worker_day, site_visit, day_flag and the point_use store for ``days``.
+
+    Each batch of days commits its three tables in one transaction, which also clears the
+    days from the pending work and marks their months as pending.
+    """
+    from trajectory.engine import process_days
+
+    days = sorted(set(days))
+    batches = [days[i : i + DAYS_PER_BATCH] for i in range(0, len(days), DAYS_PER_BATCH)]
+    bar = tqdm(batches, desc="巡查计算 days", unit="batch", disable=not progress, file=sys.stderr)
+    for batch in bar:
+        t0 = time.perf_counter()
+        points = load_points(con, batch)
+        result = process_days(points, _engine_context(ws, batch), batch)
+        # point_use Parquet first (one file per day, atomic rename), then the tables in one go
+        for day in batch:
+            part = result.point_use[result.point_use["date"] == day] if len(result.point_use) else result.point_use
+            path = ws.paths.point_use_store / f"date={day.isoformat()}" / "part.parquet"
+            if len(part):
+                store.write_parquet_atomic(
+                    pa.Table.from_pandas(part.drop(columns=["date"]), preserve_index=False), path
+                )
+            else:
+                path.unlink(missing_ok=True)
+        where = "date IN (SELECT unnest(?::DATE[]))"
+        with store.transaction(con):
+            store.replace_rows(con, c.WORKER_DAY, result.worker_day, where, [batch], own_transaction=False)
+            store.replace_rows(con, c.SITE_VISIT, result.site_visit, where, [batch], own_transaction=False)
+            store.replace_rows(
+                con, c.DAY_FLAG, result.day_flag, f"flag <> 'replay' AND {where}", [batch], own_transaction=False
+            )
+            # the days are done; the weeks and findings of their months are now out of date
+            store.done_pending(con, store.PENDING_DAY, batch)
+            store.add_pending(con, store.PENDING_MONTH, {month_of(d) for d in batch}, run_id)
+        log_step(
+            "days",
+            first=batch[0],
+            last=batch[-1],
+            points=len(points),
+            worker_days=len(result.worker_day),
+            seconds=round(time.perf_counter() - t0, 2),
+        )
+        store.crash_point("days")
+    store.refresh_views(con, ws.paths)
+
+
+def recompute_month(ws: Workspace, con: duckdb.DuckDBPyConnection, month: str) -> None:
+    """Weeks, site checks, replay flags and item 2.5 findings of a month, from the stored days."""
+    from trajectory.findings import patrol_findings
+    from trajectory.flags import detect_replays
+    from trajectory.metrics import compute_weeks
+    from trajectory.visits import site_checks
+
+    days = month_days(month)
+    worker_day = con.execute(
+        f"SELECT * FROM {c.WORKER_DAY} WHERE strftime(date, '%Y-%m') = ? ORDER BY worker_id, date", [month]
+    ).df()
+    if worker_day.empty:
+        store.done_pending(con, store.PENDING_MONTH, [month])
+        return
+    worker_day["date"] = pd.to_datetime(worker_day["date"]).dt.date
+    visits = con.execute(f"SELECT * FROM {c.SITE_VISIT} WHERE strftime(date, '%Y-%m') = ?", [month]).df()
+    if len(visits):
+        visits["date"] = pd.to_datetime(visits["date"]).dt.date
+    weeks = compute_weeks(worker_day, ws.policy)
+    checks = site_checks(visits, ws.sites, worker_day, days[0], days[-1], ws.policy)
+    point_use = con.execute("SELECT * FROM point_use WHERE date BETWEEN ? AND ? AND counted", [days[0], days[-1]]).df()
+    replays = detect_replays(point_use, ws.policy)
+    findings = patrol_findings(worker_day, weeks, checks, ws.policy, month)
+    by_month = "month = ?"
+    with store.transaction(con):
+        store.replace_rows(con, c.WORKER_WEEK, weeks, by_month, [month], own_transaction=False)
+        store.replace_rows(con, c.SITE_CHECK, checks, by_month, [month], own_transaction=False)
+        store.replace_rows(con, c.PATROL_FINDING, findings, by_month, [month], own_transaction=False)
+        store.replace_rows(
+            con, c.DAY_FLAG, replays, "flag = 'replay' AND date BETWEEN ? AND ?", [days[0], days[-1]],
+            own_transaction=False,
+        )
+        store.done_pending(con, store.PENDING_MONTH, [month])
+    log_step(
+        "month", month=month, weeks=len(weeks), site_checks=len(checks), findings=len(findings), replays=len(replays)
+    )
+
+
+def score_and_export(ws: Workspace, con: duckdb.DuckDBPyConnection, month: str, progress: bool) -> list[Path]:
+    """Score the month, write the workbook and the maps; returns the files written."""
+    from maps.build import render_workspace_month
+    from scoring.export import export_month, score_and_store
+
+    result = score_and_store(ws, con, month)
+    store.crash_point("score")
+    outputs = list(export_month(con, ws.paths.out_month(month), month, ws.grids, ws.policy, source=str(ws.paths.duckdb)))
+    # the maps last: their index page links the workbook and the tables just written
+    outputs += list(render_workspace_month(ws, con, month))
+    log_step("score", month=month, grids=int(result.grid_month_score["grid_id"].nunique()), outputs=len(outputs))
+    return outputs
+
+
+# --- the run ------------------------------------------------------------------------------
+
+
+def run_pipeline(
+    ws: Workspace,
+    con: duckdb.DuckDBPyConnection,
+    *,
+    days: Sequence[date] | None,
+    month: str | None,
+    progress: bool,
+    run_id: str,
+    summary: RunSummary | None = None,
+) -> RunSummary:
+    """Ingest, recompute and (with ``month``) score. The caller holds the workspace lock.
+
+    The work done is the work asked (docs/decisions.md, "Days recomputed by a nightly run")
+    plus any left pending by an earlier run that was killed or failed. ``summary``, when
+    given, is filled in place (so a failed run's log shows how far it got).
+    """
+    from trajectory.ingest import ingest_inbox
+
+    summary = summary or RunSummary(run_id=run_id)
+    summary.warnings += list(ws.warnings)
+    stale = store.remove_stale_temporaries(ws.paths)
+    if stale:
+        summary.warnings.append(f"{stale} temporary files of an interrupted run removed")
+    # ingest records the dates that received points as pending days, with each file's commit
+    report = ingest_inbox(ws, con, run_id, progress=progress)
+    summary.files = len(report.files)
+    summary.rows_accepted = sum(f["accepted"] for f in report.files)
+    summary.rows_duplicate = sum(f["duplicate"] for f in report.files)
+    summary.rows_quarantined = sum(f["quarantined"] for f in report.files)
+    summary.warnings += list(report.warnings)
+    log_step(
+        "ingest",
+        files=summary.files,
+        accepted=summary.rows_accepted,
+        duplicate=summary.rows_duplicate,
+        quarantined=summary.rows_quarantined,
+    )
+
+    today = datetime.now(ws.tz).date()
+    asked: set[date] = set()
+    if days is not None:
+        asked |= set(days)
+    elif month is None:
+        # the plain nightly run also closes yesterday: a worker who sent nothing is absent
+        asked.add(today - timedelta(days=1))
+    if month is not None:
+        done = {
+            d
+            for (d,) in con.execute(
+                f"SELECT DISTINCT date FROM {c.WORKER_DAY} WHERE strftime(date, '%Y-%m') = ?", [month]
+            ).fetchall()
+        }
+        asked |= {d for d in month_days(month) if d not in done}
+    # the plan is recorded before any of it is done: a killed run leaves it for the next one
+    with store.transaction(con):
+        store.add_pending(con, store.PENDING_DAY, {d for d in asked if d <= today}, run_id)
+        todo = [d for d in map(date.fromisoformat, store.pending(con, store.PENDING_DAY)) if d <= today]
+        # months already scored that receive recomputed days are scored again (late uploads re-open them)
+        scored_before = {m for (m,) in con.execute(f"SELECT DISTINCT month FROM {c.GRID_MONTH_SCORE}").fetchall()}
+        rescore = ({month} if month else set()) | ({month_of(d) for d in todo} & scored_before)
+        store.add_pending(con, store.PENDING_SCORE, rescore, run_id)
+    summary.days = todo
+    if summary.days:
+        process_dates(ws, con, summary.days, progress, run_id=run_id)
+    summary.months = store.pending(con, store.PENDING_MONTH)
+    for m in summary.months:
+        recompute_month(ws, con, m)
+        store.crash_point("month")
+    for m in store.pending(con, store.PENDING_SCORE):
+        summary.outputs += score_and_export(ws, con, m, progress)
+        store.done_pending(con, store.PENDING_SCORE, [m])
+        summary.scored.append(m)
+    return summary
+
+
+def mark_killed_runs(con: duckdb.DuckDBPyConnection, run_id: str) -> list[str]:
+    """Mark run log rows still ``running`` as ``killed``; returns their run ids.
+
+    Called under the workspace lock: no other run is going, so a ``running`` row is a run
+    that died without writing its end (SIGKILL, power cut, out of memory).
+    """
+    killed = [r[0] for r in con.execute(f"SELECT run_id FROM {c.RUN_LOG} WHERE outcome = ?", [OUTCOME_RUNNING]).fetchall()]
+    if killed:
+        con.execute(
+            f"UPDATE {c.RUN_LOG} SET outcome = ?, message = ? WHERE outcome = ?",
+            [
+                OUTCOME_KILLED,
+                f"stopped before its end (killed, power cut or out of memory); its unfinished work was done by run {run_id}",
+                OUTCOME_RUNNING,
+            ],
+        )
+    return killed
+
+
+def write_run_log(
+    con: duckdb.DuckDBPyConnection,
+    summary: RunSummary,
+    started: datetime,
+    command: str,
+    policy_hash: str,
+    outcome: str,
+    message: str,
+) -> None:
+    row = pd.DataFrame(
+        [
+            {
+                "run_id": summary.run_id,
+                "started_at": started,
+                "ended_at": None if outcome == OUTCOME_RUNNING else datetime.now().astimezone(),
+                "command": command,
+                "files": summary.files,
+                "rows_accepted": summary.rows_accepted,
+                "rows_duplicate": summary.rows_duplicate,
+                "rows_quarantined": summary.rows_quarantined,
+                "days_recomputed": ",".join(d.isoformat() for d in summary.days),
+                "months_scored": ",".join(summary.scored),
+                "warnings": json.dumps(summary.warnings, ensure_ascii=False),
+                "policy_hash": policy_hash,
+                "outcome": outcome,
+                "message": message,
+            }
+        ]
+    )
+    store.replace_rows(con, c.RUN_LOG, row, "run_id = ?", [summary.run_id])
+
+
+def print_summary(ws: Workspace, summary: RunSummary, seconds: float) -> None:
+    days = summary.days
+    span = f"{days[0]} … {days[-1]}（{len(days)} 天）" if days else "无"
+    lines = [
+        f"gridpatrol 运行完成 run={summary.run_id} 用时 {seconds:.1f} s",
+        f"  工作区 workspace: {ws.root}",
+        f"  入库 ingest: 文件 {summary.files} 个，接收 {summary.rows_accepted} 点，重复 {summary.rows_duplicate}，隔离 {summary.rows_quarantined}",
+        f"  重算日期 days: {span}",
+    ]
+    if summary.scored:
+        lines.append(f"  月度考核 scored: {', '.join(summary.scored)}")
+        for m in summary.scored:
+            out = ws.paths.out_month(m)
+            lines.append(f"    地图与报表 maps & workbook: {out / 'index.html'}")
+            for p in summary.outputs:
+                if p.suffix == ".xlsx" and p.parent == out:
+                    lines.append(f"    考核得分表 workbook: {p}")
+    for w in summary.warnings[:20]:
+        lines.append(f"  注意 warning: {w}")
+    if len(summary.warnings) > 20:
+        lines.append(f"  … 另有 {len(summary.warnings) - 20} 条 warnings（见 run_log）")
+    print("\n".join(lines))
+
+
+def print_status(ws: Workspace, limit: int = 10) -> None:
+    """Print the last runs of the workspace, newest first, and whether a run is going now."""
+    holder = store.lock_holder(ws.paths)
+    if holder:
+        print(f"运行中 a run is in progress ({holder})")
+    try:
+        con = store.connect(ws.paths, read_only=True)
+    except StoreError:
+        if holder is None:
+            raise
+        # the running process holds the database's write lock: DuckDB refuses readers meanwhile
+        print("  the store is busy until that run ends; ask again later")
+        return
+    try:
+        rows = con.execute(
+            f"""SELECT run_id, started_at, ended_at, outcome, files, rows_accepted, rows_duplicate, rows_quarantined,
+                       days_recomputed, months_scored, policy_hash, message, warnings
+                FROM {c.RUN_LOG} ORDER BY started_at DESC LIMIT ?""",
+            [limit],
+        ).fetchall()
+    finally:
+        con.close()
+    if not rows:
+        print("尚无运行记录 no runs yet")
+        return
+    print("run_id           开始 started             结果 outcome  文件 接收 重复 隔离  重算天数 月份  注意 policy")
+    for r in rows:
+        ndays = len(r[8].split(",")) if r[8] else 0
+        # a run that is not going any more but never wrote its end was killed
+        outcome = OUTCOME_KILLED if r[3] == OUTCOME_RUNNING and holder is None else r[3]
+        nwarn = len(json.loads(r[12])) if r[12] else 0
+        print(
+            f"{r[0]:<16} {str(r[1])[:19]:<22} {outcome:<12} {r[4]:>4} {r[5]:>8} {r[6]:>6} {r[7]:>5}  {ndays:>4}  "
+            f"{r[9] or '-':<8} {nwarn:>3}  {r[10]}"
+        )
+        if r[11]:
+            print(f"                 {r[11]}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m trajectory.run",
+        description="gridpatrol 夜间批处理：入库 GPS、按日计算巡查轨迹、（--month）月度考核与导出。",
+    )
+    p.add_argument(
+        "--workspace", type=Path, help="workspace folder (SPEC §2); with --demo defaults to ./demo-workspace"
+    )
+    when = p.add_mutually_exclusive_group()
+    when.add_argument("--date", type=parse_day, help="reprocess one local date YYYY-MM-DD")
+    when.add_argument("--from", dest="date_from", type=parse_day, help="reprocess from this date (with --to)")
+    p.add_argument("--to", dest="date_to", type=parse_day, help="reprocess up to this date (inclusive)")
+    p.add_argument("--month", type=parse_month, help="also score this month YYYY-MM and write the workbook and maps")
+    p.add_argument("--demo", action="store_true", help="build the demo workspace (if absent) and run everything on it")
+    p.add_argument("--seed", type=int, default=20261001, help="demo generator seed (with --demo)")
+    p.add_argument("--status", action="store_true", help="print the last runs of the workspace and exit")
+    p.add_argument("--wait", action="store_true", help="wait for another run on the same workspace instead of refusing")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only in the log")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(logging.WARNING if args.quiet else logging.INFO)
+    if (args.date_from is None) != (args.date_to is None):
+        print("error: --from and --to go together", file=sys.stderr)
+        return 2
+    if args.date_from and args.date_to < args.date_from:
+        print("error: --to is before --from", file=sys.stderr)
+        return 2
+    if args.workspace is None and not args.demo:
+        print("error: --workspace DIR is required (or --demo)", file=sys.stderr)
+        return 2
+    progress = not args.no_progress and sys.stderr.isatty()
+    root = args.workspace or DEFAULT_DEMO_DIR
+    month = args.month
+    days: list[date] | None = None
+    if args.date:
+        days = [args.date]
+    elif args.date_from:
+        days = date_range(args.date_from, args.date_to)
+    try:
+        if args.demo:
+            month = month or DEFAULT_DEMO_MONTH
+            if not (Path(root) / "workers.csv").exists():
+                from trajectory.demo import build_demo_workspace
+
+                log_step("demo", workspace=root, month=month, seed=args.seed)
+                build_demo_workspace(Path(root), month=month, seed=args.seed)
+        ws = load_workspace(root)
+        from maps.build import workspace_tiles
+
+        workspace_tiles(ws)  # a wrong [maps] section fails now, not after the night's work
+        if args.status:
+            print_status(ws)
+            return 0
+        return _run_locked(ws, days, month, progress, args.wait, " ".join(sys.argv))
+    except GridpatrolError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; the store keeps its last consistent state, run again", file=sys.stderr)
+        return 130
+
+
+def _run_locked(
+    ws: Workspace, days: list[date] | None, month: str | None, progress: bool, wait: bool, command: str
+) -> int:
+    started = datetime.now().astimezone()
+    run_id = started.strftime("%Y%m%d%H%M") + uuid.uuid4().hex[:4]
+    with store.workspace_lock(ws.paths, wait=wait):
+        con = store.connect(ws.paths)
+        summary = RunSummary(run_id=run_id)
+        t0 = time.perf_counter()
+        try:
+            killed = mark_killed_runs(con, run_id)
+            if killed:
+                summary.warnings.append(f"run(s) {', '.join(killed)} stopped before their end; their work is done now")
+            write_run_log(con, summary, started, command, ws.policy.hash, OUTCOME_RUNNING, "")
+            run_pipeline(ws, con, days=days, month=month, progress=progress, run_id=run_id, summary=summary)
+            store.crash_point("end")
+        except Exception as exc:
+            message = _failure_message(exc)
+            log.debug(traceback.format_exc())
+            try:
+                write_run_log(con, summary, started, command, ws.policy.hash, OUTCOME_FAILED, message)
+                con.close()
+            except duckdb.Error:
+                pass  # the store itself failed: the next run marks this one killed
+            if isinstance(exc, GridpatrolError):
+                raise
+            if not isinstance(exc, (OSError, duckdb.IOException)):
+                traceback.print_exc(file=sys.stderr)  # a bug: keep the trace for the report
+            print(f"error: run failed: {message}", file=sys.stderr)
+            return 1
+        write_run_log(con, summary, started, command, ws.policy.hash, OUTCOME_OK, "")
+        con.close()
+    print_summary(ws, summary, time.perf_counter() - t0)
+    return 0
+
+
+def _failure_message(exc: Exception) -> str:
+    """One line for the operator: what failed, and for a file system error, where and what to do."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" at {exc.filename}" if exc.filename else ""
+        return (
+            f"cannot write the workspace{where}: {exc.strerror}; check free disk space and that the path is a "
+            "writable folder, then run again (the store keeps its last consistent state)"
+        )
+    text = " ".join(str(exc).split())
+    if isinstance(exc, duckdb.IOException):
+        return f"cannot write the store patrol.duckdb: {text}; check free disk space, then run again"
+    return f"{type(exc).__name__}: {text}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

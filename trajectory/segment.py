@@ -1,0 +1,153 @@
+"""Stage 2 — daily trajectories cut into segments, intervals clipped to the worker's grid.
+
+The input is the trustworthy points of :mod:`trajectory.clean`, sorted by ``traj`` (worker ×
+local day: no bridge across midnight) and time. Interval *k* joins point *k* and *k+1*. A new
+segment starts at a new worker-day, after a gap longer than ``max_gap_s`` (phone or GPS off:
+the gap counts nothing) and after a residual jump faster than ``max_jump_kmh`` that cleaning
+could not explain as a spike.
+
+Each interval carries the share of it inside the worker's buffered grid polygon (``inside``,
+0…1, interpolated along the segment like MovingPandas' clip) and whether it is vehicle
+movement (speed over a centred ``vehicle_window_s`` window above ``vehicle_kmh``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import shapely
+
+from scoring.policy import PointRules
+from trajectory.clean import Frame, col
+
+
+def build_intervals(track: Frame, grid_geoms: np.ndarray, rules: PointRules) -> dict[str, np.ndarray]:
+    """Intervals between consecutive trustworthy points, one row per point.
+
+    Parameters
+    ----------
+    track : DataFrame or dict of arrays
+        Sorted; columns ``traj``, ``t`` (s), ``x``, ``y`` (m), ``gcode`` (index into ``grid_geoms``).
+    grid_geoms : ndarray of shapely geometries
+        Buffered grid polygons in each grid's local metric frame (empty, never None, for a
+        grid without a polygon).
+    rules : PointRules
+
+    Returns
+    -------
+    dict of arrays
+        Entry *k* describes the interval from point *k* to point *k+1* (the last row of a
+        worker-day is a stub with ``valid`` False): ``seg``, ``dt``, ``dist``, ``valid``,
+        ``jump``, ``speed_w`` (windowed m/s), ``vehicle``, ``in_pt`` (point *k* inside),
+        ``inside`` (share of the interval inside the grid).
+    """
+    traj = col(track, "traj")
+    t = col(track, "t")
+    x, y = col(track, "x"), col(track, "y")
+    gcode = col(track, "gcode")
+    n = len(t)
+    dt = np.zeros(n)
+    dist = np.zeros(n)
+    same = np.zeros(n, dtype=bool)
+    if n > 1:
+        dt[:-1] = np.diff(t)
+        dist[:-1] = np.hypot(np.diff(x), np.diff(y))
+        same[:-1] = traj[1:] == traj[:-1]
+    speed = dist / np.maximum(dt, 1e-3)
+    jump = same & (speed > rules.max_jump_kmh / 3.6)
+    valid = same & (dt <= rules.max_gap_s) & ~jump
+    seg = np.zeros(n, dtype=np.int64)
+    if n > 1:
+        seg[1:] = np.cumsum(~valid[:-1])
+    speed_w = windowed_speed(seg, t, x, y, valid, rules.vehicle_window_s)
+    vehicle = valid & (speed_w > rules.vehicle_kmh / 3.6)
+    # the engine has already tested every point; reuse it when given
+    in_pt = col(track, "in_pt") if "in_pt" in track.keys() else inside_points(grid_geoms, gcode, x, y)
+    inside = clip_share(x, y, gcode, grid_geoms, in_pt, valid, dist, long_m=rules.grid_buffer_m)
+    return {
+        "seg": seg,
+        "dt": dt,
+        "dist": dist,
+        "valid": valid,
+        "jump": jump,
+        "speed_w": speed_w,
+        "vehicle": vehicle,
+        "in_pt": in_pt,
+        "inside": inside,
+    }
+
+
+def windowed_speed(
+    seg: np.ndarray, t: np.ndarray, x: np.ndarray, y: np.ndarray, valid: np.ndarray, window_s: float
+) -> np.ndarray:
+    """Speed of each interval measured over at least ``window_s`` (same segment).
+
+    The faster of two windows: from ``window_s`` before the interval to its end, and from its
+    start to ``window_s`` after it. GPS jitter of a few metres between fixes a few seconds
+    apart no longer reads as a car, while the first and last intervals of a drive (whose
+    other side is walking) still do.
+    """
+    n = len(t)
+    out = np.zeros(n)
+    if n < 2:
+        return out
+    t0 = t - t.min()
+    big = float(t0.max()) + 2.0 * window_s + 10.0
+    key = seg * big + t0
+    k = np.flatnonzero(valid)
+    a = np.searchsorted(key, key[k] - window_s, side="left")
+    b = np.searchsorted(key, key[k + 1] + window_s, side="right") - 1
+    back = np.hypot(x[k + 1] - x[a], y[k + 1] - y[a]) / np.maximum(t[k + 1] - t[a], 1e-3)
+    fwd = np.hypot(x[b] - x[k], y[b] - y[k]) / np.maximum(t[b] - t[k], 1e-3)
+    out[k] = np.maximum(back, fwd)
+    return out
+
+
+def inside_points(grid_geoms: np.ndarray, gcode: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Whether each point lies in its own grid's polygon (one prepared test per grid)."""
+    out = np.zeros(len(x), dtype=bool)
+    if len(x) == 0:
+        return out
+    order = np.argsort(gcode, kind="stable")
+    gs = gcode[order]
+    bounds = np.flatnonzero(np.r_[True, gs[1:] != gs[:-1], True])
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=False):  # a loop over grids, not points
+        g = grid_geoms[gs[lo]]
+        if shapely.is_empty(g):  # a worker whose grid has no polygon patrols nowhere
+            continue
+        shapely.prepare(g)
+        sel = order[lo:hi]
+        out[sel] = shapely.contains_xy(g, x[sel], y[sel])
+    return out
+
+
+def clip_share(
+    x: np.ndarray,
+    y: np.ndarray,
+    gcode: np.ndarray,
+    grid_geoms: np.ndarray,
+    in_pt: np.ndarray,
+    valid: np.ndarray,
+    dist: np.ndarray,
+    long_m: float,
+) -> np.ndarray:
+    """Share (0…1) of each valid interval inside its grid polygon.
+
+    Short intervals with both ends inside count whole and with both ends outside count
+    nothing; the exact intersection is computed only for the intervals that cross the edge
+    or are longer than ``long_m`` (which could cut a corner of the polygon).
+    """
+    n = len(x)
+    share = np.zeros(n)
+    if n < 2:
+        return share
+    k = np.flatnonzero(valid)
+    a, b = in_pt[k], in_pt[k + 1]
+    share[k] = (a & b).astype(np.float64)
+    exact = k[(a != b) | (dist[k] > long_m)]
+    exact = exact[dist[exact] > 0]
+    if len(exact):
+        coords = np.stack([np.column_stack([x[exact], y[exact]]), np.column_stack([x[exact + 1], y[exact + 1]])], axis=1)
+        lines = shapely.linestrings(coords)
+        part = shapely.length(shapely.intersection(lines, grid_geoms[gcode[exact]]))
+        share[exact] = np.clip(part / dist[exact], 0.0, 1.0)
+    return share
