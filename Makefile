@@ -24,7 +24,7 @@ lint: venv
 	$(VENV)/bin/mypy trajectory scoring maps
 
 test: venv
-	bash tests/setup_browser.sh
+	bash tests/setup_system.sh
 	$(MAKE) lint
 	$(VENV)/bin/pytest
 

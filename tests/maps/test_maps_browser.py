@@ -18,7 +18,7 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 def _missing_browser() -> str | None:
     for exe in (CHROMIUM, CHROMEDRIVER):
         if not exe.exists() and shutil.which(exe.name) is None:
-            return f"{exe} not installed (run tests/setup_browser.sh as root to install chromium and chromium-driver)"
+            return f"{exe} not installed (run tests/setup_system.sh as root to install chromium and chromium-driver)"
     try:
         import selenium  # noqa: F401
     except ImportError:
