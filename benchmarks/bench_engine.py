@@ -17,103 +17,17 @@ import resource
 import sys
 import time
 import warnings
-from datetime import date, timedelta
-from zoneinfo import ZoneInfo
+from datetime import timedelta
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import shapely
 
-from scoring.policy import load_policy
+from benchmarks import generate as gen
+from benchmarks.generate import make_data
 from trajectory.engine import EngineContext, process_days
-from trajectory.geo import from_local
 
-ORIGIN = (119.88, 31.68)
-TZ = ZoneInfo("Asia/Shanghai")
-DAY0 = date(2026, 10, 12)  # a Monday
-GRID_M = 1000.0
-PER_DAY = 2160  # 3 h at 5 s
-
-
-def make_data(n_points: int, days: int = 2, seed: int = 7) -> tuple[pd.DataFrame, EngineContext]:
-    """Points and an engine context for about ``n_points`` points."""
-    rng = np.random.default_rng(seed)
-    n_wd = max(1, int(np.ceil(n_points / PER_DAY)))
-    n_workers = max(1, int(np.ceil(n_wd / days)))
-    n_grids = max(1, (n_workers + 1) // 2)
-    side = int(np.ceil(np.sqrt(n_grids)))
-    gx = (np.arange(n_grids) % side) * GRID_M * 1.2
-    gy = (np.arange(n_grids) // side) * GRID_M * 1.2
-    polys = []
-    for cx, cy in zip(gx, gy, strict=False):  # benchmark setup, one per grid
-        xs = cx + np.array([0, GRID_M, GRID_M, 0.0])
-        ys = cy + np.array([0, 0, GRID_M, GRID_M])
-        lon, lat = from_local(xs, ys, *ORIGIN)
-        polys.append(shapely.Polygon(np.column_stack([lon, lat])))
-    grids = gpd.GeoDataFrame({
-        "grid_id": [f"G{i:04d}" for i in range(n_grids)],
-        "grid_name": [f"grid {i}" for i in range(n_grids)],
-        "grid_type": np.where(np.arange(n_grids) % 3 == 0, "village", "community"),
-    }, geometry=polys, crs="EPSG:4326")
-    wgrid = np.arange(n_workers) // 2
-    workers = pd.DataFrame({
-        "worker_id": [f"W{i:05d}" for i in range(n_workers)],
-        "worker_name": [f"worker {i}" for i in range(n_workers)],
-        "grid_id": [f"G{g:04d}" for g in wgrid],
-        "full_time": True,
-    })
-    # worker-days: (worker, day) pairs, PER_DAY points each, cut to n_points
-    wd_worker = np.repeat(np.arange(n_workers), days)[:n_wd]
-    wd_day = np.tile(np.arange(days), n_workers)[:n_wd]
-    k = np.tile(np.arange(PER_DAY), n_wd)[:n_points]
-    w = np.repeat(wd_worker, PER_DAY)[:n_points]
-    d = np.repeat(wd_day, PER_DAY)[:n_points]
-    n = len(k)
-    # heading random walk per worker-day, speed 1.2 m/s, reflected into the grid
-    heading = np.cumsum(rng.normal(0, 0.25, n))
-    step = 1.2 * 5.0
-    dx, dy = step * np.cos(heading), step * np.sin(heading)
-    first = k == 0
-    grp = np.cumsum(first) - 1
-    cx = np.cumsum(dx)
-    cy = np.cumsum(dy)
-    cx -= (cx - dx)[first][grp]
-    cy -= (cy - dy)[first][grp]
-    start = rng.uniform(100, 900, size=(n_wd, 2))
-    fx = _reflect(cx + start[grp, 0], GRID_M) + gx[wgrid[w]] + rng.normal(0, 4.0, n)
-    fy = _reflect(cy + start[grp, 1], GRID_M) + gy[wgrid[w]] + rng.normal(0, 4.0, n)
-    lon, lat = from_local(fx, fy, *ORIGIN)
-    # time: 08:00 + 5 s steps; the second half of the day from 14:00
-    sec = 8 * 3600 + k * 5.0 + np.where(k >= PER_DAY // 2, 3 * 3600.0 - PER_DAY // 2 * 5.0 + PER_DAY // 2 * 5.0, 0.0)
-    base = pd.Timestamp(DAY0, tz=TZ).tz_convert("UTC").value // 1000
-    ts_us = base + d.astype(np.int64) * 86_400_000_000 + (sec * 1e6).astype(np.int64)
-    pts = pd.DataFrame({
-        "worker_id": pd.Categorical.from_codes(w, categories=list(workers["worker_id"])).astype(str),
-        "ts": pd.to_datetime(ts_us, unit="us", utc=True),
-        "lon": lon, "lat": lat,
-        "accuracy_m": rng.uniform(3, 20, n), "speed_mps": np.nan, "mock": False,
-    })
-    site_g = np.repeat(np.arange(n_grids), 5)
-    sx = gx[site_g] + rng.uniform(50, 950, len(site_g))
-    sy = gy[site_g] + rng.uniform(50, 950, len(site_g))
-    slon, slat = from_local(sx, sy, *ORIGIN)
-    sites = pd.DataFrame({
-        "site_id": [f"S{i:05d}" for i in range(len(site_g))],
-        "site_type": np.array(["key_person", "special_group", "care_subject", "hazard_site", "hazard_site"])[
-            np.arange(len(site_g)) % 5],
-        "grid_id": [f"G{g:04d}" for g in site_g], "lon": slon, "lat": slat, "radius_m": 50.0, "label": "",
-    })
-    leave = pd.DataFrame(columns=["worker_id", "start_date", "end_date", "filed_date", "reason"])
-    dates = [DAY0 + timedelta(days=i) for i in range(days)]
-    ctx = EngineContext(grids=grids, workers=workers, sites=sites, leave=leave,
-                        workday={dd: dd.weekday() < 5 for dd in dates}, policy=load_policy(), tz=TZ)
-    return pts, ctx
-
-
-def _reflect(v: np.ndarray, size: float) -> np.ndarray:
-    m = np.mod(v, 2 * size)
-    return np.where(m > size, 2 * size - m, m)
+TZ = gen.TZ
 
 
 def run_ours(pts: pd.DataFrame, ctx: EngineContext) -> tuple[float, pd.DataFrame]:

@@ -23,70 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
-
-N_WORKERS = 200
-ORIGIN = (119.95, 31.78)
-T0_MS = 1_790_784_000_000  # 2026-10-01T00:00:00+08:00
-
-
-def build_workspace(root: Path, n_points: int, crs: str = "wgs84", seed: int = 7) -> None:
-    """Write a workspace with one grid, ``N_WORKERS`` workers and ``n_points`` inbox points."""
-    rng = np.random.default_rng(seed)
-    (root / "grids_geojson").mkdir(parents=True, exist_ok=True)
-    lo, la = ORIGIN
-    ring = [[lo - 0.05, la - 0.05], [lo + 0.05, la - 0.05], [lo + 0.05, la + 0.05], [lo - 0.05, la + 0.05], [lo - 0.05, la - 0.05]]
-    fc = {
-        "type": "FeatureCollection",
-        "features": [{"type": "Feature", "properties": {"grid_id": "G1", "grid_name": "bench", "grid_type": "community"},
-                      "geometry": {"type": "Polygon", "coordinates": [ring]}}],
-    }
-    (root / "grids_geojson" / "grids.geojson").write_text(json.dumps(fc))
-    (root / "workers.csv").write_text("worker_id,worker_name,grid_id,full_time\n" + "".join(f"W{i:04d},n{i},G1,true\n" for i in range(N_WORKERS)))
-    (root / "patrol.toml").write_text(f'gps_crs = "{crs}"\n')
-    inbox = root / "inbox" / "gps"
-    inbox.mkdir(parents=True, exist_ok=True)
-
-    # every worker samples every 5 s: point k of worker w at T0 + (k * 5 s); distinct (worker, ts)
-    worker = rng.integers(0, N_WORKERS, n_points)
-    order = np.argsort(worker, kind="stable")
-    worker = worker[order]
-    k = np.arange(n_points) - np.searchsorted(worker, worker)
-    # spread over 30 days (5 s sampling at most)
-    step_ms = max(5000, 30 * 86_400_000 * N_WORKERS // max(n_points, 1))
-    ts_ms = T0_MS + k * step_ms + (worker * 37) % 5000
-    lon = lo + rng.normal(0, 0.01, n_points)
-    lat = la + rng.normal(0, 0.01, n_points)
-    acc = rng.uniform(3, 30, n_points).round(1)
-    # 0.5 % repeated rows (duplicates), 0.1 % broken latitude (quarantined)
-    dup = rng.random(n_points) < 0.005
-    ts_ms[dup] = ts_ms[np.maximum(np.flatnonzero(dup) - 1, 0)]
-    worker[dup] = worker[np.maximum(np.flatnonzero(dup) - 1, 0)]
-    bad = rng.random(n_points) < 0.001
-    ids = pa.array(np.char.add("W", np.char.zfill(worker.astype(str), 4)))
-    parts = np.array_split(rng.permutation(n_points), 4)
-    for i, idx in enumerate(parts):
-        idx = np.sort(idx)
-        ts = pa.array(ts_ms[idx]).cast(pa.timestamp("ms", tz="UTC"))
-        lat_col = pa.array(lat[idx])
-        table = {"worker_id": ids.take(idx), "lon": pa.array(lon[idx]), "accuracy_m": pa.array(acc[idx])}
-        if i == 0:  # CSV, ISO-8601 with offset; broken latitude as text
-            local = pc.strftime(pc.cast(ts, pa.timestamp("ms", tz="Asia/Shanghai")), format="%Y-%m-%dT%H:%M:%S")
-            text_lat = pc.if_else(pa.array(bad[idx]), pa.scalar("n/a"), pc.cast(lat_col, pa.string()))
-            pacsv.write_csv(pa.table({**table, "ts": pc.binary_join_element_wise(local, "+08:00", ""), "lat": text_lat}), inbox / "part0-iso.csv")
-        elif i == 1:  # CSV, epoch milliseconds
-            lat_bad = pc.if_else(pa.array(bad[idx]), pa.scalar(95.0), lat_col)
-            pacsv.write_csv(pa.table({**table, "ts": pa.array(ts_ms[idx]), "lat": lat_bad}), inbox / "part1-epoch.csv")
-        elif i == 2:  # Parquet, typed timestamp
-            lat_bad = pc.if_else(pa.array(bad[idx]), pa.scalar(95.0), lat_col)
-            pq.write_table(pa.table({**table, "ts": ts, "lat": lat_bad}), inbox / "part2-typed.parquet")
-        else:  # Parquet, epoch milliseconds
-            lat_bad = pc.if_else(pa.array(bad[idx]), pa.scalar(95.0), lat_col)
-            pq.write_table(pa.table({**table, "ts": pa.array(ts_ms[idx]), "lat": lat_bad}), inbox / "part3-epoch.parquet")
+from benchmarks.generate import build_ingest_workspace as build_workspace
 
 
 def run_ingest(root: Path) -> dict:

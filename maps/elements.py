@@ -110,7 +110,37 @@ class HeatLayer(_RawLayer):
         self._name = "HeatLayer"
         self.lat = js_json(_coords(lat))
         self.lon = js_json(_coords(lon))
-        self.options = js_json({"radius": radius, "blur": blur, "minOpacity": min_opacity, "maxZoom": 17})
+        options = {"radius": radius, "blur": blur, "minOpacity": min_opacity, "maxZoom": HEAT_MAX_ZOOM}
+        options["max"] = heat_max(np.asarray(lat, float), np.asarray(lon, float), radius)
+        self.options = js_json(options)
+
+
+HEAT_MAX_ZOOM = 17
+_VIEW_PX = 1000  # the width a page is first fitted to, roughly
+
+
+def heat_max(lat: np.ndarray, lon: np.ndarray, radius: int) -> float:
+    """The heat layer's ``max``: the 95th percentile of per-cell intensity at the first view.
+
+    leaflet.heat sums points per cell of ``radius / 2`` pixels and scales them by
+    ``2 ** (zoom - maxZoom)``; with its default ``max = 1`` a month of points saturates every
+    cell red. Normalising to the busy cells of the fitted view keeps the gradient readable.
+
+    Examples
+    --------
+    >>> lat = np.full(100, 31.7); lon = np.full(100, 119.9)
+    >>> heat_max(lat, lon, 12) >= 1.0
+    True
+    """
+    if len(lat) == 0:
+        return 1.0
+    span = max(float(np.ptp(lon)), float(np.ptp(lat)), 1e-4)
+    zoom = int(np.clip(np.floor(np.log2(360.0 * _VIEW_PX / (256.0 * span))), 1, HEAT_MAX_ZOOM))
+    cell_deg = (radius / 2.0) * 360.0 / (256.0 * 2**zoom)
+    cells = np.stack([np.floor(lon / cell_deg), np.floor(lat / cell_deg)], axis=1).astype(np.int64)
+    _, counts = np.unique(cells, axis=0, return_counts=True)
+    scale = 1.0 / 2 ** max(0, HEAT_MAX_ZOOM - zoom)
+    return float(max(1.0, np.percentile(counts, 95) * scale))
 
 
 class PointsLayer(_RawLayer):

@@ -64,6 +64,7 @@ class AnomalyRules:
 
     desk_phone_min_s: float
     vehicle_min_s: float
+    teleport_min_spikes: int
     replay_max_offset_m: float
     replay_min_points: int
 
@@ -299,6 +300,7 @@ def _build(raw: dict[str, Any], source: str) -> Policy:
         anomalies=AnomalyRules(
             desk_phone_min_s=ano.num("desk_phone_min_s"),
             vehicle_min_s=ano.num("vehicle_min_s"),
+            teleport_min_spikes=int(ano.num("teleport_min_spikes")),
             replay_max_offset_m=ano.num("replay_max_offset_m"),
             replay_min_points=int(ano.num("replay_min_points")),
         ),

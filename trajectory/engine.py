@@ -7,9 +7,11 @@ columns; nothing loops over points or trajectories (STYLE lesson 4). It does no 
 
 from __future__ import annotations
 
+import copyreg
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
 import geopandas as gpd
@@ -36,6 +38,14 @@ from trajectory.segment import build_intervals, inside_points
 from trajectory.visits import SITE_VISIT_COLUMNS, stay_runs
 
 _DAY_US = 86_400_000_000
+# the policy's read-only tables are MappingProxyType, which pickle cannot copy: an
+# EngineContext must travel to pool processes and Spark executors (trajectory.batching,
+# trajectory.spark_engine), so a proxy pickles as the proxy of a copy of its dict
+def _mapping_proxy(d: dict) -> MappingProxyType:
+    return MappingProxyType(d)
+
+
+copyreg.pickle(MappingProxyType, lambda m: (_mapping_proxy, (dict(m),)))
 POINT_USE_COLUMNS = ("worker_id", "grid_id", "ts", "lon", "lat", "date", "counted", "reason", "in_grid")
 WORKER_DAY_EXTRA = (
     "grid_type", "required_s", "required_m", "points_total", "points_used", "dropped_duplicate",
@@ -125,6 +135,9 @@ def process_days(points: pd.DataFrame, ctx: EngineContext, dates: Sequence[date]
     tus = ts_us[sel]
     t0 = int(tus.min()) if len(tus) else 0
     span = int(tus.max() - t0) + 1 if len(tus) else 1
+    # seconds from a clock fixed by the dates alone (not by the points): a worker's figures do
+    # not depend on which other workers share the call (trajectory.batching, spark_engine)
+    t_anchor = (int(day_nums[0]) - 1) * _DAY_US if n_days else 0
     if len(tus) and n_traj * span < 2**62:
         key = traj * span + (tus - t0)
         order = np.arange(len(key)) if bool(np.all(key[1:] >= key[:-1])) else np.argsort(key, kind="stable")
@@ -136,7 +149,7 @@ def process_days(points: pd.DataFrame, ctx: EngineContext, dates: Sequence[date]
     lat = _col(points, "lat", sel)
     x, y = to_grid_local(lon, lat, gcode, roster.lon0, roster.lat0)
     pts = {
-        "traj": traj, "ts_us": tus, "t": (tus - t0) / 1e6, "tod": (local_us[sel] - day_num[sel] * _DAY_US) / 1e6,
+        "traj": traj, "ts_us": tus, "t": (tus - t_anchor) / 1e6, "tod": (local_us[sel] - day_num[sel] * _DAY_US) / 1e6,
         "lon": lon, "lat": lat, "x": x, "y": y, "gcode": gcode,
         "accuracy_m": _col(points, "accuracy_m", sel, np.nan), "mock": _col(points, "mock", sel, False).astype(bool),
     }

@@ -2,8 +2,8 @@
 
 Per worker-day (from the engine's aggregates): ``desk_phone`` (挂机: stationary for
 ``desk_phone_min_s`` within patrol hours), ``vehicle`` (车巡: vehicle speed for
-``vehicle_min_s``), ``teleport`` (a spike or an unexplained jump faster than
-``max_jump_kmh``), ``mock_location`` (any mock-location point). Across days:
+``vehicle_min_s``), ``teleport`` (an unexplained jump faster than ``max_jump_kmh``, or
+at least ``teleport_min_spikes`` spike points in the day), ``mock_location`` (any mock-location point). Across days:
 ``replay`` (轨迹复用: the same track on two days) by :func:`detect_replays`.
 Details carry figures only, no personal data.
 """
@@ -48,7 +48,9 @@ def day_flags(day: pd.DataFrame, policy: Policy) -> pd.DataFrame:
         flag="vehicle",
         detail=[f"vehicle speed {s / 60:.0f} min, max {v:.0f} km/h" for s, v in zip(veh["vehicle_s"], veh["max_speed_kmh"], strict=False)],
     ))
-    tel = day[(day["dropped_spike"] + day["jumps"]) >= 1]
+    # a lone spike is ordinary GPS noise (cleaning drops it); an unexplained jump, or spikes
+    # again and again on one day, is worth a reviewer's look
+    tel = day[(day["jumps"] >= 1) | (day["dropped_spike"] >= a.teleport_min_spikes)]
     parts.append(tel.assign(
         flag="teleport",
         detail=[f"{int(n)} spike point(s), {int(j)} unexplained jump(s), largest {m / 1000:.1f} km"

@@ -305,7 +305,8 @@ def _ingest_one(
     if known is not None:
         entry["skipped_as_known"] = True
         warnings = _record_alias(ctx, path.name, file_hash, known)
-        log_step("ingest_file", file=path.name, skipped="known", same_as=known[0], run=known[1])
+        # every night re-lists the inbox: files already known are logged only at DEBUG level
+        log_step("ingest_file", logging.DEBUG, file=path.name, skipped="known", same_as=known[0], run=known[1])
         return entry, set(), warnings
 
     with tempfile.TemporaryDirectory(prefix="gridpatrol-ingest-") as tmp:
@@ -505,18 +506,26 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> _Source:
     compression = "gzip" if path.name.lower().endswith(".gz") else "none"
     reader = (
         f"read_csv({_sql_str(path.as_posix())}, all_varchar = true, header = true, compression = '{compression}', "
-        f"{_rejects_options()})"
+        f"{_rejects_options()}{{lenient}})"
     )
+    lenient: list[str] = []
     try:
-        table, rejects = _read_with_rejects(con, reader)
+        table, rejects = _read_with_rejects(con, reader.format(lenient=""))
     except duckdb.Error as exc:
-        return _Source(error=f"cannot be read as CSV: {str(exc).splitlines()[0]}")
+        # the dialect sniffer gives up on mixed line endings (a Windows file appended to a
+        # Unix one) or a stray quote; read again tolerantly rather than lose the whole file
+        try:
+            table, rejects = _read_with_rejects(con, reader.format(lenient=", strict_mode = false"))
+        except duckdb.Error:
+            return _Source(error=f"cannot be read as CSV: {str(exc).splitlines()[0]}")
+        lenient.append(f"inbox file {name}: not strict CSV (mixed line endings or stray quotes); read leniently")
+    table = _sql_safe_names(table)
     # reader lines count the header as line 1
     rejected = [(line - 1, _reject_reason(kind, "CSV"), json.dumps({"line": text[:_RAW_MAX_CHARS]}, ensure_ascii=False)) for line, kind, text in rejects]
     fields, warnings = _map_columns(table.schema, name)
     raw_cols = ", ".join(f"{_ident(n)} := s.{_ident(n)}" for n in table.schema.names)
     raw_sql = f"to_json(struct_pack({raw_cols}))" if raw_cols else "NULL"
-    return _Source(table=table, fields=fields, raw_sql=raw_sql, rejected=rejected, warnings=warnings)
+    return _Source(table=table, fields=fields, raw_sql=raw_sql, rejected=rejected, warnings=lenient + warnings)
 
 
 def _reject_reason(kind: str, what: str) -> str:
@@ -579,9 +588,27 @@ def _load_parquet(path: Path) -> _Source:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
         return _Source(error=f"cannot be read as Parquet: {str(exc).splitlines()[0]}")
+    table = _sql_safe_names(table)
     fields, warnings = _map_columns(table.schema, path.name)
     raw_cols = ", ".join(f"{_ident(n)} := s.{_ident(n)}" for n in table.schema.names)
     return _Source(table=table, fields=fields, raw_sql=f"to_json(struct_pack({raw_cols}))" if raw_cols else "NULL", warnings=warnings)
+
+
+def _sql_safe_names(table: pa.Table) -> pa.Table:
+    """Rename columns SQL cannot name (an empty header cell) or tell apart (a repeated name).
+
+    The raw values of quarantined rows are kept under these names; contract columns are
+    found by :func:`_map_columns` on the names as delivered, so renaming never hides one.
+    """
+    seen: set[str] = set()
+    names = []
+    for i, name in enumerate(table.schema.names):
+        new = name if name.strip() else f"column{i}"
+        while new in seen:
+            new = f"{new}_{i}"
+        seen.add(new)
+        names.append(new)
+    return table if names == table.schema.names else table.rename_columns(names)
 
 
 def _map_columns(schema: pa.Schema, name: str) -> tuple[dict[str, tuple[str, str]], list[str]]:

@@ -6,6 +6,7 @@ dates, ids of files and runs — never names, addresses or coordinates of people
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from typing import Any
@@ -34,7 +35,10 @@ def setup_logging(level: int = logging.INFO, stream: Any = None) -> logging.Logg
 
 def _fmt(value: Any) -> str:
     text = str(value)
-    return f'"{text}"' if (" " in text or not text) else text
+    # quoted (JSON string escapes) when it would break the key=value form or the one line
+    if not text or any(ch.isspace() or ch in '"=' for ch in text):
+        return json.dumps(text, ensure_ascii=False)
+    return text
 
 
 def log_step(step: str, level: int = logging.INFO, **fields: Any) -> None:

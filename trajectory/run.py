@@ -196,8 +196,8 @@ def recompute_month(ws: Workspace, con: duckdb.DuckDBPyConnection, month: str) -
         return
     worker_day["date"] = pd.to_datetime(worker_day["date"]).dt.date
     visits = con.execute(f"SELECT * FROM {c.SITE_VISIT} WHERE strftime(date, '%Y-%m') = ?", [month]).df()
-    if len(visits):
-        visits["date"] = pd.to_datetime(visits["date"]).dt.date
+    # also when empty: a month without visits (say, only its 1st computed) must compare dates with dates
+    visits["date"] = pd.to_datetime(visits["date"]).dt.date
     weeks = compute_weeks(worker_day, ws.policy)
     checks = site_checks(visits, ws.sites, worker_day, days[0], days[-1], ws.policy)
     point_use = con.execute("SELECT * FROM point_use WHERE date BETWEEN ? AND ? AND counted", [days[0], days[-1]]).df()

@@ -63,6 +63,17 @@ def test_single_3km_spike_leaves_length_and_time_unchanged():
     assert wb["patrol_m"] == pytest.approx(polyline_length(route), rel=0.05)
     # the neighbours are joined again: only the two 5 s intervals become one 10 s interval
     assert wb["patrol_s"] == pytest.approx(wa["patrol_s"])
-    assert set(b.day_flag["flag"]) == {"teleport"}
+    # one spike is ordinary GPS noise: dropped, not flagged for a reviewer
+    assert "teleport" not in set(b.day_flag["flag"])
     assert (b.point_use["reason"] == "spike").sum() == 1
     assert R_SPIKE == 5
+
+
+def test_repeated_spikes_flag_teleport():
+    route = loop(250)
+    spiked = walk(route, at(9), dt_s=5)
+    for i in (60, 120, 180):  # teleport_min_spikes = 3 separate spikes in the day
+        spiked.loc[i, "lon"] += 0.03
+    b = process_days(spiked, context(), [DAY])
+    assert b.worker_day.iloc[0]["dropped_spike"] == 3
+    assert set(b.day_flag["flag"]) == {"teleport"}
