@@ -17,11 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import shutil
 import sys
 import time
 import traceback
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -34,6 +36,7 @@ from tqdm import tqdm
 from trajectory import contract as c
 from trajectory import store
 from trajectory.calendar import workday_flags
+from trajectory.engine import DayResult, EngineContext, process_days
 from trajectory.errors import GridpatrolError, StoreError
 from trajectory.logs import log_step, setup_logging
 from trajectory.workspace import Workspace, load_workspace
@@ -42,7 +45,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DEMO_DIR = Path("demo-workspace")
 DEFAULT_DEMO_MONTH = "2026-10"
-DAYS_PER_BATCH = 4  # days loaded and processed together: bounds memory, keeps batches large
+DAYS_PER_BATCH = 4  # days processed and committed together
+MAX_POINTS_PER_BATCH = 500_000  # points of one worker batch (≈ 300 bytes each at the engine's peak)
+WORKERS = min(2, os.cpu_count() or 1)  # worker batches processed side by side
+ENGINE_LOCAL, ENGINE_SPARK = "local", "spark"
 # run_log.outcome values
 OUTCOME_RUNNING, OUTCOME_OK, OUTCOME_FAILED, OUTCOME_KILLED = "running", "ok", "failed", "killed"
 
@@ -98,9 +104,7 @@ def month_of(day: date) -> str:
 # --- stages -----------------------------------------------------------------------------
 
 
-def _engine_context(ws: Workspace, days: Iterable[date]):  # -> EngineContext
-    from trajectory.engine import EngineContext
-
+def _engine_context(ws: Workspace, days: Iterable[date]) -> EngineContext:
     days = sorted(set(days))
     flags = workday_flags(days, ws.calendar_overrides)
     return EngineContext(
@@ -114,14 +118,18 @@ def _engine_context(ws: Workspace, days: Iterable[date]):  # -> EngineContext
     )
 
 
-def load_points(con: duckdb.DuckDBPyConnection, days: Sequence[date]) -> pd.DataFrame:
-    """The stored points of the given local dates, in the engine's column types."""
-    df = con.execute(
-        f"""SELECT worker_id, ts, lon, lat, accuracy_m, speed_mps, mock
-            FROM {c.GPS_POINT} WHERE date IN (SELECT unnest(?::DATE[]))
-            ORDER BY worker_id, ts""",
-        [list(days)],
-    ).df()
+def load_points(
+    con: duckdb.DuckDBPyConnection, days: Sequence[date], worker_ids: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """The stored points of the given local dates (of ``worker_ids`` only, when given), in the
+    engine's column types, sorted by worker and time."""
+    sql = f"""SELECT worker_id, ts, lon, lat, accuracy_m, speed_mps, mock
+              FROM {c.GPS_POINT} WHERE date IN (SELECT unnest(?::DATE[]))"""
+    params: list[object] = [list(days)]
+    if worker_ids is not None:
+        sql += " AND worker_id IN (SELECT unnest(?::VARCHAR[]))"
+        params.append(list(worker_ids))
+    df = con.execute(sql + " ORDER BY worker_id, ts", params).df()
     if len(df):
         df["ts"] = pd.to_datetime(df["ts"], utc=True).astype("datetime64[us, UTC]")
     df["mock"] = df["mock"].fillna(False).astype(bool)
@@ -131,53 +139,154 @@ def load_points(con: duckdb.DuckDBPyConnection, days: Sequence[date]) -> pd.Data
     return df
 
 
+def _local_results(
+    con: duckdb.DuckDBPyConnection, ctx: EngineContext, days: Sequence[date], max_points: int, workers: int
+) -> Iterator[DayResult]:
+    """The engine over worker batches, ``workers`` batches at a time on as many cores.
+
+    Yields one result per chunk of batches, so the caller writes each chunk's ``point_use``
+    out before the next is computed: memory is bounded by ``workers × max_points`` points,
+    whatever the day's size (docs/scale.md).
+    """
+    from trajectory.batching import context_for_workers, full_time_ids, plan_batches, process_days_batched
+
+    rows = con.execute(
+        f"SELECT worker_id, count(*) FROM {c.GPS_POINT} WHERE date IN (SELECT unnest(?::DATE[])) GROUP BY 1",
+        [list(days)],
+    ).fetchall()
+    counts = pd.Series({str(w): int(n) for w, n in rows}, dtype="int64")
+    counts = counts.reindex(counts.index.union(pd.Index(full_time_ids(ctx), dtype=object)), fill_value=0)
+    plan = plan_batches(counts, max_points)
+    for i in range(0, len(plan), workers):
+        ids = [w for batch in plan[i : i + workers] for w in batch]
+        yield process_days_batched(
+            lambda wids: load_points(con, days, wids),
+            context_for_workers(ctx, ids),
+            days,
+            max_points_per_batch=max_points,
+            workers=workers,
+            counts=counts[ids],
+            executor="process" if workers > 1 else "serial",
+        )
+
+
+class _PointUseWriter:
+    """Writes a batch of days' ``point_use`` in parts, then swaps each day's folder in at once.
+
+    Parts go to ``point_use/.staging/date=D/part-NNNNN.parquet`` (not matched by the view's
+    ``date=*/*.parquet``); :meth:`commit` renames each staged day over the old one. A run
+    killed before the swap leaves the old day; one killed during it leaves the day pending,
+    so the next run writes it again (the tables' transaction comes after the swap).
+    """
+
+    def __init__(self, root: Path, days: Sequence[date]) -> None:
+        self.root, self.days = root, list(days)
+        self.staging = root / ".staging"
+        shutil.rmtree(self.staging, ignore_errors=True)
+        self.n = 0
+
+    def write(self, point_use: pd.DataFrame) -> None:
+        if point_use.empty:
+            return
+        day_col = point_use["date"]
+        for day in self.days:
+            part = point_use[day_col == day]
+            if len(part):
+                path = self.staging / f"date={day.isoformat()}" / f"part-{self.n:05d}.parquet"
+                store.write_parquet_atomic(
+                    pa.Table.from_pandas(part.drop(columns=["date"]), preserve_index=False), path
+                )
+        self.n += 1
+
+    def commit(self) -> None:
+        for day in self.days:
+            final = self.root / f"date={day.isoformat()}"
+            staged = self.staging / final.name
+            trash = self.root / f".trash-{final.name}"
+            shutil.rmtree(trash, ignore_errors=True)
+            if final.exists():
+                os.replace(final, trash)
+            if staged.exists():
+                os.replace(staged, final)
+            shutil.rmtree(trash, ignore_errors=True)
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
 def process_dates(
-    ws: Workspace, con: duckdb.DuckDBPyConnection, days: Sequence[date], progress: bool, *, run_id: str = ""
+    ws: Workspace,
+    con: duckdb.DuckDBPyConnection,
+    days: Sequence[date],
+    progress: bool,
+    *,
+    run_id: str = "",
+    engine: str = ENGINE_LOCAL,
+    max_points: int = MAX_POINTS_PER_BATCH,
+    workers: int = WORKERS,
 ) -> None:
     """Recompute worker_day, site_visit, day_flag and the point_use store for ``days``.
 
     Each batch of days commits its three tables in one transaction, which also clears the
-    days from the pending work and marks their months as pending.
+    days from the pending work and marks their months as pending. ``engine`` is ``local``
+    (DuckDB + NumPy over worker batches on this machine's cores) or ``spark``.
     """
-    from trajectory.engine import process_days
-
     days = sorted(set(days))
     batches = [days[i : i + DAYS_PER_BATCH] for i in range(0, len(days), DAYS_PER_BATCH)]
+    spark = None
+    if engine == ENGINE_SPARK:
+        from trajectory.spark_engine import spark_session
+
+        spark = spark_session()
     bar = tqdm(batches, desc="巡查计算 days", unit="batch", disable=not progress, file=sys.stderr)
-    for batch in bar:
-        t0 = time.perf_counter()
-        points = load_points(con, batch)
-        result = process_days(points, _engine_context(ws, batch), batch)
-        # point_use Parquet first (one file per day, atomic rename), then the tables in one go
-        for day in batch:
-            part = result.point_use[result.point_use["date"] == day] if len(result.point_use) else result.point_use
-            path = ws.paths.point_use_store / f"date={day.isoformat()}" / "part.parquet"
-            if len(part):
-                store.write_parquet_atomic(
-                    pa.Table.from_pandas(part.drop(columns=["date"]), preserve_index=False), path
-                )
+    try:
+        for batch in bar:
+            t0 = time.perf_counter()
+            ctx = _engine_context(ws, batch)
+            if spark is not None and ws.paths.gps_store.is_dir():
+                from trajectory.spark_engine import process_days_spark
+
+                # Spark reads the whole Parquet store and keeps the batch's date partitions
+                results: Iterable[DayResult] = [process_days_spark(spark, str(ws.paths.gps_store), ctx, batch)]
             else:
-                path.unlink(missing_ok=True)
-        where = "date IN (SELECT unnest(?::DATE[]))"
-        with store.transaction(con):
-            store.replace_rows(con, c.WORKER_DAY, result.worker_day, where, [batch], own_transaction=False)
-            store.replace_rows(con, c.SITE_VISIT, result.site_visit, where, [batch], own_transaction=False)
-            store.replace_rows(
-                con, c.DAY_FLAG, result.day_flag, f"flag <> 'replay' AND {where}", [batch], own_transaction=False
+                results = _local_results(con, ctx, batch, max_points, workers)
+            writer = _PointUseWriter(ws.paths.point_use_store, batch)
+            worker_day, site_visit, day_flag = [], [], []
+            n_points = 0
+            for res in results:
+                writer.write(res.point_use)
+                n_points += len(res.point_use)
+                worker_day.append(res.worker_day)
+                site_visit.append(res.site_visit)
+                day_flag.append(res.day_flag)
+            writer.commit()
+            where = "date IN (SELECT unnest(?::DATE[]))"
+            with store.transaction(con):
+                store.replace_rows(con, c.WORKER_DAY, _concat(worker_day), where, [batch], own_transaction=False)
+                store.replace_rows(con, c.SITE_VISIT, _concat(site_visit), where, [batch], own_transaction=False)
+                store.replace_rows(
+                    con, c.DAY_FLAG, _concat(day_flag), f"flag <> 'replay' AND {where}", [batch], own_transaction=False
+                )
+                # the days are done; the weeks and findings of their months are now out of date
+                store.done_pending(con, store.PENDING_DAY, batch)
+                store.add_pending(con, store.PENDING_MONTH, {month_of(d) for d in batch}, run_id)
+            log_step(
+                "days",
+                first=batch[0],
+                last=batch[-1],
+                points=n_points,
+                worker_days=sum(len(w) for w in worker_day),
+                engine=engine,
+                seconds=round(time.perf_counter() - t0, 2),
             )
-            # the days are done; the weeks and findings of their months are now out of date
-            store.done_pending(con, store.PENDING_DAY, batch)
-            store.add_pending(con, store.PENDING_MONTH, {month_of(d) for d in batch}, run_id)
-        log_step(
-            "days",
-            first=batch[0],
-            last=batch[-1],
-            points=len(points),
-            worker_days=len(result.worker_day),
-            seconds=round(time.perf_counter() - t0, 2),
-        )
-        store.crash_point("days")
+            store.crash_point("days")
+    finally:
+        if spark is not None:
+            spark.stop()
     store.refresh_views(con, ws.paths)
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    frames = [f for f in frames if len(f)] or frames[:1]
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
 
 
 def recompute_month(ws: Workspace, con: duckdb.DuckDBPyConnection, month: str) -> None:
@@ -209,7 +318,11 @@ def recompute_month(ws: Workspace, con: duckdb.DuckDBPyConnection, month: str) -
         store.replace_rows(con, c.SITE_CHECK, checks, by_month, [month], own_transaction=False)
         store.replace_rows(con, c.PATROL_FINDING, findings, by_month, [month], own_transaction=False)
         store.replace_rows(
-            con, c.DAY_FLAG, replays, "flag = 'replay' AND date BETWEEN ? AND ?", [days[0], days[-1]],
+            con,
+            c.DAY_FLAG,
+            replays,
+            "flag = 'replay' AND date BETWEEN ? AND ?",
+            [days[0], days[-1]],
             own_transaction=False,
         )
         store.done_pending(con, store.PENDING_MONTH, [month])
@@ -225,7 +338,9 @@ def score_and_export(ws: Workspace, con: duckdb.DuckDBPyConnection, month: str, 
 
     result = score_and_store(ws, con, month)
     store.crash_point("score")
-    outputs = list(export_month(con, ws.paths.out_month(month), month, ws.grids, ws.policy, source=str(ws.paths.duckdb)))
+    outputs = list(
+        export_month(con, ws.paths.out_month(month), month, ws.grids, ws.policy, source=str(ws.paths.duckdb))
+    )
     # the maps last: their index page links the workbook and the tables just written
     outputs += list(render_workspace_month(ws, con, month))
     log_step("score", month=month, grids=int(result.grid_month_score["grid_id"].nunique()), outputs=len(outputs))
@@ -244,6 +359,7 @@ def run_pipeline(
     progress: bool,
     run_id: str,
     summary: RunSummary | None = None,
+    engine: str = ENGINE_LOCAL,
 ) -> RunSummary:
     """Ingest, recompute and (with ``month``) score. The caller holds the workspace lock.
 
@@ -298,7 +414,7 @@ def run_pipeline(
         store.add_pending(con, store.PENDING_SCORE, rescore, run_id)
     summary.days = todo
     if summary.days:
-        process_dates(ws, con, summary.days, progress, run_id=run_id)
+        process_dates(ws, con, summary.days, progress, run_id=run_id, engine=engine)
     summary.months = store.pending(con, store.PENDING_MONTH)
     for m in summary.months:
         recompute_month(ws, con, m)
@@ -316,7 +432,9 @@ def mark_killed_runs(con: duckdb.DuckDBPyConnection, run_id: str) -> list[str]:
     Called under the workspace lock: no other run is going, so a ``running`` row is a run
     that died without writing its end (SIGKILL, power cut, out of memory).
     """
-    killed = [r[0] for r in con.execute(f"SELECT run_id FROM {c.RUN_LOG} WHERE outcome = ?", [OUTCOME_RUNNING]).fetchall()]
+    killed = [
+        r[0] for r in con.execute(f"SELECT run_id FROM {c.RUN_LOG} WHERE outcome = ?", [OUTCOME_RUNNING]).fetchall()
+    ]
     if killed:
         con.execute(
             f"UPDATE {c.RUN_LOG} SET outcome = ?, message = ? WHERE outcome = ?",
@@ -441,6 +559,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=20261001, help="demo generator seed (with --demo)")
     p.add_argument("--status", action="store_true", help="print the last runs of the workspace and exit")
     p.add_argument("--wait", action="store_true", help="wait for another run on the same workspace instead of refusing")
+    p.add_argument(
+        "--engine",
+        choices=(ENGINE_LOCAL, ENGINE_SPARK),
+        default=ENGINE_LOCAL,
+        help="local (default: DuckDB + NumPy on this machine's cores) or spark (PySpark; docs/scale.md)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only in the log")
     return p
@@ -481,7 +605,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.status:
             print_status(ws)
             return 0
-        return _run_locked(ws, days, month, progress, args.wait, " ".join(sys.argv))
+        return _run_locked(ws, days, month, progress, args.wait, " ".join(sys.argv), args.engine)
     except GridpatrolError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -491,7 +615,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_locked(
-    ws: Workspace, days: list[date] | None, month: str | None, progress: bool, wait: bool, command: str
+    ws: Workspace,
+    days: list[date] | None,
+    month: str | None,
+    progress: bool,
+    wait: bool,
+    command: str,
+    engine: str = ENGINE_LOCAL,
 ) -> int:
     started = datetime.now().astimezone()
     run_id = started.strftime("%Y%m%d%H%M") + uuid.uuid4().hex[:4]
@@ -504,7 +634,9 @@ def _run_locked(
             if killed:
                 summary.warnings.append(f"run(s) {', '.join(killed)} stopped before their end; their work is done now")
             write_run_log(con, summary, started, command, ws.policy.hash, OUTCOME_RUNNING, "")
-            run_pipeline(ws, con, days=days, month=month, progress=progress, run_id=run_id, summary=summary)
+            run_pipeline(
+                ws, con, days=days, month=month, progress=progress, run_id=run_id, summary=summary, engine=engine
+            )
             store.crash_point("end")
         except Exception as exc:
             message = _failure_message(exc)
