@@ -37,6 +37,7 @@ from scoring.policy import Policy
 from scoring.quality import FLAG_COLUMNS, FLAG_LABELS, event_quality_flags
 from scoring.rules import CATEGORY_REPORT_COLUMNS, DEDUCTION_ALL_COLUMNS, SCORE_COLUMNS, ScoreResult, score_month
 from trajectory import contract as c
+from trajectory import store
 from trajectory.errors import GridpatrolError
 from trajectory.store import connect, workspace_lock, write_parquet_atomic
 from trajectory.workspace import load_workspace
@@ -155,40 +156,10 @@ def _track_points(con: duckdb.DuckDBPyConnection, events: pd.DataFrame, policy: 
 
 
 def _replace_month(con: duckdb.DuckDBPyConnection, month: str, tables: dict[str, pd.DataFrame]) -> None:
-    """DELETE the month's rows and INSERT the new ones, all tables in ONE transaction."""
-    con.execute("BEGIN TRANSACTION")
-    try:
+    """Replace the month's rows of every table, all in ONE transaction."""
+    with store.transaction(con):
         for table, df in tables.items():
-            have = _table_columns(con, table)
-            wanted = {col: _DDL.get(table, {}).get(col) or _duck_type(df[col]) for col in df.columns}
-            if not have:
-                cols = ", ".join(f'"{k}" {v}' for k, v in wanted.items())
-                con.execute(f"CREATE TABLE {table} ({cols})")
-            else:
-                for col, kind in wanted.items():
-                    if col not in have:
-                        con.execute(f'ALTER TABLE {table} ADD COLUMN "{col}" {kind}')
-            con.execute(f"DELETE FROM {table} WHERE month = ?", [month])
-            if len(df):
-                con.register("_incoming", df)
-                try:
-                    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming")
-                finally:
-                    con.unregister("_incoming")
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
-
-
-def _duck_type(s: pd.Series) -> str:
-    if pd.api.types.is_bool_dtype(s):
-        return "BOOLEAN"
-    if pd.api.types.is_integer_dtype(s):
-        return "BIGINT"
-    if pd.api.types.is_float_dtype(s):
-        return _NUM
-    return _TEXT
+            store.replace_rows(con, table, df, "month = ?", [month], own_transaction=False, types=_DDL.get(table))
 
 
 # --- reading the store back ------------------------------------------------------------------

@@ -14,7 +14,7 @@ import fcntl
 import os
 import signal
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -137,17 +137,21 @@ def refresh_views(con: duckdb.DuckDBPyConnection, paths: WorkspacePaths, tempora
         con.execute(f"CREATE OR REPLACE {kind} {view} AS {sql}")
 
 
-def _ensure_columns(con: duckdb.DuckDBPyConnection, table: str, df: pd.DataFrame) -> None:
+def _ensure_columns(
+    con: duckdb.DuckDBPyConnection, table: str, df: pd.DataFrame, types: Mapping[str, str] | None = None
+) -> None:
     """Create ``table`` from ``df``'s schema if missing; add columns ``df`` has and the table lacks.
 
-    An all-empty object column has no type of its own (DuckDB says NULL): it becomes VARCHAR.
+    ``types`` names the SQL type of columns whose pandas type says too little (an empty
+    frame's object columns); an all-empty object column otherwise becomes VARCHAR.
     """
     con.register("_schema_probe", df.head(0))
     try:
         probe = con.execute("SELECT column_name, column_type FROM (DESCRIBE _schema_probe)").fetchall()
     finally:
         con.unregister("_schema_probe")
-    types = {name: ("VARCHAR" if kind.strip('"') == "NULL" else kind) for name, kind in probe}
+    given = types or {}
+    types = {name: given.get(name) or ("VARCHAR" if kind.strip('"') == "NULL" else kind) for name, kind in probe}
     columns = ", ".join(f'"{name}" {kind}' for name, kind in types.items())
     con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
     have = {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
@@ -176,17 +180,19 @@ def replace_rows(
     params: Sequence[Any] = (),
     *,
     own_transaction: bool = True,
+    types: Mapping[str, str] | None = None,
 ) -> int:
     """Replace the rows of ``table`` selected by ``where`` with ``df``, in one transaction.
 
     Returns the number of rows inserted. Recomputing a day (or month) therefore replaces it
     atomically: a crash in between leaves the previous rows. With ``own_transaction=False``
-    the caller holds a :func:`transaction` spanning several tables.
+    the caller holds a :func:`transaction` spanning several tables; ``types`` as in
+    :func:`_ensure_columns`.
     """
     if own_transaction:
         with transaction(con):
-            return replace_rows(con, table, df, where, params, own_transaction=False)
-    _ensure_columns(con, table, df)
+            return replace_rows(con, table, df, where, params, own_transaction=False, types=types)
+    _ensure_columns(con, table, df, types)
     con.execute(f"DELETE FROM {table} WHERE {where}", list(params))
     if len(df):
         con.register("_incoming", df)

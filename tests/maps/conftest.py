@@ -13,6 +13,7 @@ from maps_fixtures import LAT0, LON0, MONTH, SECRET_LABELS
 
 from maps.build import render_month
 from maps.tiles import TileConfig
+from trajectory.contract import WORKER_DAY_COLUMNS
 
 
 def _box(i: int) -> shapely.Polygon:
@@ -80,19 +81,7 @@ def worker_day() -> pd.DataFrame:
         ("W3", "G03", "2026-10-11", False, False, 0.0, 0.0, 0.0, 0.0, "off", None),
         ("W3", "G03", "2026-09-30", True, False, 0.0, 0.0, 0.0, 0.0, "absent", None),  # other month
     ]
-    cols = [
-        "worker_id",
-        "grid_id",
-        "date",
-        "workday",
-        "exempt",
-        "patrol_s",
-        "patrol_m",
-        "am_s",
-        "pm_s",
-        "status",
-        "flags",
-    ]
+    cols = [*WORKER_DAY_COLUMNS, "flags"]
     df = pd.DataFrame(rows, columns=cols)
     df["date"] = pd.to_datetime(df["date"]).dt.date
     return df
