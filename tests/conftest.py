@@ -14,7 +14,6 @@ DEMO_GRIDS = 6  # small: the whole pipeline runs on it in well under a minute
 def demo_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A demo workspace (6 grids, October 2026) after `trajectory.run --month 2026-10`."""
     from trajectory.demo import build_demo_workspace
-
     from trajectory.run import main
 
     root = tmp_path_factory.mktemp("demo") / "ws"

@@ -36,7 +36,7 @@ from tqdm import tqdm
 from trajectory import contract as c
 from trajectory import store
 from trajectory.calendar import workday_flags
-from trajectory.engine import DayResult, EngineContext, process_days
+from trajectory.engine import DayResult, EngineContext
 from trajectory.errors import GridpatrolError, StoreError
 from trajectory.logs import log_step, setup_logging
 from trajectory.workspace import Workspace, load_workspace

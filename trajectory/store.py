@@ -274,15 +274,16 @@ def gps_parts(paths: WorkspacePaths, days: Sequence[date] | None = None) -> list
     return sorted(p for d in days for p in partition_dir(paths.gps_store, d).glob("*.parquet"))
 
 
-def write_parquet_atomic(table: pa.Table, path: Path) -> None:
+def write_parquet_atomic(table: pa.Table, path: Path, **options: Any) -> None:
     """Write ``table`` to ``path`` through a temporary file and an atomic rename.
 
     Readers glob ``*.parquet``; the temporary name ends in ``.tmp`` so a half-written file is
-    never read. The data is fsync'ed before the rename.
+    never read. The data is fsync'ed before the rename. ``options`` go to
+    ``pyarrow.parquet.write_table`` (default: zstd compression).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    pq.write_table(table, tmp, compression="zstd")
+    pq.write_table(table, tmp, **{"compression": "zstd", **options})
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
