@@ -21,6 +21,7 @@ demo: venv
 
 lint: venv
 	$(VENV)/bin/ruff check trajectory scoring maps tests benchmarks
+	$(VENV)/bin/ruff format --check trajectory scoring maps tests benchmarks
 	$(VENV)/bin/mypy trajectory scoring maps
 
 test: venv

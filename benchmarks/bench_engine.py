@@ -44,8 +44,13 @@ def run_movingpandas(pts: pd.DataFrame, ctx: EngineContext) -> tuple[float, pd.D
     buffer_m = ctx.policy.patrol.points.grid_buffer_m
     gap = timedelta(seconds=ctx.policy.patrol.points.max_gap_s)
     local = pts["ts"].dt.tz_convert(TZ)
-    df = pd.DataFrame({"worker_id": pts["worker_id"], "t": local.dt.tz_localize(None),
-                       "traj": pts["worker_id"].astype(str) + "_" + local.dt.date.astype(str)})
+    df = pd.DataFrame(
+        {
+            "worker_id": pts["worker_id"],
+            "t": local.dt.tz_localize(None),
+            "traj": pts["worker_id"].astype(str) + "_" + local.dt.date.astype(str),
+        }
+    )
     gdf = gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(pts["lon"], pts["lat"]), crs="EPSG:4326").to_crs(32650)
     grids = ctx.grids.to_crs(32650)
     grid_of = dict(zip(ctx.workers["worker_id"], ctx.workers["grid_id"], strict=False))
@@ -80,8 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
     t0 = time.perf_counter()
     pts, ctx = make_data(a.points, a.days)
-    print(f"generated {len(pts):,} points, {ctx.workers.shape[0]} workers, {ctx.grids.shape[0]} grids, "
-          f"{a.days} days in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    print(
+        f"generated {len(pts):,} points, {ctx.workers.shape[0]} workers, {ctx.grids.shape[0]} grids, "
+        f"{a.days} days in {time.perf_counter() - t0:.1f} s",
+        file=sys.stderr,
+    )
     rows = []
     secs, wd = run_ours(pts, ctx)
     rows.append(("gridpatrol process_days", len(pts), secs, peak_rss_mb()))
@@ -90,9 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(("movingpandas split+clip+length", len(pts), msecs, peak_rss_mb()))
         ours = wd.assign(traj=wd["worker_id"] + "_" + wd["date"].astype(str)).set_index("traj")
         m = mres.set_index("traj").join(ours[["patrol_m", "patrol_s"]], how="inner")
-        print(f"per worker-day, ours/movingpandas: length median {np.median(m['patrol_m'] / m['length_m']):.3f} "
-              f"(ours is jitter-robust, MovingPandas sums raw 4 m jitter), time median "
-              f"{np.median(m['patrol_s'] / m['duration_s']):.3f}")
+        print(
+            f"per worker-day, ours/movingpandas: length median {np.median(m['patrol_m'] / m['length_m']):.3f} "
+            f"(ours is jitter-robust, MovingPandas sums raw 4 m jitter), time median "
+            f"{np.median(m['patrol_s'] / m['duration_s']):.3f}"
+        )
     print(f"{'method':34s} {'points':>10s} {'seconds':>9s} {'points/s':>12s} {'ratio':>7s} {'peak RSS MB':>12s}")
     base = rows[0][2]
     for name, n, s, rss in rows:

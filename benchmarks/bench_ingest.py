@@ -47,7 +47,9 @@ def run_ingest(root: Path) -> dict:
         "dates": len(report.dates_touched),
         "points_per_s": rows / seconds if seconds else float("nan"),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "files": [{k: f[k] for k in ("name", "rows_read", "accepted", "duplicate", "quarantined")} for f in report.files],
+        "files": [
+            {k: f[k] for k in ("name", "rows_read", "accepted", "duplicate", "quarantined")} for f in report.files
+        ],
     }
 
 
@@ -66,16 +68,24 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         build_workspace(root, args.points, args.crs)
         size = sum(p.stat().st_size for p in (root / "inbox" / "gps").iterdir())
-        print(f"generated {args.points:,} points in 4 files ({size / 1e6:.0f} MB) in {time.perf_counter() - t0:.1f} s", flush=True)
+        print(
+            f"generated {args.points:,} points in 4 files ({size / 1e6:.0f} MB) in {time.perf_counter() - t0:.1f} s",
+            flush=True,
+        )
         out = subprocess.run(
-            [sys.executable, "-m", "benchmarks.bench_ingest", "--ingest-only", str(root)], capture_output=True, text=True, check=False
+            [sys.executable, "-m", "benchmarks.bench_ingest", "--ingest-only", str(root)],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if out.returncode != 0:
             print(out.stderr, file=sys.stderr)
             return out.returncode
         r = json.loads(out.stdout.strip().splitlines()[-1])
     for f in r["files"]:
-        print(f"  {f['name']:<22} rows {f['rows_read']:>9,}  accepted {f['accepted']:>9,}  duplicate {f['duplicate']:>7,}  quarantined {f['quarantined']:>6,}")
+        print(
+            f"  {f['name']:<22} rows {f['rows_read']:>9,}  accepted {f['accepted']:>9,}  duplicate {f['duplicate']:>7,}  quarantined {f['quarantined']:>6,}"
+        )
     print(
         f"ingest: {r['rows_read']:,} rows in {r['seconds']:.2f} s = {r['points_per_s']:,.0f} points/s; "
         f"accepted {r['accepted']:,}, duplicate {r['duplicate']:,}, quarantined {r['quarantined']:,}, "

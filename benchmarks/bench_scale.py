@@ -11,9 +11,9 @@ Spark's Python workers included), sampled every 50 ms with psutil.
 
 - ``movingpandas``: gap split, clip, length and duration per worker-day (bench_engine's
   function) on the points in memory; sizes ≤ ``--mp-max`` only (it is too slow beyond).
-- ``ours``: ``ingest_inbox`` (timed apart) then, like ``trajectory.run.process_dates``, the
+- ``ours``: ``ingest_inbox`` (timed apart) then ``trajectory.run.process_dates`` itself: the
   dates in batches of ``DAYS_PER_BATCH``, each with ``process_days_batched`` over worker
-  batches loaded from DuckDB (``gps_point``); results are computed, not written.
+  batches loaded from DuckDB (``gps_point``), the tables and the point_use store written.
 - ``spark``: ``process_days_spark`` on the ingested Parquet store, local[2] (compute only,
   after ``ours`` ingested the store), results collected to the driver.
 
@@ -70,13 +70,12 @@ def variant_movingpandas(root: Path, n: int) -> dict:
     return {"points": len(pts), "seconds": secs}
 
 
-def variant_ours(root: Path, n: int, workers: int = 2, max_points: int = 1_000_000) -> dict:
-    import pandas as pd
-
+def variant_ours(root: Path, n: int) -> dict:
+    """The nightly command's own path: ``ingest_inbox`` then ``trajectory.run.process_dates``
+    (worker batches on both cores, tables and the point_use store written)."""
     from trajectory import store
-    from trajectory.batching import process_days_batched
     from trajectory.ingest import ingest_inbox
-    from trajectory.run import DAYS_PER_BATCH, _engine_context, load_points
+    from trajectory.run import process_dates
     from trajectory.workspace import load_workspace
 
     ws = load_workspace(root)
@@ -85,42 +84,18 @@ def variant_ours(root: Path, n: int, workers: int = 2, max_points: int = 1_000_0
     report = ingest_inbox(ws, con, "bench", progress=False)
     t_ingest = time.perf_counter() - t0
     rows = sum(f["rows_read"] for f in report.files)
-    days = _dates(root)
     t1 = time.perf_counter()
-    worker_days = 0
-    for i in range(0, len(days), DAYS_PER_BATCH):
-        batch = days[i:i + DAYS_PER_BATCH]
-        counts = con.execute(
-            "SELECT worker_id, count(*) FROM gps_point WHERE date IN (SELECT unnest(?::DATE[])) GROUP BY 1", [batch]
-        ).df().set_index("worker_id").iloc[:, 0]
-
-        def load(ids: list[str], batch: list[date] = batch) -> pd.DataFrame:
-            return _load_workers(con, batch, ids, load_points)
-
-        res = process_days_batched(load, _engine_context(ws, batch), batch, max_points_per_batch=max_points,
-                                   workers=workers, counts=counts)
-        worker_days += len(res.worker_day)
-        del res
+    process_dates(ws, con, _dates(root), progress=False, run_id="bench")
     t_engine = time.perf_counter() - t1
+    worker_days = con.execute("SELECT count(*) FROM worker_day").fetchone()[0]
     con.close()
-    return {"points": rows, "seconds": t_ingest + t_engine, "ingest_s": t_ingest, "engine_s": t_engine,
-            "worker_days": worker_days}
-
-
-def _load_workers(con, days, ids, load_points):  # noqa: ANN001 - the lead's loader, in benchmark form
-    """The points of ``ids`` on ``days`` in the engine's types (run.load_points' query plus worker_id IN)."""
-    import pandas as pd
-
-    df = con.execute(
-        """SELECT worker_id, ts, lon, lat, accuracy_m, speed_mps, mock FROM gps_point
-           WHERE date IN (SELECT unnest(?::DATE[])) AND worker_id IN (SELECT unnest(?::VARCHAR[]))
-           ORDER BY worker_id, ts""",
-        [list(days), list(ids)],
-    ).df()
-    if len(df):
-        df["ts"] = pd.to_datetime(df["ts"], utc=True).astype("datetime64[us, UTC]")
-    df["mock"] = df["mock"].fillna(False).astype(bool)
-    return df
+    return {
+        "points": rows,
+        "seconds": t_ingest + t_engine,
+        "ingest_s": t_ingest,
+        "engine_s": t_engine,
+        "worker_days": worker_days,
+    }
 
 
 def variant_spark(root: Path, n: int) -> dict:
@@ -145,8 +120,14 @@ VARIANTS = {"movingpandas": variant_movingpandas, "ours": variant_ours, "spark":
 # --- the parent ----------------------------------------------------------------------------------
 def run_child(name: str, root: Path, n: int) -> dict:
     cmd = [sys.executable, "-m", "benchmarks.bench_scale", "--child", name, "--root", str(root), "--n", str(n)]
-    proc = psutil.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                        cwd=Path(__file__).resolve().parents[1], env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    proc = psutil.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
     peak = [0]
     stop = threading.Event()
 
@@ -214,7 +195,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{size:g} M] workspace built in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
             res = {}
             for v in ("ours", "movingpandas", "spark"):  # ours first: it ingests the store Spark reads
-                if v not in variants or (v == "movingpandas" and size > a.mp_max) or (v == "spark" and size > a.spark_max):
+                if (
+                    v not in variants
+                    or (v == "movingpandas" and size > a.mp_max)
+                    or (v == "spark" and size > a.spark_max)
+                ):
                     continue
                 res[v] = run_child(v, root, n)
                 print(f"[{size:g} M] {v}: {res[v]}", file=sys.stderr, flush=True)
@@ -233,7 +218,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _table(rows: list) -> str:
     lines = [
-        "# bench_scale", "", f"Machine: {machine()}", "",
+        "# bench_scale",
+        "",
+        f"Machine: {machine()}",
+        "",
         "| size | variant | points | ingest s | engine s | total s | points/s (total) | × MovingPandas | peak PSS MB (process tree) |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -245,10 +233,16 @@ def _table(rows: list) -> str:
         ratio = f"{base / secs:.1f}" if base else "–"
         ing = f"{r['ingest_s']:.2f}" if "ingest_s" in r else "–"
         eng = f"{r.get('engine_s', secs):.2f}"
-        lines.append(f"| {size:g} M | {v} | {pts:,} | {ing} | {eng} | {secs:.2f} | {pts / secs:,.0f} | {ratio} | {r['peak_rss_mb']:,.0f} |")
-    lines += ["", "ours = ingest (Parquet inbox → store) + process_days_batched (2 processes, 1 M points per batch), "
-              "results not written; spark = compute only on the ingested store (local[2], collected); movingpandas = "
-              "split + clip + length per worker-day on points already in memory.", ""]
+        lines.append(
+            f"| {size:g} M | {v} | {pts:,} | {ing} | {eng} | {secs:.2f} | {pts / secs:,.0f} | {ratio} | {r['peak_rss_mb']:,.0f} |"
+        )
+    lines += [
+        "",
+        "ours = ingest (Parquet inbox → store) + trajectory.run.process_dates (worker batches on 2 processes, tables and point_use written), "
+        "results not written; spark = compute only on the ingested store (local[2], collected); movingpandas = "
+        "split + clip + length per worker-day on points already in memory.",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -41,8 +41,9 @@ PER_DAY = 2160  # 3 h at 5 s
 INBOX_FORMATS = ("csv-iso", "csv-epoch", "parquet-typed", "parquet-epoch")
 
 
-def make_data(n_points: int, days: int = 2, seed: int = 7, *, extras: bool = False,
-              per_day: int = PER_DAY) -> tuple[pd.DataFrame, EngineContext]:
+def make_data(
+    n_points: int, days: int = 2, seed: int = 7, *, extras: bool = False, per_day: int = PER_DAY
+) -> tuple[pd.DataFrame, EngineContext]:
     """Points (``process_days``' columns) and an engine context for about ``n_points`` points.
 
     Workers = ``n_points / (per_day * days)``; each patrols every day.
@@ -60,18 +61,24 @@ def make_data(n_points: int, days: int = 2, seed: int = 7, *, extras: bool = Fal
         ys = cy + np.array([0, 0, GRID_M, GRID_M])
         lon, lat = from_local(xs, ys, *ORIGIN)
         polys.append(shapely.Polygon(np.column_stack([lon, lat])))
-    grids = gpd.GeoDataFrame({
-        "grid_id": [f"G{i:04d}" for i in range(n_grids)],
-        "grid_name": [f"grid {i}" for i in range(n_grids)],
-        "grid_type": np.where(np.arange(n_grids) % 3 == 0, "village", "community"),
-    }, geometry=polys, crs="EPSG:4326")
+    grids = gpd.GeoDataFrame(
+        {
+            "grid_id": [f"G{i:04d}" for i in range(n_grids)],
+            "grid_name": [f"grid {i}" for i in range(n_grids)],
+            "grid_type": np.where(np.arange(n_grids) % 3 == 0, "village", "community"),
+        },
+        geometry=polys,
+        crs="EPSG:4326",
+    )
     wgrid = np.arange(n_workers) // 2
-    workers = pd.DataFrame({
-        "worker_id": [f"W{i:05d}" for i in range(n_workers)],
-        "worker_name": [f"worker {i}" for i in range(n_workers)],
-        "grid_id": [f"G{g:04d}" for g in wgrid],
-        "full_time": True,
-    })
+    workers = pd.DataFrame(
+        {
+            "worker_id": [f"W{i:05d}" for i in range(n_workers)],
+            "worker_name": [f"worker {i}" for i in range(n_workers)],
+            "grid_id": [f"G{g:04d}" for g in wgrid],
+            "full_time": True,
+        }
+    )
     # worker-days: (worker, day) pairs, per_day points each, cut to n_points
     wd_worker = np.repeat(np.arange(n_workers), days)[:n_wd]
     wd_day = np.tile(np.arange(days), n_workers)[:n_wd]
@@ -122,12 +129,17 @@ def make_data(n_points: int, days: int = 2, seed: int = 7, *, extras: bool = Fal
         keep = np.r_[np.arange(n), dup]  # one repeated point per worker-day
         ts_us, lon, lat, mock, wcat = ts_us[keep], lon[keep], lat[keep], mock[keep], wcat[keep]
         n = len(keep)
-    pts = pd.DataFrame({
-        "worker_id": np.asarray(wcat, dtype=object),
-        "ts": pd.to_datetime(ts_us, unit="us", utc=True),
-        "lon": lon, "lat": lat,
-        "accuracy_m": rng.uniform(3, 20, n), "speed_mps": np.nan, "mock": mock,
-    })
+    pts = pd.DataFrame(
+        {
+            "worker_id": np.asarray(wcat, dtype=object),
+            "ts": pd.to_datetime(ts_us, unit="us", utc=True),
+            "lon": lon,
+            "lat": lat,
+            "accuracy_m": rng.uniform(3, 20, n),
+            "speed_mps": np.nan,
+            "mock": mock,
+        }
+    )
     if extras:
         pts = pts.sort_values(["worker_id", "ts"], kind="stable").reset_index(drop=True)
         if n_workers > 2:  # a part-time worker and an unknown phone
@@ -135,16 +147,30 @@ def make_data(n_points: int, days: int = 2, seed: int = 7, *, extras: bool = Fal
             stranger = pts[pts["worker_id"] == workers.loc[2, "worker_id"]].head(500).assign(worker_id="X99999")
             pts = pd.concat([pts, stranger], ignore_index=True)
     slon, slat = from_local(sx, sy, *ORIGIN)
-    sites = pd.DataFrame({
-        "site_id": [f"S{i:05d}" for i in range(len(site_g))],
-        "site_type": np.array(["key_person", "special_group", "care_subject", "hazard_site", "hazard_site"])[
-            np.arange(len(site_g)) % 5],
-        "grid_id": [f"G{g:04d}" for g in site_g], "lon": slon, "lat": slat, "radius_m": 50.0, "label": "",
-    })
+    sites = pd.DataFrame(
+        {
+            "site_id": [f"S{i:05d}" for i in range(len(site_g))],
+            "site_type": np.array(["key_person", "special_group", "care_subject", "hazard_site", "hazard_site"])[
+                np.arange(len(site_g)) % 5
+            ],
+            "grid_id": [f"G{g:04d}" for g in site_g],
+            "lon": slon,
+            "lat": slat,
+            "radius_m": 50.0,
+            "label": "",
+        }
+    )
     leave = pd.DataFrame(columns=["worker_id", "start_date", "end_date", "filed_date", "reason"])
     dates = [DAY0 + timedelta(days=i) for i in range(days)]
-    ctx = EngineContext(grids=grids, workers=workers, sites=sites, leave=leave,
-                        workday={dd: dd.weekday() < 5 for dd in dates}, policy=load_policy(), tz=TZ)
+    ctx = EngineContext(
+        grids=grids,
+        workers=workers,
+        sites=sites,
+        leave=leave,
+        workday={dd: dd.weekday() < 5 for dd in dates},
+        policy=load_policy(),
+        tz=TZ,
+    )
     return pts, ctx
 
 
@@ -154,9 +180,17 @@ def _reflect(v: np.ndarray, size: float) -> np.ndarray:
 
 
 # --- workspaces -----------------------------------------------------------------------------
-def write_workspace(root: Path, pts: pd.DataFrame, ctx: EngineContext, *, files: int = 4,
-                    formats: tuple[str, ...] = ("parquet-typed",), crs: str = "wgs84", bad_share: float = 0.0,
-                    seed: int = 7) -> Path:
+def write_workspace(
+    root: Path,
+    pts: pd.DataFrame,
+    ctx: EngineContext,
+    *,
+    files: int = 4,
+    formats: tuple[str, ...] = ("parquet-typed",),
+    crs: str = "wgs84",
+    bad_share: float = 0.0,
+    seed: int = 7,
+) -> Path:
     """Write ``ctx``'s grids, workers and sites and ``pts`` as inbox files into a workspace.
 
     The points are dealt round-robin over ``files`` files written in ``formats`` (cycled; see
@@ -171,15 +205,35 @@ def write_workspace(root: Path, pts: pd.DataFrame, ctx: EngineContext, *, files:
     rng = np.random.default_rng(seed)
     ts_ms = pts["ts"].to_numpy().astype("datetime64[ms]").astype(np.int64)
     bad = rng.random(len(pts)) < bad_share
-    write_inbox(root / "inbox" / "gps", pa.array(pts["worker_id"].astype(str).to_numpy()), ts_ms,
-                pts["lon"].to_numpy(), pts["lat"].to_numpy(), pts["accuracy_m"].to_numpy().round(1), bad,
-                files=files, formats=formats, mock=pts["mock"].to_numpy() if "mock" in pts.columns else None)
+    write_inbox(
+        root / "inbox" / "gps",
+        pa.array(pts["worker_id"].astype(str).to_numpy()),
+        ts_ms,
+        pts["lon"].to_numpy(),
+        pts["lat"].to_numpy(),
+        pts["accuracy_m"].to_numpy().round(1),
+        bad,
+        files=files,
+        formats=formats,
+        mock=pts["mock"].to_numpy() if "mock" in pts.columns else None,
+    )
     return root
 
 
-def write_inbox(inbox: Path, ids: pa.Array, ts_ms: np.ndarray, lon: np.ndarray, lat: np.ndarray, acc: np.ndarray,
-                bad: np.ndarray, *, files: int = 4, formats: tuple[str, ...] = INBOX_FORMATS,
-                mock: np.ndarray | None = None, seed: int = 7) -> None:
+def write_inbox(
+    inbox: Path,
+    ids: pa.Array,
+    ts_ms: np.ndarray,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    acc: np.ndarray,
+    bad: np.ndarray,
+    *,
+    files: int = 4,
+    formats: tuple[str, ...] = INBOX_FORMATS,
+    mock: np.ndarray | None = None,
+    seed: int = 7,
+) -> None:
     """Points into ``files`` inbox files, rows dealt at random, formats cycled over the files."""
     inbox.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -196,16 +250,22 @@ def write_inbox(inbox: Path, ids: pa.Array, ts_ms: np.ndarray, lon: np.ndarray, 
         if fmt == "csv-iso":  # ISO-8601 with offset; broken latitude as text
             local = pc.strftime(pc.cast(ts, pa.timestamp("ms", tz="Asia/Shanghai")), format="%Y-%m-%dT%H:%M:%S")
             text_lat = pc.if_else(broken, pa.scalar("n/a"), pc.cast(lat_col, pa.string()))
-            pacsv.write_csv(pa.table({**table, "ts": pc.binary_join_element_wise(local, "+08:00", ""), "lat": text_lat}),
-                            inbox / f"part{i}-iso.csv")
+            pacsv.write_csv(
+                pa.table({**table, "ts": pc.binary_join_element_wise(local, "+08:00", ""), "lat": text_lat}),
+                inbox / f"part{i}-iso.csv",
+            )
             continue
         lat_bad = pc.if_else(broken, pa.scalar(95.0), lat_col)
         if fmt == "csv-epoch":
-            pacsv.write_csv(pa.table({**table, "ts": pa.array(ts_ms[idx]), "lat": lat_bad}), inbox / f"part{i}-epoch.csv")
+            pacsv.write_csv(
+                pa.table({**table, "ts": pa.array(ts_ms[idx]), "lat": lat_bad}), inbox / f"part{i}-epoch.csv"
+            )
         elif fmt == "parquet-typed":
             pq.write_table(pa.table({**table, "ts": ts, "lat": lat_bad}), inbox / f"part{i}-typed.parquet")
         elif fmt == "parquet-epoch":
-            pq.write_table(pa.table({**table, "ts": pa.array(ts_ms[idx]), "lat": lat_bad}), inbox / f"part{i}-epoch.parquet")
+            pq.write_table(
+                pa.table({**table, "ts": pa.array(ts_ms[idx]), "lat": lat_bad}), inbox / f"part{i}-epoch.parquet"
+            )
         else:
             raise ValueError(f"format was '{fmt}' but is expected to be one of {INBOX_FORMATS}")
 
@@ -221,14 +281,27 @@ def build_ingest_workspace(root: Path, n_points: int, crs: str = "wgs84", seed: 
     rng = np.random.default_rng(seed)
     (root / "grids_geojson").mkdir(parents=True, exist_ok=True)
     lo, la = INGEST_ORIGIN
-    ring = [[lo - 0.05, la - 0.05], [lo + 0.05, la - 0.05], [lo + 0.05, la + 0.05], [lo - 0.05, la + 0.05], [lo - 0.05, la - 0.05]]
+    ring = [
+        [lo - 0.05, la - 0.05],
+        [lo + 0.05, la - 0.05],
+        [lo + 0.05, la + 0.05],
+        [lo - 0.05, la + 0.05],
+        [lo - 0.05, la - 0.05],
+    ]
     fc = {
         "type": "FeatureCollection",
-        "features": [{"type": "Feature", "properties": {"grid_id": "G1", "grid_name": "bench", "grid_type": "community"},
-                      "geometry": {"type": "Polygon", "coordinates": [ring]}}],
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"grid_id": "G1", "grid_name": "bench", "grid_type": "community"},
+                "geometry": {"type": "Polygon", "coordinates": [ring]},
+            }
+        ],
     }
     (root / "grids_geojson" / "grids.geojson").write_text(json.dumps(fc))
-    (root / "workers.csv").write_text("worker_id,worker_name,grid_id,full_time\n" + "".join(f"W{i:04d},n{i},G1,true\n" for i in range(N_WORKERS)))
+    (root / "workers.csv").write_text(
+        "worker_id,worker_name,grid_id,full_time\n" + "".join(f"W{i:04d},n{i},G1,true\n" for i in range(N_WORKERS))
+    )
     (root / "patrol.toml").write_text(f'gps_crs = "{crs}"\n')
     # every worker samples every 5 s: point k of worker w at T0 + (k * 5 s); distinct (worker, ts)
     worker = rng.integers(0, N_WORKERS, n_points)
@@ -258,8 +331,11 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     pts, ctx = make_data(a.points, a.days, extras=True)
     write_workspace(a.dir, pts, ctx, files=a.files, formats=tuple(a.formats.split(",")))
-    print(f"{len(pts):,} points, {len(ctx.workers)} workers, {len(ctx.grids)} grids, {a.days} days from {DAY0} "
-          f"written to {a.dir} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    print(
+        f"{len(pts):,} points, {len(ctx.workers)} workers, {len(ctx.grids)} grids, {a.days} days from {DAY0} "
+        f"written to {a.dir} in {time.perf_counter() - t0:.1f} s",
+        file=sys.stderr,
+    )
     return 0
 
 

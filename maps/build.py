@@ -42,20 +42,6 @@ PLAYBACK_DIR = "playback"
 SITE_COLUMNS = ("site_id", "site_type", "grid_id", "lon", "lat")  # never "label"
 POINT_USE_COLUMNS = ("worker_id", "ts", "lon", "lat", "counted")
 
-STATUS_ZH = {
-    c.STATUS_OK: "达标",
-    c.STATUS_SHORT: "不足",
-    c.STATUS_ABSENT: "缺勤",
-    c.STATUS_EXEMPT: "免考",
-    c.STATUS_OFF: "非工作日",
-}
-GRID_TYPE_ZH = {c.GRID_COMMUNITY: "社区", c.GRID_VILLAGE: "村"}
-SITE_TYPE_ZH = {
-    c.SITE_KEY_PERSON: "重点人员",
-    c.SITE_SPECIAL_GROUP: "特殊人群",
-    c.SITE_CARE_SUBJECT: "关爱对象",
-    c.SITE_HAZARD: "重大安全隐患场所",
-}
 
 # Compliance classes of the overview (display bins, not assessment thresholds)
 COMPLIANCE_BINS = (
@@ -192,7 +178,7 @@ def render_month(
             status=str(wd.status),
             why=str(wd.why),
         )
-        titles[page] = f"{wd.worker_id} {wd.day} {STATUS_ZH.get(str(wd.status), wd.status)} {wd.why}"
+        titles[page] = f"{wd.worker_id} {wd.day} {c.STATUS_ZH.get(str(wd.status), wd.status)} {wd.why}"
         pages.append(page)
     pages.append(write_index(out_dir, month, pages, workbook_name, titles=titles))
     return pages
@@ -549,7 +535,7 @@ def _write_overview(page: Path, lib_dir: Path, data: MonthData, stats: pd.DataFr
         {
             "grid_id": html_escape(st["grid_id"]),
             "grid_name": html_escape(st["grid_name"]),
-            "type_zh": st["grid_type"].map(GRID_TYPE_ZH).fillna(st["grid_type"]),
+            "type_zh": st["grid_type"].map(c.GRID_TYPE_ZH).fillna(st["grid_type"]),
             "compliance": _pct(st["compliance"])
             + " ("
             + st["ok_days"].astype(str)
@@ -652,7 +638,7 @@ def _write_grid_page(
             _worker_day_layer(pts.iloc[s:e], days, max_gap_s).add_to(m)
     _title_box(
         m,
-        f"{row.grid_id} {row.grid_name}（{GRID_TYPE_ZH.get(row.grid_type, row.grid_type)}）",
+        f"{row.grid_id} {row.grid_name}（{c.GRID_TYPE_ZH.get(row.grid_type, row.grid_type)}）",
         f"{data.month}：达标率 {_pct(pd.Series([row.compliance])).iloc[0]}（{row.ok_days}/{row.workdays} 工作日），"
         f"覆盖率 {_pct(pd.Series([row.coverage])).iloc[0]}，{row.patrol_km:.1f} km，{row.patrol_h:.1f} h"
         "<br>每个工作日轨迹为一个图层（右上角勾选）：实线 = 计入巡查，圆点 = 未计入（悬停看原因）",
@@ -670,7 +656,7 @@ def _worker_day_layer(pts: pd.DataFrame, days: pd.DataFrame, max_gap_s: float) -
     if (worker, day) in days.index:
         d = days.loc[(worker, day)]
         d = d.iloc[0] if isinstance(d, pd.DataFrame) else d
-        label += f" {STATUS_ZH.get(str(d['status']), d['status'])} {float(d['patrol_m'] or 0) / 1000:.1f} km {float(d['patrol_s'] or 0) / 3600:.1f} h"
+        label += f" {c.STATUS_ZH.get(str(d['status']), d['status'])} {float(d['patrol_m'] or 0) / 1000:.1f} km {float(d['patrol_s'] or 0) / 3600:.1f} h"
     group = folium.FeatureGroup(name=html.escape(label), show=False)
     counted = pts[pts["counted"].to_numpy()]
     if len(counted) >= 2:
@@ -787,7 +773,7 @@ def _write_playback(
         ).add_to(m)
     head = f"轨迹回放：{html.escape(worker_id)} {day}"
     if status:
-        head += f"（{STATUS_ZH.get(status, status)}{'，' + why if why else ''}）"
+        head += f"（{c.STATUS_ZH.get(status, status)}{'，' + why if why else ''}）"
     summary = (
         f"定位点 {len(pts)} 个，计入巡查 {int(counted.sum())} 个。时间为 {html.escape(tz)} 当地时间；"
         "拖动左下角时间轴或点 ▶ 播放。灰色虚线 = 全部定位点，蓝色 = 计入巡查。"
@@ -811,7 +797,7 @@ def _site_layer(site_status: pd.DataFrame) -> PointsLayer:
     texts = (
         html_escape(st["site_id"])
         + " · "
-        + st["site_type"].map(SITE_TYPE_ZH).fillna("场所")
+        + st["site_type"].map(c.SITE_TYPE_ZH).fillna("场所")
         + " · 走访周期 "
         + st["k"].astype(str)
         + "/"

@@ -48,14 +48,6 @@ EVENT_CATEGORY = "event_category_report"
 SCORE_NOTE = "score_note"
 MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 SCORE_FORMAT = "0.0"
-GRID_TYPE_ZH = {c.GRID_COMMUNITY: "社区", c.GRID_VILLAGE: "村"}
-STATUS_ZH = {
-    c.STATUS_OK: "正常",
-    c.STATUS_SHORT: "不足",
-    c.STATUS_ABSENT: "未巡查",
-    c.STATUS_EXEMPT: "免考核",
-    c.STATUS_OFF: "非工作日",
-}
 
 _TEXT, _NUM = "VARCHAR", "DOUBLE"
 _DDL = {
@@ -396,7 +388,7 @@ def write_workbook(
         "网格员编号",
         "网格编号",
         "工作日",
-        *(STATUS_ZH[s] for s in c.STATUSES),
+        *(c.STATUS_ZH[s] for s in c.STATUSES),
         "巡查时长(小时)",
         "巡查里程(公里)",
     ]
@@ -507,7 +499,7 @@ def _grid_sheet(
         _block(
             ws,
             r + 2,
-            ["网格员编号", "工作日", *(STATUS_ZH[s] for s in c.STATUSES), "时长(小时)", "里程(公里)"],
+            ["网格员编号", "工作日", *(c.STATUS_ZH[s] for s in c.STATUSES), "时长(小时)", "里程(公里)"],
             rows,
             score_cols=(),
         )
@@ -579,7 +571,7 @@ def _grid_info(info: pd.DataFrame, gid: str) -> tuple[str, str]:
     if gid not in info.index:
         return "", ""
     row = info.loc[gid]
-    return str(row["grid_name"]), GRID_TYPE_ZH.get(str(row["grid_type"]), str(row["grid_type"]))
+    return str(row["grid_name"]), c.GRID_TYPE_ZH.get(str(row["grid_type"]), str(row["grid_type"]))
 
 
 def _item_header(code: str, policy: Policy) -> str:

@@ -33,7 +33,9 @@ def snapshot(root: Path) -> dict[str, list[tuple]]:
             cols = ", ".join(r[0] for r in con.execute(f"DESCRIBE {table}").fetchall() if r[0] not in ("ingested_run",))
             out[table] = con.execute(f"SELECT {cols} FROM {table} ORDER BY {order}").fetchall()
         # a parallel float sum is not bit-reproducible: rounded
-        out[c.GPS_POINT] = con.execute(f"SELECT count(*), round(sum(lon), 6), min(ts), max(ts) FROM {c.GPS_POINT}").fetchall()
+        out[c.GPS_POINT] = con.execute(
+            f"SELECT count(*), round(sum(lon), 6), min(ts), max(ts) FROM {c.GPS_POINT}"
+        ).fetchall()
         return out
     finally:
         con.close()

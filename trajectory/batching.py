@@ -136,8 +136,10 @@ def process_days_batched(
             per = max(1, max_points_per_batch // 2_000)
             counts = pd.Series(max_points_per_batch // per, index=full_time)
     else:
-        raise TypeError(f"points_source was a {type(points_source).__name__} but is expected to be a DataFrame or "
-                        "a callable load(worker_ids) -> DataFrame")
+        raise TypeError(
+            f"points_source was a {type(points_source).__name__} but is expected to be a DataFrame or "
+            "a callable load(worker_ids) -> DataFrame"
+        )
     # full-time workers without points still get their worker_day rows (absent)
     counts = counts.copy()
     counts.index = counts.index.astype(str)
@@ -186,9 +188,12 @@ def combine_results(parts: Sequence[DayResult], ctx: EngineContext) -> DayResult
         site_pos = pd.Series(np.arange(len(ctx.sites)), index=ctx.sites["site_id"].astype(str))
         site_pos = site_pos[~site_pos.index.duplicated()]
         key = site_visit["site_id"].astype(str).map(site_pos)
-        site_visit = (site_visit.assign(_k=key.to_numpy())
-                      .sort_values(["_k", "worker_id", "date", "start_ts"], kind="stable")
-                      .drop(columns="_k").reset_index(drop=True))
+        site_visit = (
+            site_visit.assign(_k=key.to_numpy())
+            .sort_values(["_k", "worker_id", "date", "start_ts"], kind="stable")
+            .drop(columns="_k")
+            .reset_index(drop=True)
+        )
     point_use = _combine_point_use([p.point_use for p in parts], ctx)
     return DayResult(worker_day=worker_day, point_use=point_use, site_visit=site_visit, day_flag=day_flag)
 
@@ -208,7 +213,7 @@ def _row_index(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     codes, uniq = pd.factorize(frame["worker_id"].astype(str))
     order = np.argsort(codes, kind="stable")
     bounds = np.r_[0, np.cumsum(np.bincount(codes, minlength=len(uniq)))]
-    return {str(u): order[bounds[i]:bounds[i + 1]] for i, u in enumerate(uniq)}
+    return {str(u): order[bounds[i] : bounds[i + 1]] for i, u in enumerate(uniq)}
 
 
 def context_for_workers(ctx: EngineContext, ids: list[str]) -> EngineContext:
@@ -274,14 +279,21 @@ def _executor(kind: str, workers: int, state: dict) -> Executor | None:
         return ThreadPoolExecutor(max_workers=workers)
     # fork: the pool inherits the context and the frame instead of unpickling them
     method = "fork" if "fork" in mp.get_all_start_methods() and os.name == "posix" else "spawn"
-    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method),
-                               initializer=_init_pool, initargs=(state,))
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=mp.get_context(method), initializer=_init_pool, initargs=(state,)
+    )
 
 
 def empty_points() -> pd.DataFrame:
     """A frame of no points with the engine's columns."""
-    return pd.DataFrame({"worker_id": pd.Series([], dtype=object), "ts": pd.Series([], dtype="datetime64[us, UTC]"),
-                         "lon": np.zeros(0), "lat": np.zeros(0)})
+    return pd.DataFrame(
+        {
+            "worker_id": pd.Series([], dtype=object),
+            "ts": pd.Series([], dtype="datetime64[us, UTC]"),
+            "lon": np.zeros(0),
+            "lat": np.zeros(0),
+        }
+    )
 
 
 def _concat(frames: Sequence[pd.DataFrame], columns: Sequence[str] | None = None) -> pd.DataFrame:
@@ -301,9 +313,15 @@ def _combine_point_use(frames: Sequence[pd.DataFrame], ctx: EngineContext) -> pd
     other_mask = [f["reason"].isin(_NOT_COUNTED_ELSEWHERE).to_numpy() for f in full]
     wids = [f["worker_id"].astype(object).to_numpy() for f in full]
     gids = [f["grid_id"].astype(object).to_numpy() for f in full]
-    pieces = [f[~m] for f, m in zip(full, other_mask, strict=True)] + [f[m] for f, m in zip(full, other_mask, strict=True)]
-    w_all = np.concatenate([w[~m] for w, m in zip(wids, other_mask, strict=True)] + [w[m] for w, m in zip(wids, other_mask, strict=True)])
-    g_all = np.concatenate([g[~m] for g, m in zip(gids, other_mask, strict=True)] + [g[m] for g, m in zip(gids, other_mask, strict=True)])
+    pieces = [f[~m] for f, m in zip(full, other_mask, strict=True)] + [
+        f[m] for f, m in zip(full, other_mask, strict=True)
+    ]
+    w_all = np.concatenate(
+        [w[~m] for w, m in zip(wids, other_mask, strict=True)] + [w[m] for w, m in zip(wids, other_mask, strict=True)]
+    )
+    g_all = np.concatenate(
+        [g[~m] for g, m in zip(gids, other_mask, strict=True)] + [g[m] for g, m in zip(gids, other_mask, strict=True)]
+    )
     out = pd.concat([p.drop(columns=["worker_id", "grid_id"]) for p in pieces], ignore_index=True)
     # the whole-input categories: every full-time worker, then the others as first met
     w = ctx.workers
@@ -313,8 +331,9 @@ def _combine_point_use(frames: Sequence[pd.DataFrame], ctx: EngineContext) -> pd
     others = pd.unique(w_all[n_ft:])
     wcats = pd.Index(np.r_[ft["worker_id"].to_numpy(dtype=object), np.asarray(others, dtype=object)], dtype=object)
     grid_of = dict(zip(w["worker_id"].astype(str), w["grid_id"].astype(str), strict=False))
-    gall = np.r_[ft["grid_id"].astype(str).to_numpy(dtype=object),
-                 np.array([grid_of.get(x) for x in others], dtype=object)]  # one per other worker
+    gall = np.r_[
+        ft["grid_id"].astype(str).to_numpy(dtype=object), np.array([grid_of.get(x) for x in others], dtype=object)
+    ]  # one per other worker
     gcats = np.unique(np.array([str(g) if g is not None else "" for g in gall], dtype=object))
     out.insert(0, "worker_id", pd.Categorical(w_all, categories=wcats))
     out.insert(1, "grid_id", pd.Categorical(g_all, categories=pd.Index(gcats, dtype=object)))

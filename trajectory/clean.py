@@ -29,6 +29,7 @@ def col(frame: Frame, name: str, dtype: Any = None) -> np.ndarray:
     """Column ``name`` of a DataFrame or dict of arrays as a NumPy array (no copy if possible)."""
     return np.asarray(frame[name], dtype=dtype)
 
+
 # reason codes of point_use; 0 = the point counted
 REASONS = (
     "duplicate",
@@ -125,7 +126,9 @@ def find_spikes(traj: np.ndarray, t: np.ndarray, x: np.ndarray, y: np.ndarray, r
     # the inner points of a burst have no impossible jump next to them until its outer
     # points are gone: a few passes, each only over the points next to a jump
     for p in range(max(int(rules.spike_max_points), 1)):
-        found = _spike_pass(traj, t, x, y, rules) if p == 0 else _spike_pass(traj[live], t[live], x[live], y[live], rules)
+        found = (
+            _spike_pass(traj, t, x, y, rules) if p == 0 else _spike_pass(traj[live], t[live], x[live], y[live], rules)
+        )
         if not found.any():
             break
         spike[live[found]] = True

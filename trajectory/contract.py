@@ -86,6 +86,22 @@ SITE_TYPES = (SITE_KEY_PERSON, SITE_SPECIAL_GROUP, SITE_CARE_SUBJECT, SITE_HAZAR
 # Personal sites (PIPL): shown only by code in maps and exports, never by label.
 PERSONAL_SITE_TYPES = (SITE_KEY_PERSON, SITE_SPECIAL_GROUP, SITE_CARE_SUBJECT)
 
+# what users read (maps, workbook, CLI): the same Chinese words everywhere
+STATUS_ZH = {
+    STATUS_OK: "达标",
+    STATUS_SHORT: "巡查不足",
+    STATUS_ABSENT: "未巡查",
+    STATUS_EXEMPT: "免考核",
+    STATUS_OFF: "非工作日",
+}
+GRID_TYPE_ZH = {GRID_COMMUNITY: "社区", GRID_VILLAGE: "村"}
+SITE_TYPE_ZH = {
+    SITE_KEY_PERSON: "重点人员",
+    SITE_SPECIAL_GROUP: "特殊人群",
+    SITE_CARE_SUBJECT: "关爱对象",
+    SITE_HAZARD: "重大安全隐患场所",
+}
+
 GPS_CRS_CHOICES = ("wgs84", "gcj02", "bd09", "cgcs2000")
 
 # item codes of SPEC §1, in table order

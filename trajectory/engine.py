@@ -38,6 +38,8 @@ from trajectory.segment import build_intervals, inside_points
 from trajectory.visits import SITE_VISIT_COLUMNS, stay_runs
 
 _DAY_US = 86_400_000_000
+
+
 # the policy's read-only tables are MappingProxyType, which pickle cannot copy: an
 # EngineContext must travel to pool processes and Spark executors (trajectory.batching,
 # trajectory.spark_engine), so a proxy pickles as the proxy of a copy of its dict
@@ -48,9 +50,23 @@ def _mapping_proxy(d: dict) -> MappingProxyType:
 copyreg.pickle(MappingProxyType, lambda m: (_mapping_proxy, (dict(m),)))
 POINT_USE_COLUMNS = ("worker_id", "grid_id", "ts", "lon", "lat", "date", "counted", "reason", "in_grid")
 WORKER_DAY_EXTRA = (
-    "grid_type", "required_s", "required_m", "points_total", "points_used", "dropped_duplicate",
-    "dropped_accuracy", "dropped_mock", "dropped_spike", "dropped_vehicle", "dropped_outside", "gap_s",
-    "max_speed_kmh", "leave_filed_late", "exempt_reason", "short_reasons", "flags",
+    "grid_type",
+    "required_s",
+    "required_m",
+    "points_total",
+    "points_used",
+    "dropped_duplicate",
+    "dropped_accuracy",
+    "dropped_mock",
+    "dropped_spike",
+    "dropped_vehicle",
+    "dropped_outside",
+    "gap_s",
+    "max_speed_kmh",
+    "leave_filed_late",
+    "exempt_reason",
+    "short_reasons",
+    "flags",
 )
 
 
@@ -101,7 +117,9 @@ def process_days(points: pd.DataFrame, ctx: EngineContext, dates: Sequence[date]
         raise ValueError(f"process_days: points lack columns {missing} (expected worker_id, ts, lon, lat)")
     absent_days = [d for d in dates if d not in ctx.workday]
     if absent_days:
-        raise ValueError(f"process_days: ctx.workday has no entry for {absent_days[:3]} (the calendar must cover every date)")
+        raise ValueError(
+            f"process_days: ctx.workday has no entry for {absent_days[:3]} (the calendar must cover every date)"
+        )
     policy = ctx.policy
     rules = policy.patrol.points
     roster = _Roster(ctx, rules.grid_buffer_m)
@@ -149,9 +167,17 @@ def process_days(points: pd.DataFrame, ctx: EngineContext, dates: Sequence[date]
     lat = _col(points, "lat", sel)
     x, y = to_grid_local(lon, lat, gcode, roster.lon0, roster.lat0)
     pts = {
-        "traj": traj, "ts_us": tus, "t": (tus - t_anchor) / 1e6, "tod": (local_us[sel] - day_num[sel] * _DAY_US) / 1e6,
-        "lon": lon, "lat": lat, "x": x, "y": y, "gcode": gcode,
-        "accuracy_m": _col(points, "accuracy_m", sel, np.nan), "mock": _col(points, "mock", sel, False).astype(bool),
+        "traj": traj,
+        "ts_us": tus,
+        "t": (tus - t_anchor) / 1e6,
+        "tod": (local_us[sel] - day_num[sel] * _DAY_US) / 1e6,
+        "lon": lon,
+        "lat": lat,
+        "x": x,
+        "y": y,
+        "gcode": gcode,
+        "accuracy_m": _col(points, "accuracy_m", sel, np.nan),
+        "mock": _col(points, "mock", sel, False).astype(bool),
     }
     reason = cl.clean_points(pts, rules)
     in_grid = inside_points(roster.geoms, gcode, x, y)
@@ -198,16 +224,19 @@ def process_days(points: pd.DataFrame, ctx: EngineContext, dates: Sequence[date]
     kw = ktraj[runs["first"].to_numpy()] // max(n_days, 1)
     kd = ktraj[runs["first"].to_numpy()] % max(n_days, 1)
     srow = runs["site"].to_numpy()
-    site_visit = pd.DataFrame({
-        "worker_id": roster.worker_ids[kw],
-        "grid_id": roster.sites["grid_id"].to_numpy()[srow],
-        "site_id": roster.sites["site_id"].to_numpy()[srow],
-        "site_type": roster.sites["site_type"].to_numpy()[srow],
-        "date": date_objs[kd],
-        "start_ts": pd.to_datetime(track["ts_us"][runs["first"].to_numpy()], unit="us", utc=True),
-        "end_ts": pd.to_datetime(track["ts_us"][runs["last"].to_numpy()], unit="us", utc=True),
-        "duration_s": runs["duration_s"].to_numpy(),
-    }, columns=list(SITE_VISIT_COLUMNS))
+    site_visit = pd.DataFrame(
+        {
+            "worker_id": roster.worker_ids[kw],
+            "grid_id": roster.sites["grid_id"].to_numpy()[srow],
+            "site_id": roster.sites["site_id"].to_numpy()[srow],
+            "site_type": roster.sites["site_type"].to_numpy()[srow],
+            "date": date_objs[kd],
+            "start_ts": pd.to_datetime(track["ts_us"][runs["first"].to_numpy()], unit="us", utc=True),
+            "end_ts": pd.to_datetime(track["ts_us"][runs["last"].to_numpy()], unit="us", utc=True),
+            "duration_s": runs["duration_s"].to_numpy(),
+        },
+        columns=list(SITE_VISIT_COLUMNS),
+    )
 
     # --- worker_day -----------------------------------------------------------------------
     widx = np.arange(n_traj) // max(n_days, 1)
@@ -239,37 +268,43 @@ def process_days(points: pd.DataFrame, ctx: EngineContext, dates: Sequence[date]
     ).astype(object)
     judge = due & patrolled
     short_reasons = _join_flags({k: v & judge for k, v in short.items()}, n_traj)
-    day = pd.DataFrame({
-        "worker_id": roster.worker_ids[widx],
-        "grid_id": roster.grid_id_of_worker[widx],
-        "date": date_objs[didx],
-        "workday": workday,
-        "exempt": exempt,
-        "patrol_s": patrol_s,
-        "patrol_m": patrol_m,
-        "am_s": am_s,
-        "pm_s": pm_s,
-        "status": status,
-        "grid_type": gtype,
-        "required_s": required_s,
-        "required_m": required_m,
-        "points_total": rc.sum(axis=1),
-        "points_used": rc[:, cl.R_OK],
-        "dropped_duplicate": rc[:, cl.R_DUPLICATE],
-        "dropped_accuracy": rc[:, cl.R_ACCURACY] + rc[:, cl.R_INVALID],
-        "dropped_mock": rc[:, cl.R_MOCK],
-        "dropped_spike": rc[:, cl.R_SPIKE],
-        "dropped_vehicle": rc[:, cl.R_VEHICLE],
-        "dropped_outside": rc[:, cl.R_OUTSIDE],
-        "gap_s": gap_s,
-        "max_speed_kmh": max_speed,
-        "leave_filed_late": late,
-        "exempt_reason": why,
-        "short_reasons": short_reasons,
-        # working columns for the flags
-        "still_s": still_s, "still_from": still_from, "still_to": still_to,
-        "vehicle_s": vehicle_s, "jumps": jumps, "max_jump_m": max_jump,
-    })
+    day = pd.DataFrame(
+        {
+            "worker_id": roster.worker_ids[widx],
+            "grid_id": roster.grid_id_of_worker[widx],
+            "date": date_objs[didx],
+            "workday": workday,
+            "exempt": exempt,
+            "patrol_s": patrol_s,
+            "patrol_m": patrol_m,
+            "am_s": am_s,
+            "pm_s": pm_s,
+            "status": status,
+            "grid_type": gtype,
+            "required_s": required_s,
+            "required_m": required_m,
+            "points_total": rc.sum(axis=1),
+            "points_used": rc[:, cl.R_OK],
+            "dropped_duplicate": rc[:, cl.R_DUPLICATE],
+            "dropped_accuracy": rc[:, cl.R_ACCURACY] + rc[:, cl.R_INVALID],
+            "dropped_mock": rc[:, cl.R_MOCK],
+            "dropped_spike": rc[:, cl.R_SPIKE],
+            "dropped_vehicle": rc[:, cl.R_VEHICLE],
+            "dropped_outside": rc[:, cl.R_OUTSIDE],
+            "gap_s": gap_s,
+            "max_speed_kmh": max_speed,
+            "leave_filed_late": late,
+            "exempt_reason": why,
+            "short_reasons": short_reasons,
+            # working columns for the flags
+            "still_s": still_s,
+            "still_from": still_from,
+            "still_to": still_to,
+            "vehicle_s": vehicle_s,
+            "jumps": jumps,
+            "max_jump_m": max_jump,
+        }
+    )
     day["exempt_reason"] = day["exempt_reason"].where(day["exempt"], None)
     flags = day_flags(day, policy) if n_traj else pd.DataFrame(columns=list(DAY_FLAG_COLUMNS))
     if len(flags):
@@ -281,8 +316,19 @@ def process_days(points: pd.DataFrame, ctx: EngineContext, dates: Sequence[date]
     worker_day = day[[*WORKER_DAY_COLUMNS, *WORKER_DAY_EXTRA]].reset_index(drop=True)
 
     # --- point_use ------------------------------------------------------------------------
-    point_use = _point_use(points, ts, roster, sel, other, wcode, dpos, reason, in_grid, uknown[wfac] if len(wfac) else
-                           np.zeros(0, bool), date_objs)
+    point_use = _point_use(
+        points,
+        ts,
+        roster,
+        sel,
+        other,
+        wcode,
+        dpos,
+        reason,
+        in_grid,
+        uknown[wfac] if len(wfac) else np.zeros(0, bool),
+        date_objs,
+    )
     return DayResult(worker_day=worker_day, point_use=point_use, site_visit=site_visit, day_flag=flags)
 
 
@@ -349,8 +395,9 @@ def _local_us(ts: pd.Series, ts_us: np.ndarray, tz: ZoneInfo) -> np.ndarray:
     return np.asarray(local.array.asi8, dtype=np.int64)
 
 
-def _leave(leave: pd.DataFrame, workers: np.ndarray, dates: list[date], filing_days: int
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _leave(
+    leave: pd.DataFrame, workers: np.ndarray, dates: list[date], filing_days: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exempt / filed-late / reason matrices (workers × dates).
 
     A leave day is exempt when the leave was filed no later than ``filing_days`` after that
@@ -431,9 +478,19 @@ def _hhmm(sec: float) -> str:
     return f"{m // 60:02d}:{m % 60:02d}"
 
 
-def _point_use(points: pd.DataFrame, ts: pd.Series, roster: _Roster, sel: np.ndarray, other: np.ndarray,
-               wcode: np.ndarray, dpos: np.ndarray, reason: np.ndarray, in_grid: np.ndarray,
-               known: np.ndarray, date_objs: np.ndarray) -> pd.DataFrame:
+def _point_use(
+    points: pd.DataFrame,
+    ts: pd.Series,
+    roster: _Roster,
+    sel: np.ndarray,
+    other: np.ndarray,
+    wcode: np.ndarray,
+    dpos: np.ndarray,
+    reason: np.ndarray,
+    in_grid: np.ndarray,
+    known: np.ndarray,
+    date_objs: np.ndarray,
+) -> pd.DataFrame:
     rows = np.r_[sel, other]
     o_reason = np.where(known[other], cl.R_NOT_FULL_TIME, cl.R_UNKNOWN).astype(np.int8)
     all_reason = np.r_[reason, o_reason].astype(np.int8)
@@ -441,18 +498,24 @@ def _point_use(points: pd.DataFrame, ts: pd.Series, roster: _Roster, sel: np.nda
     wfac, wuniq = pd.factorize(pd.Series(points["worker_id"]).iloc[other].astype(str))
     wcats = np.r_[roster.worker_ids, np.asarray(wuniq, dtype=object)]
     wcodes = np.r_[wcode, len(roster.worker_ids) + wfac]
-    gcats_all = np.r_[roster.grid_id_of_worker, np.array([roster.grid_of_any_worker.get(w) for w in wuniq], dtype=object)]
-    gcats, ginv = np.unique(np.array([str(g) if g is not None else "" for g in gcats_all], dtype=object),
-                            return_inverse=True)
+    gcats_all = np.r_[
+        roster.grid_id_of_worker, np.array([roster.grid_of_any_worker.get(w) for w in wuniq], dtype=object)
+    ]
+    gcats, ginv = np.unique(
+        np.array([str(g) if g is not None else "" for g in gcats_all], dtype=object), return_inverse=True
+    )
     gcodes = ginv[wcodes] if len(wcodes) else np.zeros(0, np.int64)
-    return pd.DataFrame({
-        "worker_id": pd.Categorical.from_codes(wcodes, categories=pd.Index(wcats, dtype=object)),
-        "grid_id": pd.Categorical.from_codes(gcodes, categories=pd.Index(gcats, dtype=object)),
-        "ts": ts.iloc[rows].reset_index(drop=True),
-        "lon": _col(points, "lon", rows),
-        "lat": _col(points, "lat", rows),
-        "date": date_objs[np.minimum(dpos[rows], len(date_objs) - 2)] if len(rows) else np.zeros(0, object),
-        "counted": all_reason == cl.R_OK,
-        "reason": cl.reason_labels(all_reason),
-        "in_grid": np.r_[in_grid, np.zeros(len(other), bool)],
-    }, columns=list(POINT_USE_COLUMNS))
+    return pd.DataFrame(
+        {
+            "worker_id": pd.Categorical.from_codes(wcodes, categories=pd.Index(wcats, dtype=object)),
+            "grid_id": pd.Categorical.from_codes(gcodes, categories=pd.Index(gcats, dtype=object)),
+            "ts": ts.iloc[rows].reset_index(drop=True),
+            "lon": _col(points, "lon", rows),
+            "lat": _col(points, "lat", rows),
+            "date": date_objs[np.minimum(dpos[rows], len(date_objs) - 2)] if len(rows) else np.zeros(0, object),
+            "counted": all_reason == cl.R_OK,
+            "reason": cl.reason_labels(all_reason),
+            "in_grid": np.r_[in_grid, np.zeros(len(other), bool)],
+        },
+        columns=list(POINT_USE_COLUMNS),
+    )

@@ -12,12 +12,31 @@ import pandas as pd
 from scoring.policy import Policy
 from trajectory.contract import STATUS_ABSENT, STATUS_SHORT
 
-FINDING_COLUMNS = ("grid_id", "worker_id", "month", "kind", "period_start", "period_end", "site_id", "site_type",
-                   "points", "evidence")
+FINDING_COLUMNS = (
+    "grid_id",
+    "worker_id",
+    "month",
+    "kind",
+    "period_start",
+    "period_end",
+    "site_id",
+    "site_type",
+    "points",
+    "evidence",
+)
 KINDS = ("absent_day", "short_day", "short_week", "missed_site_period")
-_SITE_ZH = {"key_person": "重点人员", "special_group": "特殊人群", "care_subject": "关爱对象", "hazard_site": "重大安全隐患场所"}
-_SHORT_ZH = {"time": "时长不足{h:g}小时", "distance": "里程不足{km:g}公里", "morning": "上午不足{m:g}分钟",
-             "afternoon": "下午不足{m:g}分钟"}
+_SITE_ZH = {
+    "key_person": "重点人员",
+    "special_group": "特殊人群",
+    "care_subject": "关爱对象",
+    "hazard_site": "重大安全隐患场所",
+}
+_SHORT_ZH = {
+    "time": "时长不足{h:g}小时",
+    "distance": "里程不足{km:g}公里",
+    "morning": "上午不足{m:g}分钟",
+    "afternoon": "下午不足{m:g}分钟",
+}
 
 
 def patrol_findings(
@@ -58,46 +77,99 @@ def patrol_findings(
     if len(worker_day):
         wd = worker_day[pd.Series([d.strftime("%Y-%m") == month for d in worker_day["date"]], index=worker_day.index)]
         ab = wd[wd["status"] == STATUS_ABSENT]
-        parts.append(pd.DataFrame({
-            "grid_id": ab["grid_id"], "worker_id": ab["worker_id"], "kind": "absent_day",
-            "period_start": ab["date"], "period_end": ab["date"], "points": ded.absent_day,
-            "evidence": [f"{d} 工作日未巡查（网格内无有效巡查轨迹）" for d in ab["date"]],
-        }))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "grid_id": ab["grid_id"],
+                    "worker_id": ab["worker_id"],
+                    "kind": "absent_day",
+                    "period_start": ab["date"],
+                    "period_end": ab["date"],
+                    "points": ded.absent_day,
+                    "evidence": [f"{d} 工作日未巡查（网格内无有效巡查轨迹）" for d in ab["date"]],
+                }
+            )
+        )
         sh = wd[wd["status"] == STATUS_SHORT]
-        parts.append(pd.DataFrame({
-            "grid_id": sh["grid_id"], "worker_id": sh["worker_id"], "kind": "short_day",
-            "period_start": sh["date"], "period_end": sh["date"], "points": ded.short_day,
-            "evidence": [
-                f"{d} 巡查{s / 3600:.1f}小时/{m / 1000:.1f}公里，{_short_text(r, rs, rm, p.half_day_min_min)}"
-                for d, s, m, r, rs, rm in zip(sh["date"], sh["patrol_s"], sh["patrol_m"], sh["short_reasons"],
-                                              sh["required_s"], sh["required_m"], strict=False)
-            ],
-        }))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "grid_id": sh["grid_id"],
+                    "worker_id": sh["worker_id"],
+                    "kind": "short_day",
+                    "period_start": sh["date"],
+                    "period_end": sh["date"],
+                    "points": ded.short_day,
+                    "evidence": [
+                        f"{d} 巡查{s / 3600:.1f}小时/{m / 1000:.1f}公里，{_short_text(r, rs, rm, p.half_day_min_min)}"
+                        for d, s, m, r, rs, rm in zip(
+                            sh["date"],
+                            sh["patrol_s"],
+                            sh["patrol_m"],
+                            sh["short_reasons"],
+                            sh["required_s"],
+                            sh["required_m"],
+                            strict=False,
+                        )
+                    ],
+                }
+            )
+        )
     if len(worker_week):
-        ww = worker_week[(worker_week["month"] == month) & ((worker_week["required_s"] > 0) | (worker_week["required_m"] > 0))]
+        ww = worker_week[
+            (worker_week["month"] == month) & ((worker_week["required_s"] > 0) | (worker_week["required_m"] > 0))
+        ]
         ww = ww[~(ww["meets_time"].astype(bool) & ww["meets_distance"].astype(bool))]
-        parts.append(pd.DataFrame({
-            "grid_id": ww["grid_id"], "worker_id": ww["worker_id"], "kind": "short_week",
-            "period_start": ww["week_start"], "period_end": ww["week_end"], "points": ded.short_week,
-            "evidence": [
-                f"{a}至{b} 周巡查{s / 3600:.1f}小时/{m / 1000:.1f}公里，应{rs / 3600:.1f}小时/{rm / 1000:.1f}公里"
-                f"（{n - e}个应巡工作日）"
-                for a, b, s, m, rs, rm, n, e in zip(ww["week_start"], ww["week_end"], ww["patrol_s"], ww["patrol_m"],
-                                                    ww["required_s"], ww["required_m"], ww["workdays"], ww["exempt_days"], strict=False)
-            ],
-        }))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "grid_id": ww["grid_id"],
+                    "worker_id": ww["worker_id"],
+                    "kind": "short_week",
+                    "period_start": ww["week_start"],
+                    "period_end": ww["week_end"],
+                    "points": ded.short_week,
+                    "evidence": [
+                        f"{a}至{b} 周巡查{s / 3600:.1f}小时/{m / 1000:.1f}公里，应{rs / 3600:.1f}小时/{rm / 1000:.1f}公里"
+                        f"（{n - e}个应巡工作日）"
+                        for a, b, s, m, rs, rm, n, e in zip(
+                            ww["week_start"],
+                            ww["week_end"],
+                            ww["patrol_s"],
+                            ww["patrol_m"],
+                            ww["required_s"],
+                            ww["required_m"],
+                            ww["workdays"],
+                            ww["exempt_days"],
+                            strict=False,
+                        )
+                    ],
+                }
+            )
+        )
     if len(site_check):
         sc = site_check[(site_check["month"] == month) & ~site_check["visited"].astype(bool)]
-        parts.append(pd.DataFrame({
-            "grid_id": sc["grid_id"], "worker_id": sc["worker_id"], "kind": "missed_site_period",
-            "period_start": sc["period_start"], "period_end": sc["period_end"],
-            "site_id": sc["site_id"], "site_type": sc["site_type"], "points": ded.missed_site_period,
-            # personal sites only by code (PIPL): never the label
-            "evidence": [
-                f"{_SITE_ZH.get(t, t)} {sid} {a}{'' if a == b else '至' + str(b)} 未按周期走访"
-                for t, sid, a, b in zip(sc["site_type"], sc["site_id"], sc["period_start"], sc["period_end"], strict=False)
-            ],
-        }))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "grid_id": sc["grid_id"],
+                    "worker_id": sc["worker_id"],
+                    "kind": "missed_site_period",
+                    "period_start": sc["period_start"],
+                    "period_end": sc["period_end"],
+                    "site_id": sc["site_id"],
+                    "site_type": sc["site_type"],
+                    "points": ded.missed_site_period,
+                    # personal sites only by code (PIPL): never the label
+                    "evidence": [
+                        f"{_SITE_ZH.get(t, t)} {sid} {a}{'' if a == b else '至' + str(b)} 未按周期走访"
+                        for t, sid, a, b in zip(
+                            sc["site_type"], sc["site_id"], sc["period_start"], sc["period_end"], strict=False
+                        )
+                    ],
+                }
+            )
+        )
     parts = [x for x in parts if len(x)]
     if not parts:
         return pd.DataFrame(columns=list(FINDING_COLUMNS))

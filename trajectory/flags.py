@@ -38,26 +38,41 @@ def day_flags(day: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     a = policy.patrol.anomalies
     parts = []
     desk = day[day["still_s"] >= a.desk_phone_min_s]
-    parts.append(desk.assign(
-        flag="desk_phone",
-        detail=[f"stationary {s / 3600:.1f} h in patrol hours ({f}–{t})"
-                for s, f, t in zip(desk["still_s"], desk["still_from"], desk["still_to"], strict=False)],
-    ))
+    parts.append(
+        desk.assign(
+            flag="desk_phone",
+            detail=[
+                f"stationary {s / 3600:.1f} h in patrol hours ({f}–{t})"
+                for s, f, t in zip(desk["still_s"], desk["still_from"], desk["still_to"], strict=False)
+            ],
+        )
+    )
     veh = day[day["vehicle_s"] >= a.vehicle_min_s]
-    parts.append(veh.assign(
-        flag="vehicle",
-        detail=[f"vehicle speed {s / 60:.0f} min, max {v:.0f} km/h" for s, v in zip(veh["vehicle_s"], veh["max_speed_kmh"], strict=False)],
-    ))
+    parts.append(
+        veh.assign(
+            flag="vehicle",
+            detail=[
+                f"vehicle speed {s / 60:.0f} min, max {v:.0f} km/h"
+                for s, v in zip(veh["vehicle_s"], veh["max_speed_kmh"], strict=False)
+            ],
+        )
+    )
     # a lone spike is ordinary GPS noise (cleaning drops it); an unexplained jump, or spikes
     # again and again on one day, is worth a reviewer's look
     tel = day[(day["jumps"] >= 1) | (day["dropped_spike"] >= a.teleport_min_spikes)]
-    parts.append(tel.assign(
-        flag="teleport",
-        detail=[f"{int(n)} spike point(s), {int(j)} unexplained jump(s), largest {m / 1000:.1f} km"
-                for n, j, m in zip(tel["dropped_spike"], tel["jumps"], tel["max_jump_m"], strict=False)],
-    ))
+    parts.append(
+        tel.assign(
+            flag="teleport",
+            detail=[
+                f"{int(n)} spike point(s), {int(j)} unexplained jump(s), largest {m / 1000:.1f} km"
+                for n, j, m in zip(tel["dropped_spike"], tel["jumps"], tel["max_jump_m"], strict=False)
+            ],
+        )
+    )
     mock = day[day["dropped_mock"] >= 1]
-    parts.append(mock.assign(flag="mock_location", detail=[f"{int(n)} mock-location point(s)" for n in mock["dropped_mock"]]))
+    parts.append(
+        mock.assign(flag="mock_location", detail=[f"{int(n)} mock-location point(s)" for n in mock["dropped_mock"]])
+    )
     out = pd.concat([p[list(DAY_FLAG_COLUMNS)] for p in parts], ignore_index=True)
     return out.sort_values(["worker_id", "date", "flag"]).reset_index(drop=True)
 
@@ -114,8 +129,11 @@ def detect_replays(point_use: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     pos = starts[:, None] + np.rint(np.linspace(0.0, 1.0, m)[None, :] * (counts[:, None] - 1)).astype(np.int64)
     rx, ry = x[pos], y[pos]  # (days, m)
     spread = np.hypot(rx - rx[:, :1], ry - ry[:, :1]).max(axis=1)
-    tsec = pu["ts"].astype("int64").to_numpy() / 1e6 if pu["ts"].dtype.kind == "M" else np.asarray(
-        pd.to_datetime(pu["ts"], utc=True).astype("int64")) / 1e6
+    tsec = (
+        pu["ts"].astype("int64").to_numpy() / 1e6
+        if pu["ts"].dtype.kind == "M"
+        else np.asarray(pd.to_datetime(pu["ts"], utc=True).astype("int64")) / 1e6
+    )
     duration = tsec[starts + counts - 1] - tsec[starts]
     workers = pu["worker_id"].to_numpy()[starts]
     dates = pu["date"].to_numpy()[starts]
@@ -135,12 +153,16 @@ def detect_replays(point_use: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     i, j, off = i[hit], j[hit], off[hit]
     if len(i) == 0:
         return pd.DataFrame(columns=cols)
-    rows = pd.DataFrame({
-        "worker_id": np.r_[workers[i], workers[j]],
-        "grid_id": np.r_[grids[i], grids[j]],
-        "date": np.r_[dates[i], dates[j]],
-        "flag": "replay",
-        "detail": [f"same track as {d} (median offset {o:.1f} m over {m} positions)"
-                   for d, o in zip(np.r_[dates[j], dates[i]], np.r_[off, off], strict=False)],
-    })
+    rows = pd.DataFrame(
+        {
+            "worker_id": np.r_[workers[i], workers[j]],
+            "grid_id": np.r_[grids[i], grids[j]],
+            "date": np.r_[dates[i], dates[j]],
+            "flag": "replay",
+            "detail": [
+                f"same track as {d} (median offset {o:.1f} m over {m} positions)"
+                for d, o in zip(np.r_[dates[j], dates[i]], np.r_[off, off], strict=False)
+            ],
+        }
+    )
     return rows.sort_values(["worker_id", "date"]).reset_index(drop=True)

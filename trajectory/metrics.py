@@ -194,9 +194,7 @@ def anchor_chain(
     return src, dst, ~capped[src]
 
 
-def path_distance(
-    track: Frame, iv: Frame, weight: np.ndarray, policy: Policy
-) -> tuple[np.ndarray, pd.DataFrame]:
+def path_distance(track: Frame, iv: Frame, weight: np.ndarray, policy: Policy) -> tuple[np.ndarray, pd.DataFrame]:
     """Jitter-robust patrol distance per point-step, and the stationary periods.
 
     Parameters
@@ -253,8 +251,9 @@ def path_distance(
     return step_m, still
 
 
-def _with_tails(src: np.ndarray, dst: np.ndarray, moved: np.ndarray, seg: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _with_tails(
+    src: np.ndarray, dst: np.ndarray, moved: np.ndarray, seg: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n = len(seg)
     if n == 0:
         return src, dst, moved
@@ -269,8 +268,11 @@ def _with_tails(src: np.ndarray, dst: np.ndarray, moved: np.ndarray, seg: np.nda
         last_anchor[has] = dst[pos[has]]
     tail = last_anchor < last
     order = np.argsort(np.r_[src, last_anchor[tail]], kind="stable")
-    return (np.r_[src, last_anchor[tail]][order], np.r_[dst, last[tail]][order],
-            np.r_[moved, np.ones(int(tail.sum()), bool)][order])
+    return (
+        np.r_[src, last_anchor[tail]][order],
+        np.r_[dst, last[tail]][order],
+        np.r_[moved, np.ones(int(tail.sum()), bool)][order],
+    )
 
 
 def _still_periods(track: Frame, seg: np.ndarray, src: np.ndarray, dst: np.ndarray, policy: Policy) -> pd.DataFrame:
@@ -349,8 +351,21 @@ def compute_weeks(worker_day: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     p = policy.patrol
     if p.week_month_rule != "split":
         raise ValueError(f"week_month_rule was '{p.week_month_rule}' but only 'split' is implemented")
-    cols = ["worker_id", "grid_id", "week_start", "patrol_s", "patrol_m", "required_s", "required_m",
-            "meets_time", "meets_distance", "week_end", "month", "workdays", "exempt_days"]
+    cols = [
+        "worker_id",
+        "grid_id",
+        "week_start",
+        "patrol_s",
+        "patrol_m",
+        "required_s",
+        "required_m",
+        "meets_time",
+        "meets_distance",
+        "week_end",
+        "month",
+        "workdays",
+        "exempt_days",
+    ]
     if worker_day.empty:
         return pd.DataFrame(columns=cols)
     wd = worker_day.copy()

@@ -24,11 +24,13 @@ import time
 import traceback
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 from tqdm import tqdm
@@ -36,7 +38,7 @@ from tqdm import tqdm
 from trajectory import contract as c
 from trajectory import store
 from trajectory.calendar import workday_flags
-from trajectory.engine import DayResult, EngineContext
+from trajectory.engine import DayResult, EngineContext, process_days
 from trajectory.errors import GridpatrolError, StoreError
 from trajectory.logs import log_step, setup_logging
 from trajectory.workspace import Workspace, load_workspace
@@ -47,7 +49,6 @@ DEFAULT_DEMO_DIR = Path("demo-workspace")
 DEFAULT_DEMO_MONTH = "2026-10"
 DAYS_PER_BATCH = 4  # days processed and committed together
 MAX_POINTS_PER_BATCH = 500_000  # points of one worker batch (≈ 300 bytes each at the engine's peak)
-WORKERS = min(2, os.cpu_count() or 1)  # worker batches processed side by side
 ENGINE_LOCAL, ENGINE_SPARK = "local", "spark"
 # run_log.outcome values
 OUTCOME_RUNNING, OUTCOME_OK, OUTCOME_FAILED, OUTCOME_KILLED = "running", "ok", "failed", "killed"
@@ -123,32 +124,34 @@ def load_points(
 ) -> pd.DataFrame:
     """The stored points of the given local dates (of ``worker_ids`` only, when given), in the
     engine's column types, sorted by worker and time."""
-    sql = f"""SELECT worker_id, ts, lon, lat, accuracy_m, speed_mps, mock
+    # ts as epoch microseconds: turned into datetime64[us, UTC] without a per-value conversion
+    sql = f"""SELECT worker_id, epoch_us(ts) AS ts, lon::DOUBLE AS lon, lat::DOUBLE AS lat,
+                     accuracy_m::DOUBLE AS accuracy_m, speed_mps::DOUBLE AS speed_mps,
+                     coalesce(mock, false) AS mock
               FROM {c.GPS_POINT} WHERE date IN (SELECT unnest(?::DATE[]))"""
     params: list[object] = [list(days)]
     if worker_ids is not None:
-        sql += " AND worker_id IN (SELECT unnest(?::VARCHAR[]))"
-        params.append(list(worker_ids))
+        # batches are runs of sorted ids: the range lets Parquet row-group statistics skip reads
+        sql += " AND worker_id BETWEEN ? AND ? AND worker_id IN (SELECT unnest(?::VARCHAR[]))"
+        params += [min(worker_ids), max(worker_ids), list(worker_ids)]
     df = con.execute(sql + " ORDER BY worker_id, ts", params).df()
-    if len(df):
-        df["ts"] = pd.to_datetime(df["ts"], utc=True).astype("datetime64[us, UTC]")
-    df["mock"] = df["mock"].fillna(False).astype(bool)
-    for col in ("lon", "lat", "accuracy_m", "speed_mps"):
-        df[col] = df[col].astype("float64")
+    df["ts"] = pd.to_datetime(df["ts"].to_numpy(dtype="int64"), unit="us", utc=True).astype("datetime64[us, UTC]")
+    df["mock"] = df["mock"].astype(bool)
     df["worker_id"] = df["worker_id"].astype(str)
     return df
 
 
 def _local_results(
-    con: duckdb.DuckDBPyConnection, ctx: EngineContext, days: Sequence[date], max_points: int, workers: int
+    con: duckdb.DuckDBPyConnection, ctx: EngineContext, days: Sequence[date], max_points: int
 ) -> Iterator[DayResult]:
-    """The engine over worker batches, ``workers`` batches at a time on as many cores.
+    """The engine over worker batches, one result per batch.
 
-    Yields one result per chunk of batches, so the caller writes each chunk's ``point_use``
-    out before the next is computed: memory is bounded by ``workers × max_points`` points,
-    whatever the day's size (docs/scale.md).
+    Memory is bounded by the batch size, whatever the day's size: the caller writes each
+    batch's ``point_use`` out before the next is computed. The next batch is read from the
+    store on a second thread (its own DuckDB cursor) while this one is computed, so reading
+    and computing share the machine's two cores (docs/scale.md has the measurements).
     """
-    from trajectory.batching import context_for_workers, full_time_ids, plan_batches, process_days_batched
+    from trajectory.batching import context_for_workers, full_time_ids, plan_batches
 
     rows = con.execute(
         f"SELECT worker_id, count(*) FROM {c.GPS_POINT} WHERE date IN (SELECT unnest(?::DATE[])) GROUP BY 1",
@@ -157,17 +160,16 @@ def _local_results(
     counts = pd.Series({str(w): int(n) for w, n in rows}, dtype="int64")
     counts = counts.reindex(counts.index.union(pd.Index(full_time_ids(ctx), dtype=object)), fill_value=0)
     plan = plan_batches(counts, max_points)
-    for i in range(0, len(plan), workers):
-        ids = [w for batch in plan[i : i + workers] for w in batch]
-        yield process_days_batched(
-            lambda wids: load_points(con, days, wids),
-            context_for_workers(ctx, ids),
-            days,
-            max_points_per_batch=max_points,
-            workers=workers,
-            counts=counts[ids],
-            executor="process" if workers > 1 else "serial",
-        )
+    reader = con.cursor()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gp-read") as pool:
+        ahead = pool.submit(load_points, reader, days, plan[0]) if plan else None
+        for i, ids in enumerate(plan):
+            assert ahead is not None
+            points = ahead.result()
+            ahead = pool.submit(load_points, reader, days, plan[i + 1]) if i + 1 < len(plan) else None
+            yield process_days(points, context_for_workers(ctx, ids), days)
+            del points
+    reader.close()
 
 
 class _PointUseWriter:
@@ -184,21 +186,40 @@ class _PointUseWriter:
         self.staging = root / ".staging"
         shutil.rmtree(self.staging, ignore_errors=True)
         self.n = 0
+        # Parquet encoding runs outside the GIL: parts are written while the next batch computes
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gp-write")
+        self.pending: list[Future[None]] = []
 
     def write(self, point_use: pd.DataFrame) -> None:
         if point_use.empty:
             return
-        day_col = point_use["date"]
-        for day in self.days:
-            part = point_use[day_col == day]
-            if len(part):
-                path = self.staging / f"date={day.isoformat()}" / f"part-{self.n:05d}.parquet"
+        # at most one part in flight: bounded memory
+        self._wait()
+        self.pending.append(self.pool.submit(self._write, point_use, self.n))
+        self.n += 1
+
+    def _wait(self) -> None:
+        for fut in self.pending:
+            fut.result()
+        self.pending.clear()
+
+    def close(self) -> None:
+        self._wait()
+        self.pool.shutdown(wait=True)
+
+    def _write(self, point_use: pd.DataFrame, n: int) -> None:
+        # one factorisation instead of a comparison of date objects per day
+        codes, uniques = pd.factorize(point_use["date"])
+        for k, day in enumerate(uniques):
+            part = point_use.iloc[np.flatnonzero(codes == k)]
+            if day in self.days:
+                path = self.staging / f"date={day.isoformat()}" / f"part-{n:05d}.parquet"
                 store.write_parquet_atomic(
                     pa.Table.from_pandas(part.drop(columns=["date"]), preserve_index=False), path
                 )
-        self.n += 1
 
     def commit(self) -> None:
+        self.close()
         for day in self.days:
             final = self.root / f"date={day.isoformat()}"
             staged = self.staging / final.name
@@ -221,7 +242,6 @@ def process_dates(
     run_id: str = "",
     engine: str = ENGINE_LOCAL,
     max_points: int = MAX_POINTS_PER_BATCH,
-    workers: int = WORKERS,
 ) -> None:
     """Recompute worker_day, site_visit, day_flag and the point_use store for ``days``.
 
@@ -247,16 +267,19 @@ def process_dates(
                 # Spark reads the whole Parquet store and keeps the batch's date partitions
                 results: Iterable[DayResult] = [process_days_spark(spark, str(ws.paths.gps_store), ctx, batch)]
             else:
-                results = _local_results(con, ctx, batch, max_points, workers)
+                results = _local_results(con, ctx, batch, max_points)
             writer = _PointUseWriter(ws.paths.point_use_store, batch)
             worker_day, site_visit, day_flag = [], [], []
             n_points = 0
-            for res in results:
-                writer.write(res.point_use)
-                n_points += len(res.point_use)
-                worker_day.append(res.worker_day)
-                site_visit.append(res.site_visit)
-                day_flag.append(res.day_flag)
+            try:
+                for res in results:
+                    writer.write(res.point_use)
+                    n_points += len(res.point_use)
+                    worker_day.append(res.worker_day)
+                    site_visit.append(res.site_visit)
+                    day_flag.append(res.day_flag)
+            finally:
+                writer.close()
             writer.commit()
             where = "date IN (SELECT unnest(?::DATE[]))"
             with store.transaction(con):

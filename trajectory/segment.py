@@ -146,7 +146,9 @@ def clip_share(
     exact = k[(a != b) | (dist[k] > long_m)]
     exact = exact[dist[exact] > 0]
     if len(exact):
-        coords = np.stack([np.column_stack([x[exact], y[exact]]), np.column_stack([x[exact + 1], y[exact + 1]])], axis=1)
+        coords = np.stack(
+            [np.column_stack([x[exact], y[exact]]), np.column_stack([x[exact + 1], y[exact + 1]])], axis=1
+        )
         lines = shapely.linestrings(coords)
         part = shapely.length(shapely.intersection(lines, grid_geoms[gcode[exact]]))
         share[exact] = np.clip(part / dist[exact], 0.0, 1.0)

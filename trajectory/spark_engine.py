@@ -38,21 +38,49 @@ POINT_COLUMNS = ("worker_id", "ts", "lon", "lat", "accuracy_m", "speed_mps", "mo
 _TS = pa.timestamp("us", tz="UTC")
 # Arrow type of every column of the four outputs (shared names have one type)
 _TYPES: dict[str, pa.DataType] = {
-    "worker_id": pa.string(), "grid_id": pa.string(), "date": pa.date32(),
+    "worker_id": pa.string(),
+    "grid_id": pa.string(),
+    "date": pa.date32(),
     # worker_day
-    "workday": pa.bool_(), "exempt": pa.bool_(), "patrol_s": pa.float64(), "patrol_m": pa.float64(),
-    "am_s": pa.float64(), "pm_s": pa.float64(), "status": pa.string(), "grid_type": pa.string(),
-    "required_s": pa.float64(), "required_m": pa.float64(), "points_total": pa.int64(), "points_used": pa.int64(),
-    "dropped_duplicate": pa.int64(), "dropped_accuracy": pa.int64(), "dropped_mock": pa.int64(),
-    "dropped_spike": pa.int64(), "dropped_vehicle": pa.int64(), "dropped_outside": pa.int64(),
-    "gap_s": pa.float64(), "max_speed_kmh": pa.float64(), "leave_filed_late": pa.bool_(),
-    "exempt_reason": pa.string(), "short_reasons": pa.string(), "flags": pa.string(),
+    "workday": pa.bool_(),
+    "exempt": pa.bool_(),
+    "patrol_s": pa.float64(),
+    "patrol_m": pa.float64(),
+    "am_s": pa.float64(),
+    "pm_s": pa.float64(),
+    "status": pa.string(),
+    "grid_type": pa.string(),
+    "required_s": pa.float64(),
+    "required_m": pa.float64(),
+    "points_total": pa.int64(),
+    "points_used": pa.int64(),
+    "dropped_duplicate": pa.int64(),
+    "dropped_accuracy": pa.int64(),
+    "dropped_mock": pa.int64(),
+    "dropped_spike": pa.int64(),
+    "dropped_vehicle": pa.int64(),
+    "dropped_outside": pa.int64(),
+    "gap_s": pa.float64(),
+    "max_speed_kmh": pa.float64(),
+    "leave_filed_late": pa.bool_(),
+    "exempt_reason": pa.string(),
+    "short_reasons": pa.string(),
+    "flags": pa.string(),
     # site_visit
-    "site_id": pa.string(), "site_type": pa.string(), "start_ts": _TS, "end_ts": _TS, "duration_s": pa.float64(),
+    "site_id": pa.string(),
+    "site_type": pa.string(),
+    "start_ts": _TS,
+    "end_ts": _TS,
+    "duration_s": pa.float64(),
     # day_flag
-    "flag": pa.string(), "detail": pa.string(),
+    "flag": pa.string(),
+    "detail": pa.string(),
     # point_use
-    "ts": _TS, "lon": pa.float64(), "lat": pa.float64(), "counted": pa.bool_(), "reason": pa.string(),
+    "ts": _TS,
+    "lon": pa.float64(),
+    "lat": pa.float64(),
+    "counted": pa.bool_(),
+    "reason": pa.string(),
     "in_grid": pa.bool_(),
 }
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -62,9 +90,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "point_use": POINT_USE_COLUMNS,
 }
 _OBJECT_STRINGS = {"exempt_reason", "flags", "detail"}
-UNION_SCHEMA = pa.schema([pa.field("output", pa.string())] + [
-    pa.field(name, typ) for name, typ in _TYPES.items()
-])
+UNION_SCHEMA = pa.schema([pa.field("output", pa.string())] + [pa.field(name, typ) for name, typ in _TYPES.items()])
 
 
 def spark_session(app: str = "gridpatrol", master: str = "local[2]", **conf: str) -> Any:
@@ -78,13 +104,16 @@ def spark_session(app: str = "gridpatrol", master: str = "local[2]", **conf: str
 
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    b = (SparkSession.builder.appName(app).master(master)
-         .config("spark.ui.enabled", "false")
-         .config("spark.sql.shuffle.partitions", "4")
-         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-         .config("spark.sql.session.timeZone", "UTC")
-         .config("spark.driver.memory", "2g")
-         .config("spark.executorEnv.PYSPARK_PYTHON", sys.executable))
+    b = (
+        SparkSession.builder.appName(app)
+        .master(master)
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.driver.memory", "2g")
+        .config("spark.executorEnv.PYSPARK_PYTHON", sys.executable)
+    )
     for k, v in conf.items():
         b = b.config(k, v)
     return b.getOrCreate()
@@ -136,8 +165,11 @@ def _point_use_types(pu: pd.DataFrame) -> pd.DataFrame:
     """Categoricals as the engine returns them (a few codes instead of a string per point)."""
     from trajectory.clean import REASONS
 
-    return pu.assign(worker_id=pu["worker_id"].astype("category"), grid_id=pu["grid_id"].astype("category"),
-                     reason=pd.Categorical(pu["reason"].astype(object), categories=list(REASONS)))
+    return pu.assign(
+        worker_id=pu["worker_id"].astype("category"),
+        grid_id=pu["grid_id"].astype("category"),
+        reason=pd.Categorical(pu["reason"].astype(object), categories=list(REASONS)),
+    )
 
 
 def spark_outputs(spark: Any, gps: Any, ctx: EngineContext, dates: Sequence[date]) -> dict[str, Any]:
@@ -294,4 +326,3 @@ def _conform(df: pd.DataFrame, name: str) -> pd.DataFrame:
 
 def _order(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return df.sort_values(by, kind="stable").reset_index(drop=True) if len(df) else df.reset_index(drop=True)
-

@@ -221,7 +221,10 @@ def add_pending(con: duckdb.DuckDBPyConnection, kind: str, keys: Iterable[object
 
 def pending(con: duckdb.DuckDBPyConnection, kind: str) -> list[str]:
     """The keys of pending work of ``kind``, sorted."""
-    return [r[0] for r in con.execute(f"SELECT DISTINCT key FROM {PENDING_WORK} WHERE kind = ? ORDER BY key", [kind]).fetchall()]
+    return [
+        r[0]
+        for r in con.execute(f"SELECT DISTINCT key FROM {PENDING_WORK} WHERE kind = ? ORDER BY key", [kind]).fetchall()
+    ]
 
 
 def done_pending(con: duckdb.DuckDBPyConnection, kind: str, keys: Iterable[object]) -> None:

@@ -33,9 +33,7 @@ def _cell_key(gcode: np.ndarray, cx: np.ndarray, cy: np.ndarray) -> np.ndarray:
     return (gcode.astype(np.int64) << 40) | (cx << 20) | cy
 
 
-def stay_runs(
-    track: Frame, seg: np.ndarray, sites: pd.DataFrame, min_stay_s: float
-) -> pd.DataFrame:
+def stay_runs(track: Frame, seg: np.ndarray, sites: pd.DataFrame, min_stay_s: float) -> pd.DataFrame:
     """Continuous stays of the track's points inside site circles.
 
     Parameters
@@ -54,8 +52,14 @@ def stay_runs(
     DataFrame
         ``site`` (row of ``sites``), ``first``, ``last`` (point positions), ``duration_s``.
     """
-    empty = pd.DataFrame({"site": np.zeros(0, np.int64), "first": np.zeros(0, np.int64),
-                          "last": np.zeros(0, np.int64), "duration_s": np.zeros(0)})
+    empty = pd.DataFrame(
+        {
+            "site": np.zeros(0, np.int64),
+            "first": np.zeros(0, np.int64),
+            "last": np.zeros(0, np.int64),
+            "duration_s": np.zeros(0),
+        }
+    )
     if len(track) == 0 or len(sites) == 0:
         return empty
     radius = sites["radius_m"].to_numpy(dtype=np.float64)
@@ -126,9 +130,7 @@ def site_checks(
         return pd.DataFrame(columns=cols)
     wd = wd.assign(due=wd["workday"].astype(bool) & ~wd["exempt"].astype(bool))
     grid_day = wd.groupby(["grid_id", "date"], as_index=False).agg(due=("due", "any"))
-    workers = (
-        wd.groupby("grid_id")["worker_id"].agg(lambda s: ",".join(sorted(set(map(str, s))))).rename("worker_id")
-    )
+    workers = wd.groupby("grid_id")["worker_id"].agg(lambda s: ",".join(sorted(set(map(str, s))))).rename("worker_id")
     periods = policy.patrol.visits.period
     sd = sites[["site_id", "site_type", "grid_id"]].merge(grid_day, on="grid_id", how="inner")
     sd["period"] = sd["site_type"].map(dict(periods))
@@ -172,4 +174,3 @@ def _period_end(start: date, kind: str) -> date:
     if kind == "month":
         return (pd.Timestamp(start) + pd.offsets.MonthEnd(0)).date()
     return start
-

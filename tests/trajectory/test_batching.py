@@ -39,9 +39,15 @@ def test_input_has_every_case(data) -> None:
     assert "W99999" in set(whole.worker_day["worker_id"])
 
 
-@pytest.mark.parametrize("executor,workers,max_points", [
-    ("serial", 1, 2_000), ("thread", 2, 3_000), ("process", 2, 2_500), ("process", 2, 10_000_000),
-])
+@pytest.mark.parametrize(
+    "executor,workers,max_points",
+    [
+        ("serial", 1, 2_000),
+        ("thread", 2, 3_000),
+        ("process", 2, 2_500),
+        ("process", 2, 10_000_000),
+    ],
+)
 def test_batched_equals_whole(data, executor, workers, max_points) -> None:
     pts, ctx, dates, whole = data
     got = process_days_batched(pts, ctx, dates, max_points_per_batch=max_points, workers=workers, executor=executor)

@@ -15,15 +15,20 @@ mpd = pytest.importorskip("movingpandas")
 CASES = {
     "loop": lambda: walk(loop(300), at(9), laps=2, dt_s=5),
     "crossing": lambda: walk([(-200, -100), (900, -100), (900, 300), (-100, 300)], at(9), dt_s=10),
-    "gap": lambda: pd.concat([walk([(0, 0), (400, 0)], at(9), dt_s=5),
-                              walk([(400, 200), (-300, 200), (-300, -300)], at(9, 30), dt_s=5)], ignore_index=True),
+    "gap": lambda: pd.concat(
+        [walk([(0, 0), (400, 0)], at(9), dt_s=5), walk([(400, 200), (-300, 200), (-300, -300)], at(9, 30), dt_s=5)],
+        ignore_index=True,
+    ),
 }
 
 
 def _movingpandas_length(pts: pd.DataFrame, ctx) -> tuple[float, float]:
     warnings.filterwarnings("ignore")
-    gdf = gpd.GeoDataFrame({"traj": "w1", "t": pts["ts"].dt.tz_localize(None)},
-                           geometry=gpd.points_from_xy(pts["lon"], pts["lat"]), crs="EPSG:4326").to_crs(32650)
+    gdf = gpd.GeoDataFrame(
+        {"traj": "w1", "t": pts["ts"].dt.tz_localize(None)},
+        geometry=gpd.points_from_xy(pts["lon"], pts["lat"]),
+        crs="EPSG:4326",
+    ).to_crs(32650)
     poly = ctx.grids.to_crs(32650).geometry.buffer(ctx.policy.patrol.points.grid_buffer_m).iloc[0]
     tc = mpd.TrajectoryCollection(gdf, traj_id_col="traj", t="t")
     tc = mpd.ObservationGapSplitter(tc).split(gap=timedelta(seconds=ctx.policy.patrol.points.max_gap_s))

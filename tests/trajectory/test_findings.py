@@ -21,18 +21,21 @@ def test_absent_day_and_its_hazard_site_add_up():
     ctx = context(sites=sites)
     # Monday: a good patrol with a stop at both sites; Tuesday: nothing; Wed–Fri: exempt leave
     mon = days[0]
-    pts = pd.concat([
-        walk([(100, 0), (100, 1)], at(8, 0, mon), speed_mps=0.004, dt_s=10),  # ~4 min at H1
-        walk([(-100, 0), (-100, 1)], at(8, 10, mon), speed_mps=0.004, dt_s=10),  # ~4 min at K1
-        walk(loop(225), at(8, 20, mon), laps=5, speed_mps=1.5, dt_s=5),
-        walk(loop(225), at(14, 0, mon), laps=5, speed_mps=1.5, dt_s=5),
-    ], ignore_index=True)
+    pts = pd.concat(
+        [
+            walk([(100, 0), (100, 1)], at(8, 0, mon), speed_mps=0.004, dt_s=10),  # ~4 min at H1
+            walk([(-100, 0), (-100, 1)], at(8, 10, mon), speed_mps=0.004, dt_s=10),  # ~4 min at K1
+            walk(loop(225), at(8, 20, mon), laps=5, speed_mps=1.5, dt_s=5),
+            walk(loop(225), at(14, 0, mon), laps=5, speed_mps=1.5, dt_s=5),
+        ],
+        ignore_index=True,
+    )
     ctx.leave.loc[0] = ["w1", days[2], days[4], days[2], "training"]
     r = process_days(pts, ctx, days)
     wd = r.worker_day.set_index("date")
     assert wd.loc[mon, "status"] == "ok", wd.loc[mon].to_dict()
     assert wd.loc[days[1], "status"] == "absent"
-    assert list(wd.loc[days[2]:days[4], "status"]) == ["exempt"] * 3
+    assert list(wd.loc[days[2] : days[4], "status"]) == ["exempt"] * 3
     ww = compute_weeks(r.worker_day, POLICY)
     sc = site_checks(r.site_visit, ctx.sites, r.worker_day, days[0], days[-1], POLICY)
     f = patrol_findings(r.worker_day, ww, sc, POLICY, "2026-10")
@@ -46,17 +49,37 @@ def test_absent_day_and_its_hazard_site_add_up():
 
 
 def test_personal_sites_appear_by_code_never_by_label():
-    sc = pd.DataFrame({"site_id": ["K9"], "site_type": ["key_person"], "grid_id": ["g1"],
-                       "period_start": [date(2026, 10, 5)], "period_end": [date(2026, 10, 11)], "visited": [False],
-                       "worker_id": ["w1"], "month": ["2026-10"], "visit_count": [0]})
+    sc = pd.DataFrame(
+        {
+            "site_id": ["K9"],
+            "site_type": ["key_person"],
+            "grid_id": ["g1"],
+            "period_start": [date(2026, 10, 5)],
+            "period_end": [date(2026, 10, 11)],
+            "visited": [False],
+            "worker_id": ["w1"],
+            "month": ["2026-10"],
+            "visit_count": [0],
+        }
+    )
     f = patrol_findings(pd.DataFrame(), pd.DataFrame(), sc, POLICY, "2026-10")
     assert f["evidence"].iloc[0] == "重点人员 K9 2026-10-05至2026-10-11 未按周期走访"
     assert f["points"].iloc[0] == POLICY.patrol.deductions.missed_site_period
 
 
 def test_short_day_evidence_names_the_missing_half_day():
-    wd = pd.DataFrame({"worker_id": ["w1"], "grid_id": ["g1"], "date": [date(2026, 10, 9)], "status": ["short"],
-                       "patrol_s": [4320.0], "patrol_m": [600.0], "required_s": [10800.0], "required_m": [1000.0],
-                       "short_reasons": ["time,distance,afternoon"]})
+    wd = pd.DataFrame(
+        {
+            "worker_id": ["w1"],
+            "grid_id": ["g1"],
+            "date": [date(2026, 10, 9)],
+            "status": ["short"],
+            "patrol_s": [4320.0],
+            "patrol_m": [600.0],
+            "required_s": [10800.0],
+            "required_m": [1000.0],
+            "short_reasons": ["time,distance,afternoon"],
+        }
+    )
     f = patrol_findings(wd, pd.DataFrame(), pd.DataFrame(), POLICY, "2026-10")
     assert f["evidence"].iloc[0] == "2026-10-09 巡查1.2小时/0.6公里，时长不足3小时，里程不足1公里，下午不足30分钟"

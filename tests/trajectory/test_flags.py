@@ -17,8 +17,9 @@ POLICY = load_policy()
 def test_car_segment_is_excluded_and_flagged():
     foot1 = walk([(-400, 0), (-200, 0)], at(9), dt_s=5)
     # 2 km by car at 40 km/h (~3 min), then on foot again
-    car = walk([(-200, 0), (-200, 450), (450, 450), (450, -450)], at(9) + pd.Timedelta(seconds=170),
-               speed_mps=11.0, dt_s=5)
+    car = walk(
+        [(-200, 0), (-200, 450), (450, 450), (450, -450)], at(9) + pd.Timedelta(seconds=170), speed_mps=11.0, dt_s=5
+    )
     foot2 = walk([(450, -450), (450, -250)], at(9) + pd.Timedelta(seconds=355), dt_s=5)
     r = process_days(pd.concat([foot1, car, foot2], ignore_index=True), context(), [DAY])
     d = r.worker_day.iloc[0]

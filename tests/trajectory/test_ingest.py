@@ -25,13 +25,21 @@ HEADER = "worker_id,ts,lon,lat,accuracy_m,speed_mps,mock,device_id\n"
 
 def write_workspace(root: Path, toml: str = "") -> Path:
     (root / "grids_geojson").mkdir(parents=True)
-    ring = [[LON - 0.01, LAT - 0.01], [LON + 0.01, LAT - 0.01], [LON + 0.01, LAT + 0.01], [LON - 0.01, LAT + 0.01], [LON - 0.01, LAT - 0.01]]
+    ring = [
+        [LON - 0.01, LAT - 0.01],
+        [LON + 0.01, LAT - 0.01],
+        [LON + 0.01, LAT + 0.01],
+        [LON - 0.01, LAT + 0.01],
+        [LON - 0.01, LAT - 0.01],
+    ]
     feature = {
         "type": "Feature",
         "properties": {"grid_id": "G1", "grid_name": "西太湖一", "grid_type": "社区"},
         "geometry": {"type": "Polygon", "coordinates": [ring]},
     }
-    (root / "grids_geojson" / "grids.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}), encoding="utf-8")
+    (root / "grids_geojson" / "grids.geojson").write_text(
+        json.dumps({"type": "FeatureCollection", "features": [feature]}), encoding="utf-8"
+    )
     rows = "".join(f"{w},Name {i},G1,true\n" for i, w in enumerate(WORKERS))
     (root / "workers.csv").write_text("worker_id,worker_name,grid_id,full_time\n" + rows, encoding="utf-8")
     (root / "inbox" / "gps").mkdir(parents=True)
@@ -59,7 +67,10 @@ def run(root: Path, run_id: str = "r1"):
 
 
 def quarantine(con) -> dict[tuple[str, int], str]:
-    return {(f, r): reason for f, r, reason in con.execute("SELECT source_file, row_number, reason FROM quarantine").fetchall()}
+    return {
+        (f, r): reason
+        for f, r, reason in con.execute("SELECT source_file, row_number, reason FROM quarantine").fetchall()
+    }
 
 
 def by_name(report) -> dict[str, dict]:
@@ -112,7 +123,10 @@ def test_bad_rows_are_quarantined_with_their_reason(ws_root: Path) -> None:
 
 
 def test_duplicates_and_redelivered_files_are_stored_once(ws_root: Path) -> None:
-    a = HEADER + "w1,1791505800000,119.95,31.78,,,,\nw1,1791505800000,119.951,31.781,,,,\nw1,1791505860000,119.95,31.78,,,,\n"
+    a = (
+        HEADER
+        + "w1,1791505800000,119.95,31.78,,,,\nw1,1791505800000,119.951,31.781,,,,\nw1,1791505860000,119.95,31.78,,,,\n"
+    )
     b = HEADER + "w1,2026-10-09T08:31:00+08:00,119.95,31.78,,,,\nw1,2026-10-09T08:32:00+08:00,119.95,31.78,,,,\n"
     (inbox(ws_root) / "a.csv").write_text(a)
     (inbox(ws_root) / "b.csv").write_text(b)
@@ -130,7 +144,9 @@ def test_duplicates_and_redelivered_files_are_stored_once(ws_root: Path) -> None
     assert not any("same content" in w for w in report2.warnings)
 
 
-@pytest.mark.parametrize("crs, forward", [("gcj02", coords.wgs84_to_gcj02), ("bd09", coords.wgs84_to_bd09), ("cgcs2000", None)])
+@pytest.mark.parametrize(
+    "crs, forward", [("gcj02", coords.wgs84_to_gcj02), ("bd09", coords.wgs84_to_bd09), ("cgcs2000", None)]
+)
 def test_chinese_coordinates_land_within_half_a_metre(tmp_path: Path, crs: str, forward) -> None:
     root = write_workspace(tmp_path / "ws", toml=f'gps_crs = "{crs}"\n')
     rng = np.random.default_rng(3)
@@ -156,10 +172,19 @@ def test_timestamp_forms_give_the_same_instant(ws_root: Path) -> None:
         ("w5", "2026/10/09 08:30"),
         ("网格员1", "2026-10-09T00:30:00.000z"),
     ]
-    (inbox(ws_root) / "t.csv").write_text("worker_id,ts,lon,lat\n" + "".join(f"{w},{t},{LON},{LAT}\n" for w, t in rows), encoding="utf-8")
+    (inbox(ws_root) / "t.csv").write_text(
+        "worker_id,ts,lon,lat\n" + "".join(f"{w},{t},{LON},{LAT}\n" for w, t in rows), encoding="utf-8"
+    )
     # the same instant typed in Parquet and as a JSON number: duplicates of the CSV rows
     pq.write_table(
-        pa.table({"worker_id": ["w1", "w2"], "ts": pa.array([instant, instant], pa.timestamp("ms", tz="UTC")), "lon": [LON, LON], "lat": [LAT, LAT]}),
+        pa.table(
+            {
+                "worker_id": ["w1", "w2"],
+                "ts": pa.array([instant, instant], pa.timestamp("ms", tz="UTC")),
+                "lon": [LON, LON],
+                "lat": [LAT, LAT],
+            }
+        ),
         inbox(ws_root) / "t.parquet",
     )
     (inbox(ws_root) / "t.jsonl").write_text(json.dumps({"worker_id": "w3", "ts": ms, "lon": LON, "lat": LAT}) + "\n")
@@ -173,7 +198,9 @@ def test_timestamp_forms_give_the_same_instant(ws_root: Path) -> None:
 
 def test_naive_time_in_a_zone_with_daylight_saving(tmp_path: Path) -> None:
     root = write_workspace(tmp_path / "ws", toml='timezone = "America/New_York"\n')
-    (inbox(root) / "t.csv").write_text(f"worker_id,ts,lon,lat\nw1,2026-07-01 08:00:00,{LON},{LAT}\nw1,2026-03-01 08:00:00,{LON},{LAT}\n")
+    (inbox(root) / "t.csv").write_text(
+        f"worker_id,ts,lon,lat\nw1,2026-07-01 08:00:00,{LON},{LAT}\nw1,2026-03-01 08:00:00,{LON},{LAT}\n"
+    )
     _, con = run(root)
     got = [r[0] for r in con.execute("SELECT ts FROM gps_point ORDER BY ts").fetchall()]
     assert got == [datetime(2026, 3, 1, 13, tzinfo=UTC), datetime(2026, 7, 1, 12, tzinfo=UTC)]
@@ -197,7 +224,9 @@ def test_gps_point_view_has_the_contract_columns(ws_root: Path) -> None:
 
 
 def test_missing_column_quarantines_every_row_without_stopping_the_run(ws_root: Path) -> None:
-    (inbox(ws_root) / "a-nolat.csv").write_text(f"worker_id,ts,lon\nw1,2026-10-09T08:30:00+08:00,{LON}\nw1,2026-10-09T08:31:00+08:00,{LON}\n")
+    (inbox(ws_root) / "a-nolat.csv").write_text(
+        f"worker_id,ts,lon\nw1,2026-10-09T08:30:00+08:00,{LON}\nw1,2026-10-09T08:31:00+08:00,{LON}\n"
+    )
     (inbox(ws_root) / "b-good.csv").write_text(f"worker_id,ts,lon,lat\nw1,2026-10-09T08:30:00+08:00,{LON},{LAT}\n")
     report, con = run(ws_root)
     files = by_name(report)
@@ -226,7 +255,9 @@ def test_bom_and_gbk_csv(ws_root: Path, encoding: str) -> None:
 @pytest.mark.parametrize("name", ["junk.csv", "junk.parquet", "junk.jsonl", "junk.csv.gz"])
 def test_garbage_bytes_are_reported_not_fatal(ws_root: Path, name: str) -> None:
     rng = np.random.default_rng(1)
-    (inbox(ws_root) / name).write_bytes(bytes([0xFF, 0xFE, 0x80]) + rng.integers(0, 256, 4000, dtype=np.uint8).tobytes())
+    (inbox(ws_root) / name).write_bytes(
+        bytes([0xFF, 0xFE, 0x80]) + rng.integers(0, 256, 4000, dtype=np.uint8).tobytes()
+    )
     (inbox(ws_root) / "ok.csv").write_text(f"worker_id,ts,lon,lat\nw1,2026-10-09T08:30:00+08:00,{LON},{LAT}\n")
     report, con = run(ws_root)
     files = by_name(report)

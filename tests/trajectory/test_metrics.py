@@ -55,6 +55,7 @@ def test_am_only_is_short_for_the_afternoon():
 @pytest.mark.parametrize("grid_type,status,reasons", [("village", "ok", None), ("community", "short", "time")])
 def test_two_hours_is_enough_in_a_village_not_in_a_community(grid_type, status, reasons):
     from walks import square
+
     am = walk(loop(225), at(9), laps=3, speed_mps=1.5, dt_s=5)  # 1 h, 5.4 km
     pm = walk(loop(225), at(14), laps=3, speed_mps=1.5, dt_s=5)
     d = _day(pd.concat([am, pm]), grids=[("g1", grid_type, square(500))])
@@ -92,19 +93,38 @@ def test_anchor_chain_on_still_and_walking_points():
 
 def _wd(days, exempt=(), grid_type="community", patrol_h=4.0, km=2.0):
     cal = {d: d.weekday() < 5 for d in days}
-    return pd.DataFrame({
-        "worker_id": "w1", "grid_id": "g1", "date": days, "workday": [cal[d] for d in days],
-        "exempt": [d in exempt for d in days], "patrol_s": patrol_h * 3600.0, "patrol_m": km * 1000.0,
-        "grid_type": grid_type,
-    })
+    return pd.DataFrame(
+        {
+            "worker_id": "w1",
+            "grid_id": "g1",
+            "date": days,
+            "workday": [cal[d] for d in days],
+            "exempt": [d in exempt for d in days],
+            "patrol_s": patrol_h * 3600.0,
+            "patrol_m": km * 1000.0,
+            "grid_type": grid_type,
+        }
+    )
 
 
 def test_weeks_are_cut_at_month_edges_and_pro_rated():
     days = [date(2026, 9, 28) + timedelta(days=i) for i in range(14)]  # Mon 28 Sep .. Sun 11 Oct
     leave = {date(2026, 10, 6)}
     ww = compute_weeks(_wd(days, exempt=leave), POLICY)
-    assert set(ww.columns) >= {"worker_id", "grid_id", "week_start", "patrol_s", "patrol_m", "required_s",
-                               "required_m", "meets_time", "meets_distance", "month", "workdays", "exempt_days"}
+    assert set(ww.columns) >= {
+        "worker_id",
+        "grid_id",
+        "week_start",
+        "patrol_s",
+        "patrol_m",
+        "required_s",
+        "required_m",
+        "meets_time",
+        "meets_distance",
+        "month",
+        "workdays",
+        "exempt_days",
+    }
     ww = ww.set_index("week_start")
     # 28–30 Sep: 3 workdays → 3/5 of 18 h and 8 km
     sep = ww.loc[date(2026, 9, 28)]

@@ -53,6 +53,7 @@ def test_sparse_points_six_minutes_apart_count_nothing():
 
 def test_other_workers_grid_counts_nothing_for_this_grid():
     from walks import square
+
     grids = [("g1", "community", square(500)), ("g2", "community", square(500, cx=3000))]
     w = walk([(2700, 0), (3300, 0)], at(9), dt_s=5)
     d = _day(w, grids=grids)

@@ -36,20 +36,45 @@ def test_a_stay_broken_by_a_gap_is_not_a_visit():
 
 
 def _wd(days, status_exempt=()):
-    return pd.DataFrame({"worker_id": "w1", "grid_id": "g1", "date": days,
-                         "workday": [d.weekday() < 5 for d in days], "exempt": [d in status_exempt for d in days]})
+    return pd.DataFrame(
+        {
+            "worker_id": "w1",
+            "grid_id": "g1",
+            "date": days,
+            "workday": [d.weekday() < 5 for d in days],
+            "exempt": [d in status_exempt for d in days],
+        }
+    )
 
 
 def _sites():
-    return pd.DataFrame({"site_id": ["K1", "H1", "C1"], "site_type": ["key_person", "hazard_site", "care_subject"],
-                         "grid_id": "g1", "lon": 0.0, "lat": 0.0, "radius_m": 50.0, "label": "secret"})
+    return pd.DataFrame(
+        {
+            "site_id": ["K1", "H1", "C1"],
+            "site_type": ["key_person", "hazard_site", "care_subject"],
+            "grid_id": "g1",
+            "lon": 0.0,
+            "lat": 0.0,
+            "radius_m": 50.0,
+            "label": "secret",
+        }
+    )
 
 
 def test_site_checks_periods():
     days = [date(2026, 10, 1) + timedelta(days=i) for i in range(31)]
-    visits = pd.DataFrame({"worker_id": "w1", "grid_id": "g1", "site_id": ["K1", "H1"],
-                           "site_type": ["key_person", "hazard_site"], "date": [date(2026, 10, 6), date(2026, 10, 6)],
-                           "start_ts": pd.NaT, "end_ts": pd.NaT, "duration_s": 200.0})
+    visits = pd.DataFrame(
+        {
+            "worker_id": "w1",
+            "grid_id": "g1",
+            "site_id": ["K1", "H1"],
+            "site_type": ["key_person", "hazard_site"],
+            "date": [date(2026, 10, 6), date(2026, 10, 6)],
+            "start_ts": pd.NaT,
+            "end_ts": pd.NaT,
+            "duration_s": 200.0,
+        }
+    )
     leave = {date(2026, 10, 12) + timedelta(days=i) for i in range(5)}  # the whole week 12–16 Oct exempt
     sc = site_checks(visits, _sites(), _wd(days, leave), date(2026, 10, 1), date(2026, 10, 31), POLICY)
     k = sc[sc["site_id"] == "K1"].set_index("period_start")

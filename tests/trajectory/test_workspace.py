@@ -45,7 +45,9 @@ def test_missing_folder(tmp_path: Path) -> None:
         load_workspace(tmp_path / "nope")
 
 
-@pytest.mark.parametrize("given, expected", [("社区", "community"), ("村", "village"), ("Village", "village"), (" community ", "community")])
+@pytest.mark.parametrize(
+    "given, expected", [("社区", "community"), ("村", "village"), ("Village", "village"), (" community ", "community")]
+)
 def test_grid_types_in_chinese_and_english(tmp_path: Path, given: str, expected: str) -> None:
     ws = load_workspace(make(tmp_path, [feature("G1", given)]))
     assert ws.grids["grid_type"].tolist() == [expected]
@@ -109,7 +111,9 @@ def test_bad_workers(tmp_path: Path, workers: str, message: str, row: int, colum
 
 def test_workers_in_gbk_with_chinese_yes_no(tmp_path: Path) -> None:
     root = make(tmp_path)
-    (root / "workers.csv").write_bytes("worker_id,worker_name,grid_id,full_time\nw1,张三,G1,是\nw2,李四,G1,否\n".encode("gbk"))
+    (root / "workers.csv").write_bytes(
+        "worker_id,worker_name,grid_id,full_time\nw1,张三,G1,是\nw2,李四,G1,否\n".encode("gbk")
+    )
     ws = load_workspace(root)
     assert ws.workers["worker_name"].tolist() == ["张三", "李四"]
     assert ws.workers["full_time"].tolist() == [True, False]
@@ -140,8 +144,16 @@ def test_sites_leave_calendar(tmp_path: Path) -> None:
     [
         ("sites.csv", "site_id,site_type,grid_id,lon,lat\nS1,temple,G1,119.95,31.78\n", "expected to be one of"),
         ("sites.csv", "site_id,site_type,grid_id,lon,lat\nS1,hazard_site,G1,419.95,31.78\n", "between -180"),
-        ("leave.csv", "worker_id,start_date,end_date,filed_date,reason\nw9,2026-10-12,2026-10-13,2026-10-14,x\n", "not in workers.csv"),
-        ("leave.csv", "worker_id,start_date,end_date,filed_date,reason\nw1,2026-10-13,2026-10-12,2026-10-14,x\n", "before start_date"),
+        (
+            "leave.csv",
+            "worker_id,start_date,end_date,filed_date,reason\nw9,2026-10-12,2026-10-13,2026-10-14,x\n",
+            "not in workers.csv",
+        ),
+        (
+            "leave.csv",
+            "worker_id,start_date,end_date,filed_date,reason\nw1,2026-10-13,2026-10-12,2026-10-14,x\n",
+            "before start_date",
+        ),
         ("calendar.csv", "date,workday\n10/10/2026,false\n", "not a date"),
     ],
 )

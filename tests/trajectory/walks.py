@@ -59,30 +59,40 @@ def walk(
     return _frame(x, y, t, start, sigma_m, seed, worker_id)
 
 
-def still(center: tuple[float, float], start: datetime, duration_s: float, dt_s: float = 5.0, sigma_m: float = 4.0,
-          seed: int = 1, worker_id: str = "w1") -> pd.DataFrame:
+def still(
+    center: tuple[float, float],
+    start: datetime,
+    duration_s: float,
+    dt_s: float = 5.0,
+    sigma_m: float = 4.0,
+    seed: int = 1,
+    worker_id: str = "w1",
+) -> pd.DataFrame:
     """A phone lying still at ``center`` with GPS jitter."""
     t = np.arange(0.0, duration_s + 1e-9, dt_s)
     return _frame(np.full(len(t), center[0]), np.full(len(t), center[1]), t, start, sigma_m, seed, worker_id)
 
 
-def _frame(x: np.ndarray, y: np.ndarray, t: np.ndarray, start: datetime, sigma_m: float, seed: int,
-           worker_id: str) -> pd.DataFrame:
+def _frame(
+    x: np.ndarray, y: np.ndarray, t: np.ndarray, start: datetime, sigma_m: float, seed: int, worker_id: str
+) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     if sigma_m > 0:
         x = x + rng.normal(0.0, sigma_m, len(x))
         y = y + rng.normal(0.0, sigma_m, len(y))
     lon, lat = from_local(x, y, ORIGIN[0], ORIGIN[1])
     ts = pd.Timestamp(start).tz_convert("UTC") + pd.to_timedelta(np.round(t * 1e6).astype(np.int64), unit="us")
-    return pd.DataFrame({
-        "worker_id": worker_id,
-        "ts": pd.DatetimeIndex(ts).as_unit("us"),
-        "lon": lon,
-        "lat": lat,
-        "accuracy_m": np.full(len(t), 8.0),
-        "speed_mps": np.full(len(t), np.nan),
-        "mock": np.zeros(len(t), dtype=bool),
-    })
+    return pd.DataFrame(
+        {
+            "worker_id": worker_id,
+            "ts": pd.DatetimeIndex(ts).as_unit("us"),
+            "lon": lon,
+            "lat": lat,
+            "accuracy_m": np.full(len(t), 8.0),
+            "speed_mps": np.full(len(t), np.nan),
+            "mock": np.zeros(len(t), dtype=bool),
+        }
+    )
 
 
 def square(half_m: float, cx: float = 0.0, cy: float = 0.0) -> shapely.Polygon:
@@ -108,7 +118,8 @@ def context(
     workers = workers or [("w1", "g1", True)]
     gdf = gpd.GeoDataFrame(
         {"grid_id": [g[0] for g in grids], "grid_name": [g[0] for g in grids], "grid_type": [g[1] for g in grids]},
-        geometry=[g[2] for g in grids], crs="EPSG:4326",
+        geometry=[g[2] for g in grids],
+        crs="EPSG:4326",
     )
     wdf = pd.DataFrame(workers, columns=["worker_id", "grid_id", "full_time"])
     wdf["worker_name"] = wdf["worker_id"]
@@ -120,10 +131,17 @@ def context(
     ldf = pd.DataFrame(leave or [], columns=["worker_id", "start_date", "end_date", "filed_date", "reason"])
     days = days or [DAY + timedelta(days=i) for i in range(-40, 40)]
     wd = {d: d.weekday() < 5 and d not in holidays for d in days}
-    return EngineContext(grids=gdf, workers=wdf, sites=sdf, leave=ldf, workday=wd, policy=policy or load_policy(), tz=TZ)
+    return EngineContext(
+        grids=gdf, workers=wdf, sites=sdf, leave=ldf, workday=wd, policy=policy or load_policy(), tz=TZ
+    )
 
 
 def loop(half_m: float, cx: float = 0.0, cy: float = 0.0) -> list[tuple[float, float]]:
     """A closed square street loop of side 2·half_m."""
-    return [(cx - half_m, cy - half_m), (cx + half_m, cy - half_m), (cx + half_m, cy + half_m),
-            (cx - half_m, cy + half_m), (cx - half_m, cy - half_m)]
+    return [
+        (cx - half_m, cy - half_m),
+        (cx + half_m, cy - half_m),
+        (cx + half_m, cy + half_m),
+        (cx - half_m, cy + half_m),
+        (cx - half_m, cy - half_m),
+    ]
