@@ -34,7 +34,7 @@ def snapshot(root: Path) -> dict[str, list[tuple]]:
             out[table] = con.execute(f"SELECT {cols} FROM {table} ORDER BY {order}").fetchall()
         # a parallel float sum is not bit-reproducible: rounded
         out[c.GPS_POINT] = con.execute(
-            f"SELECT count(*), round(sum(lon), 6), min(ts), max(ts) FROM {c.GPS_POINT}"
+            f"SELECT count(*), sum(CAST(round(lon * 1e7) AS BIGINT)), min(ts), max(ts) FROM {c.GPS_POINT}"
         ).fetchall()
         return out
     finally:
@@ -117,3 +117,35 @@ def test_second_run_refuses_while_locked(demo_workspace: Path) -> None:
         )
     assert proc.returncode == 2
     assert "another run is using this workspace" in proc.stderr
+
+
+def _day_tables(root: Path, workers: int, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[tuple]]:
+    from trajectory import run, store
+    from trajectory.workspace import load_workspace
+
+    monkeypatch.setattr(run, "WORKERS", workers)
+    ws = load_workspace(root)
+    con = store.connect(ws.paths)
+    try:
+        days = [r[0] for r in con.execute("SELECT DISTINCT date FROM gps_point ORDER BY 1").fetchall()][:6]
+        run.process_dates(ws, con, days, progress=False, run_id="t", max_points=5_000)
+        out = {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in ("worker_day", "site_visit")}
+        out["point_use"] = con.execute(
+            "SELECT worker_id, ts, lon, lat, counted, reason, in_grid, date FROM point_use ORDER BY ALL"
+        ).fetchall()
+        return out
+    finally:
+        con.close()
+
+
+def test_process_pool_equals_one_process(demo_workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Worker batches on two processes (each reading the Parquet store and writing its own
+    point_use part) give exactly the tables of one process reading through DuckDB."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    shutil.copytree(demo_workspace, one)
+    shutil.copytree(demo_workspace, two)
+    serial = _day_tables(one, 1, monkeypatch)
+    pooled = _day_tables(two, 2, monkeypatch)
+    assert len(serial["point_use"]) > 10_000 and len(serial["worker_day"]) > 0
+    assert pooled == serial
+    assert not list((two / "store" / "point_use").glob(".*")), "staging or trash folders left behind"

@@ -17,14 +17,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import multiprocessing
 import os
 import shutil
 import sys
 import time
 import traceback
 import uuid
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -33,6 +35,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from trajectory import contract as c
@@ -41,7 +44,7 @@ from trajectory.calendar import workday_flags
 from trajectory.engine import DayResult, EngineContext, process_days
 from trajectory.errors import GridpatrolError, StoreError
 from trajectory.logs import log_step, setup_logging
-from trajectory.workspace import Workspace, load_workspace
+from trajectory.workspace import Workspace, WorkspacePaths, load_workspace
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,7 @@ DEFAULT_DEMO_MONTH = "2026-10"
 DAYS_PER_BATCH = 4  # days processed and committed together
 MAX_POINTS_PER_BATCH = 500_000  # points of one worker batch (≈ 300 bytes each at the engine's peak)
 ENGINE_LOCAL, ENGINE_SPARK = "local", "spark"
+WORKERS = min(2, os.cpu_count() or 1)  # pool processes for the worker batches of a day
 # run_log.outcome values
 OUTCOME_RUNNING, OUTCOME_OK, OUTCOME_FAILED, OUTCOME_KILLED = "running", "ok", "failed", "killed"
 
@@ -141,17 +145,9 @@ def load_points(
     return df
 
 
-def _local_results(
-    con: duckdb.DuckDBPyConnection, ctx: EngineContext, days: Sequence[date], max_points: int
-) -> Iterator[DayResult]:
-    """The engine over worker batches, one result per batch.
-
-    Memory is bounded by the batch size, whatever the day's size: the caller writes each
-    batch's ``point_use`` out before the next is computed. The next batch is read from the
-    store on a second thread (its own DuckDB cursor) while this one is computed, so reading
-    and computing share the machine's two cores (docs/scale.md has the measurements).
-    """
-    from trajectory.batching import context_for_workers, full_time_ids, plan_batches
+def _plan(con: duckdb.DuckDBPyConnection, ctx: EngineContext, days: Sequence[date], max_points: int) -> list[list[str]]:
+    """Worker batches of at most ``max_points`` points on ``days`` (every full-time worker in one)."""
+    from trajectory.batching import full_time_ids, plan_batches
 
     rows = con.execute(
         f"SELECT worker_id, count(*) FROM {c.GPS_POINT} WHERE date IN (SELECT unnest(?::DATE[])) GROUP BY 1",
@@ -159,7 +155,19 @@ def _local_results(
     ).fetchall()
     counts = pd.Series({str(w): int(n) for w, n in rows}, dtype="int64")
     counts = counts.reindex(counts.index.union(pd.Index(full_time_ids(ctx), dtype=object)), fill_value=0)
-    plan = plan_batches(counts, max_points)
+    return plan_batches(counts, max_points)
+
+
+def _local_results(
+    con: duckdb.DuckDBPyConnection, ctx: EngineContext, days: Sequence[date], plan: list[list[str]]
+) -> Iterator[DayResult]:
+    """The engine over worker batches in this process, one result per batch.
+
+    The next batch is read from the store on a second thread (its own DuckDB cursor) while
+    this one is computed.
+    """
+    from trajectory.batching import context_for_workers
+
     reader = con.cursor()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gp-read") as pool:
         ahead = pool.submit(load_points, reader, days, plan[0]) if plan else None
@@ -170,6 +178,98 @@ def _local_results(
             yield process_days(points, context_for_workers(ctx, ids), days)
             del points
     reader.close()
+
+
+def _pool_results(
+    pool: ProcessPoolExecutor,
+    paths: WorkspacePaths,
+    writer: _PointUseWriter,
+    ctx: EngineContext,
+    days: Sequence[date],
+    plan: list[list[str]],
+) -> Iterator[DayResult]:
+    """The worker batches on a process pool, in plan order, at most one batch per process in
+    flight (bounded memory). Each process reads its batch from the Parquet store and writes
+    its own point_use part; only the small tables come back."""
+    in_flight: deque[Future[DayResult]] = deque()
+    for ids in plan:
+        in_flight.append(pool.submit(_batch_job, paths, writer.staging, ctx, list(days), ids, writer.next_part()))
+        if len(in_flight) >= WORKERS:
+            yield in_flight.popleft().result()
+    while in_flight:
+        yield in_flight.popleft().result()
+
+
+def read_batch(paths: WorkspacePaths, days: Sequence[date], worker_ids: Sequence[str]) -> pd.DataFrame:
+    """The stored points of ``worker_ids`` on ``days`` read straight from the Parquet store.
+
+    The same rows and types as :func:`load_points`, without DuckDB: a pool process cannot open
+    ``patrol.duckdb`` while the run holds it, but it can read the store's files.
+    """
+    import pyarrow.compute as pc
+
+    files = store.gps_parts(paths, days)
+    cols = ["worker_id", "ts", "lon", "lat", "accuracy_m", "speed_mps", "mock"]
+    if not files:
+        return load_points_frame(
+            pa.table({k: pa.array([], pa.string() if k == "worker_id" else pa.float64()) for k in cols})
+        )
+    lo, hi = min(worker_ids), max(worker_ids)
+    wanted = pa.array(sorted(set(worker_ids)), pa.string())
+    # the range filter prunes row groups by their statistics; isin keeps exactly the batch
+    flt = (pc.field("worker_id") >= lo) & (pc.field("worker_id") <= hi) & pc.field("worker_id").isin(wanted)
+    tables = [pq.read_table(f, columns=cols, filters=flt) for f in files]
+    table = pa.concat_tables(tables, promote_options="permissive").sort_by(
+        [("worker_id", "ascending"), ("ts", "ascending")]
+    )
+    return load_points_frame(table)
+
+
+def load_points_frame(table: pa.Table) -> pd.DataFrame:
+    """An Arrow table of points in the engine's column types (ts as datetime64[us, UTC])."""
+    df = table.to_pandas()
+    if len(df):
+        df["ts"] = pd.to_datetime(df["ts"], utc=True).astype("datetime64[us, UTC]")
+    else:
+        df["ts"] = pd.Series([], dtype="datetime64[us, UTC]")
+    for col in ("lon", "lat", "accuracy_m", "speed_mps"):
+        df[col] = df[col].astype("float64")
+    df["mock"] = df["mock"].fillna(False).astype(bool)
+    df["worker_id"] = df["worker_id"].astype(str)
+    return df
+
+
+def _batch_job(
+    paths: WorkspacePaths, staging: Path, ctx: EngineContext, days: list[date], ids: list[str], n: int
+) -> DayResult:
+    """One worker batch in a pool process: read, compute, write its point_use part.
+
+    Returns the small tables; ``point_use`` comes back empty (its rows are on disk, counted
+    in ``n_points`` of the returned frame's attrs).
+    """
+    from trajectory.batching import context_for_workers
+
+    res = process_days(read_batch(paths, days, ids), context_for_workers(ctx, ids), days)
+    write_point_use_parts(staging, res.point_use, n, days)
+    n_points = len(res.point_use)
+    res = DayResult(
+        worker_day=res.worker_day, site_visit=res.site_visit, day_flag=res.day_flag, point_use=res.point_use.head(0)
+    )
+    res.worker_day.attrs["n_points"] = n_points
+    return res
+
+
+def write_point_use_parts(staging: Path, point_use: pd.DataFrame, n: int, days: Sequence[date]) -> None:
+    """Write ``point_use`` as ``staging/date=D/part-<n>.parquet``, one part per day."""
+    if point_use.empty:
+        return
+    # one factorisation instead of a comparison of date objects per day
+    codes, uniques = pd.factorize(point_use["date"])
+    for k, day in enumerate(uniques):
+        if day in days:
+            part = point_use.iloc[np.flatnonzero(codes == k)]
+            path = staging / f"date={day.isoformat()}" / f"part-{n:05d}.parquet"
+            store.write_parquet_atomic(pa.Table.from_pandas(part.drop(columns=["date"]), preserve_index=False), path)
 
 
 class _PointUseWriter:
@@ -208,15 +308,12 @@ class _PointUseWriter:
         self.pool.shutdown(wait=True)
 
     def _write(self, point_use: pd.DataFrame, n: int) -> None:
-        # one factorisation instead of a comparison of date objects per day
-        codes, uniques = pd.factorize(point_use["date"])
-        for k, day in enumerate(uniques):
-            part = point_use.iloc[np.flatnonzero(codes == k)]
-            if day in self.days:
-                path = self.staging / f"date={day.isoformat()}" / f"part-{n:05d}.parquet"
-                store.write_parquet_atomic(
-                    pa.Table.from_pandas(part.drop(columns=["date"]), preserve_index=False), path
-                )
+        write_point_use_parts(self.staging, point_use, n, self.days)
+
+    def next_part(self) -> int:
+        """A part number for a pool process that writes its own part."""
+        self.n += 1
+        return self.n - 1
 
     def commit(self) -> None:
         self.close()
@@ -256,25 +353,33 @@ def process_dates(
         from trajectory.spark_engine import spark_session
 
         spark = spark_session()
+    pool: ProcessPoolExecutor | None = None
     bar = tqdm(batches, desc="巡查计算 days", unit="batch", disable=not progress, file=sys.stderr)
     try:
         for batch in bar:
             t0 = time.perf_counter()
             ctx = _engine_context(ws, batch)
+            writer = _PointUseWriter(ws.paths.point_use_store, batch)
+            results: Iterable[DayResult]
             if spark is not None and ws.paths.gps_store.is_dir():
                 from trajectory.spark_engine import process_days_spark
 
                 # Spark reads the whole Parquet store and keeps the batch's date partitions
-                results: Iterable[DayResult] = [process_days_spark(spark, str(ws.paths.gps_store), ctx, batch)]
+                results = [process_days_spark(spark, str(ws.paths.gps_store), ctx, batch)]
             else:
-                results = _local_results(con, ctx, batch, max_points)
-            writer = _PointUseWriter(ws.paths.point_use_store, batch)
+                plan = _plan(con, ctx, batch, max_points)
+                if len(plan) > 1 and WORKERS > 1:
+                    # forked before any thread of ours starts; the children never touch DuckDB
+                    pool = pool or ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("fork"))
+                    results = _pool_results(pool, ws.paths, writer, ctx, batch, plan)
+                else:
+                    results = _local_results(con, ctx, batch, plan)
             worker_day, site_visit, day_flag = [], [], []
             n_points = 0
             try:
                 for res in results:
                     writer.write(res.point_use)
-                    n_points += len(res.point_use)
+                    n_points += len(res.point_use) + int(res.worker_day.attrs.get("n_points", 0))
                     worker_day.append(res.worker_day)
                     site_visit.append(res.site_visit)
                     day_flag.append(res.day_flag)
@@ -302,6 +407,8 @@ def process_dates(
             )
             store.crash_point("days")
     finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         if spark is not None:
             spark.stop()
     store.refresh_views(con, ws.paths)
