@@ -239,7 +239,7 @@ def _table(rows: list) -> str:
     lines += [
         "",
         "ours = ingest (Parquet inbox → store) + trajectory.run.process_dates (worker batches on 2 processes, tables and point_use written), "
-        "results not written; spark = compute only on the ingested store (local[2], collected); movingpandas = "
+        "spark = compute only on the ingested store (local[2], collected); movingpandas = "
         "split + clip + length per worker-day on points already in memory.",
         "",
     ]
