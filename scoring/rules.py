@@ -28,6 +28,7 @@ from trajectory.contract import (
     ITEM_CODES,
     ITEM_PATROL,
     ITEM_TOTAL,
+    PATROL_FINDING_COLUMNS,
 )
 
 SCORE_COLUMNS = (*GRID_MONTH_SCORE_COLUMNS, "item_name", "category", "rank", "policy_hash")
@@ -86,18 +87,6 @@ SITE_REASONS = {
     "hazard_site": "重大安全隐患场所未按周期巡查",
 }
 PATROL_SITE_KIND = "missed_site_period"
-PATROL_FINDING_COLUMNS = (
-    "grid_id",
-    "worker_id",
-    "month",
-    "kind",
-    "period_start",
-    "period_end",
-    "site_id",
-    "site_type",
-    "points",
-    "evidence",
-)
 
 
 @dataclass

@@ -51,6 +51,19 @@ WORKER_WEEK_COLUMNS = (
 SITE_CHECK_COLUMNS = ("site_id", "site_type", "grid_id", "period_start", "period_end", "visited")
 GRID_MONTH_SCORE_COLUMNS = ("grid_id", "month", "item_code", "max_score", "score")
 DEDUCTION_COLUMNS = ("grid_id", "month", "item_code", "reason", "count", "points", "evidence")
+# item 2.5 findings, from the trajectory engine to scoring (our table, not the contract's)
+PATROL_FINDING_COLUMNS = (
+    "grid_id",
+    "worker_id",
+    "month",
+    "kind",
+    "period_start",
+    "period_end",
+    "site_id",
+    "site_type",
+    "points",
+    "evidence",
+)
 
 # --- input files' columns -------------------------------------------------------------
 GRID_PROPERTIES = ("grid_id", "grid_name", "grid_type")

@@ -10,27 +10,11 @@ from __future__ import annotations
 import pandas as pd
 
 from scoring.policy import Policy
-from trajectory.contract import STATUS_ABSENT, STATUS_SHORT
+from trajectory.contract import PATROL_FINDING_COLUMNS, SITE_TYPE_ZH, STATUS_ABSENT, STATUS_SHORT
 
-FINDING_COLUMNS = (
-    "grid_id",
-    "worker_id",
-    "month",
-    "kind",
-    "period_start",
-    "period_end",
-    "site_id",
-    "site_type",
-    "points",
-    "evidence",
-)
+FINDING_COLUMNS = PATROL_FINDING_COLUMNS
 KINDS = ("absent_day", "short_day", "short_week", "missed_site_period")
-_SITE_ZH = {
-    "key_person": "重点人员",
-    "special_group": "特殊人群",
-    "care_subject": "关爱对象",
-    "hazard_site": "重大安全隐患场所",
-}
+_SITE_ZH = SITE_TYPE_ZH
 _SHORT_ZH = {
     "time": "时长不足{h:g}小时",
     "distance": "里程不足{km:g}公里",

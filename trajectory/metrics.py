@@ -23,6 +23,7 @@ import pandas as pd
 
 from scoring.policy import Policy
 from trajectory.clean import Frame, col
+from trajectory.contract import WORKER_WEEK_COLUMNS
 
 _LOOKAHEAD = 32  # points searched for the next anchor; beyond that the anchor is re-set
 
@@ -352,15 +353,7 @@ def compute_weeks(worker_day: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     if p.week_month_rule != "split":
         raise ValueError(f"week_month_rule was '{p.week_month_rule}' but only 'split' is implemented")
     cols = [
-        "worker_id",
-        "grid_id",
-        "week_start",
-        "patrol_s",
-        "patrol_m",
-        "required_s",
-        "required_m",
-        "meets_time",
-        "meets_distance",
+        *WORKER_WEEK_COLUMNS,
         "week_end",
         "month",
         "workdays",

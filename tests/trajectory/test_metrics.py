@@ -8,6 +8,7 @@ import pytest
 from walks import DAY, at, context, loop, polyline_length, still, walk
 
 from scoring.policy import load_policy
+from trajectory.contract import WORKER_WEEK_COLUMNS
 from trajectory.engine import process_days
 from trajectory.metrics import anchor_chain, compute_weeks, moving_median
 
@@ -112,15 +113,7 @@ def test_weeks_are_cut_at_month_edges_and_pro_rated():
     leave = {date(2026, 10, 6)}
     ww = compute_weeks(_wd(days, exempt=leave), POLICY)
     assert set(ww.columns) >= {
-        "worker_id",
-        "grid_id",
-        "week_start",
-        "patrol_s",
-        "patrol_m",
-        "required_s",
-        "required_m",
-        "meets_time",
-        "meets_distance",
+        *WORKER_WEEK_COLUMNS,
         "month",
         "workdays",
         "exempt_days",
