@@ -12,9 +12,11 @@ Each file of ``inbox/gps/`` (CSV, optionally gzipped; Parquet; JSON Lines) goes 
    values as JSON. Accuracy, speed and mock flags are never reasons: judging a valid point is
    the engine's job.
 4. A point is (worker_id, ts): duplicates inside the file and against the store are stored once.
-5. New points are written to ``store/gps/date=<local date>/<hash[:16]>.parquet`` by atomic
-   rename; then quarantine rows and the manifest row are inserted in one transaction, the
-   manifest row being the commit point. A run killed before it leaves parts without a manifest
+5. The file is read and classified a chunk of rows at a time (``_CHUNK_ROWS``), so memory is
+   bounded by the chunk whatever the file's size. Each chunk's new points are written to
+   ``store/gps/date=<local date>/<hash[:16]>[-<chunk>].parquet`` by atomic rename; then
+   quarantine rows and the manifest row are inserted in one transaction, the manifest row
+   being the commit point. A run killed before it leaves parts without a manifest
    row ("orphans"); the next ingest deletes them and re-reads the file, which rewrites the
    same parts.
 6. Reconciliation: accepted + duplicate + quarantined == rows read, per file, or StoreError.
@@ -39,6 +41,7 @@ import logging
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -107,6 +110,8 @@ _KEY_TS_BITS = 38
 _DAY_US = 86_400 * 1_000_000
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _WRITE_THREADS = 2
+# rows read, classified and written at a time: a file's peak memory is a chunk's, not the file's
+_CHUNK_ROWS = 1 << 20
 # GPS parts: dictionaries for the repetitive strings only (a dictionary of random coordinates
 # is built and thrown away), delta-coded times, byte-split coordinates: 4M points written
 # twice as fast and 40 % smaller than with pyarrow's defaults (benchmarks/bench_ingest.py)
@@ -257,25 +262,50 @@ class _Context:
     roster: pa.Array  # worker ids of workers.csv, sorted (a point's worker_idx indexes it)
 
 
+class _ReadError(Exception):
+    """The reader failed in the middle of a file (after some chunks were handled)."""
+
+
 @dataclass
 class _Source:
-    """A file loaded into Arrow: rows in file order, ``_row`` = 1-based data row."""
+    """A file opened for reading in chunks (``batches``), each with ``_row``: the 1-based data row.
 
-    table: pa.Table | None = None
+    For CSV, ``_row`` is provisional (rows the reader rejected are not counted yet) and is
+    made final by :meth:`row_numbers_of` once the reader has reached the end of the file.
+    """
+
+    batches: Iterator[pa.Table] = field(default_factory=lambda: iter(()))
     # normalised name (worker_id, ts, …) -> SQL expression over the source view, and its kind
     fields: dict[str, tuple[str, str]] = field(default_factory=dict)
     raw_sql: str = "NULL"
-    # rows the reader itself rejected (malformed lines): row number, reason, raw text
+    # rows the reader itself rejected (malformed lines): row number, reason, raw text; known
+    # once ``batches`` is exhausted
     rejected: list[tuple[int, str, str]] = field(default_factory=list)
     json_lines: bool = False
-    # explicit row numbers (JSON Lines: the line numbers of non-blank lines)
-    row_numbers: np.ndarray | None = None
+    renumber: bool = False  # CSV: ``_row`` leaves out the reader's rejected rows
+    lenient: bool = False
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
 
-    @property
-    def rows_read(self) -> int:
-        return (self.table.num_rows if self.table is not None else 0) + len(self.rejected)
+    def row_numbers_of(self, provisional: np.ndarray, parsed: int) -> np.ndarray:
+        """Final row numbers of rows given by provisional ``_row`` (1-based position among parsed rows).
+
+        Parsed rows take the numbers 1..rows_read that the reader's rejected rows leave free,
+        in order; past them (reader line numbers beyond the count: blank lines) they number on.
+        """
+        if not self.renumber or not self.rejected or not len(provisional):
+            return provisional
+        rows_read = parsed + len(self.rejected)
+        taken = np.unique(np.array([r for r, _, _ in self.rejected], dtype=np.int64))
+        taken = taken[(taken >= 1) & (taken <= rows_read)]
+        n_free = rows_read - len(taken)
+        pos = provisional.astype(np.int64) - 1
+        # free numbers before taken[j]: taken[j] - 1 - j
+        before = taken - 1 - np.arange(len(taken), dtype=np.int64)
+        out = pos + 1 + np.searchsorted(before, pos, side="right")
+        beyond = pos >= n_free
+        out[beyond] = rows_read + 1 + (pos[beyond] - n_free)
+        return out
 
 
 def _not_regular_files(entries: list[Path]) -> list[str]:
@@ -336,38 +366,36 @@ def _ingest_one(
 
     with tempfile.TemporaryDirectory(prefix="gridpatrol-ingest-") as tmp:
         src = _load(con, path, fmt, Path(tmp))
-        if src.error is not None:
+        result = None
+        while src.error is None:
+            try:
+                result = _ingest_chunks(ctx, src, file_hash)
+                break
+            except _ReadError as exc:
+                # a reader failing half-way: the chunks already written are this file's, removed
+                _remove_parts_of(ctx, file_hash)
+                if fmt == "csv" and not src.lenient:
+                    src = _load(con, path, fmt, Path(tmp), lenient=True, strict_error=str(exc))
+                else:
+                    src = _Source(error=str(exc), warnings=src.warnings)
+        if result is None:
+            assert src.error is not None
             entry["error"] = src.error
             _commit(ctx, path, file_hash, fmt, entry, [(0, f"unreadable file: {src.error}", _head_of(path))], None)
             msg = f"inbox file {path.name}: {src.error}; recorded in quarantine (row 0) and skipped"
             log.warning(msg)
             return entry, set(), [*src.warnings, msg]
-        assert src.table is not None
-        table = src.table.append_column("_row", pa.array(_row_numbers(src), pa.int64()))
-        con.register("_gp_src", table)
-        try:
-            counts, new_points = _classify(ctx, src, file_hash)
-            rows_read, parsed = src.rows_read, table.num_rows
-            # only the rejected rows' raw values are needed from here on (for the quarantine):
-            # the file's table is released before the parts are written
-            rejected_src = con.sql("SELECT s.* FROM _gp_src s SEMI JOIN _gp_rows r USING (_row)").to_arrow_table()
-            con.register("_gp_src", rejected_src)
-            src.table = None
-            del table
-            parts_rows = _write_parts(ctx, file_hash, new_points)
-            store.crash_point("ingest.parts")
-            entry.update(
-                rows_read=rows_read,
-                accepted=new_points.num_rows,
-                duplicate=counts["ok"] - new_points.num_rows,
-                quarantined=counts["rejected"] + len(src.rejected),
-                dates=sorted(parts_rows),
-            )
-            _reconcile(path.name, entry, counts["classified"], sum(parts_rows.values()), parsed)
-            _commit(ctx, path, file_hash, fmt, entry, src.rejected, src)
-        finally:
-            con.unregister("_gp_src")
-            con.unregister("_gp_rows")
+        counts, parts_rows, quarantined = result
+        store.crash_point("ingest.parts")
+        entry.update(
+            rows_read=counts["parsed"] + len(src.rejected),
+            accepted=counts["accepted"],
+            duplicate=counts["ok"] - counts["accepted"],
+            quarantined=counts["rejected"] + len(src.rejected),
+            dates=sorted(parts_rows),
+        )
+        _reconcile(path.name, entry, counts["classified"], sum(parts_rows.values()), counts["parsed"])
+        _commit(ctx, path, file_hash, fmt, entry, src.rejected, quarantined)
     warnings = list(src.warnings) + _soft_value_warnings(path.name, counts)
     for w in warnings:
         log.warning(w)
@@ -385,6 +413,59 @@ def _ingest_one(
     return entry, set(entry["dates"]), warnings
 
 
+def _ingest_chunks(
+    ctx: _Context, src: _Source, file_hash: str
+) -> tuple[dict[str, int], dict[date, int], pa.Table | None]:
+    """Classify, dedupe and write the file a chunk at a time.
+
+    Returns the summed counts, the rows written per local date and the quarantined rows
+    (``_row`` final, ``reason``, ``raw``). The keys of the points accepted from earlier chunks
+    and of the store's points are kept per local date, so a point is stored once whatever
+    chunk its copies are in (the first copy in the file wins).
+    """
+    con = ctx.con
+    counts = dict.fromkeys(
+        ("parsed", "classified", "ok", "rejected", "accepted", "bad_mock", "bad_accuracy", "bad_speed"), 0
+    )
+    parts_rows: dict[date, int] = {}
+    quarantined: list[pa.Table] = []
+    seen: dict[int, _SeenKeys] = {}
+    for chunk, table in enumerate(src.batches):
+        con.register("_gp_src", table)
+        try:
+            chunk_counts, rows, ok = _classify(ctx, src)
+            # the rejected rows (few) with their raw values, for the quarantine insert of _commit
+            con.register("_gp_rows", rows.filter(pc.invert(ok)).select(["_row", "reason"]))
+            quarantined.append(
+                con.sql(
+                    f"""SELECT r._row, r.reason, left({src.raw_sql}, {_RAW_MAX_CHARS}) AS raw
+                        FROM _gp_rows r JOIN _gp_src s USING (_row) WHERE r.reason IS NOT NULL"""
+                ).to_arrow_table()
+            )
+        finally:
+            con.unregister("_gp_src")
+            con.unregister("_gp_rows")
+        parsed = table.num_rows
+        del table
+        point_cols = ["worker_idx", "ts_us", "lon", "lat", "accuracy_m", "speed_mps", "mock", "device_id", "local_date"]
+        ok_rows = np.flatnonzero(ok.to_numpy(zero_copy_only=False))
+        new_points = _new_points(ctx, file_hash, rows.select(point_cols), ok_rows, rows["_row"].to_numpy(), seen)
+        del rows, ok
+        # (chunk 0 keeps the part name of a file read in one piece)
+        written = _write_parts(ctx, file_hash, new_points, chunk) if chunk else _write_parts(ctx, file_hash, new_points)
+        for day, n in written.items():
+            parts_rows[day] = parts_rows.get(day, 0) + n
+        chunk_counts.update(parsed=parsed, accepted=new_points.num_rows)
+        for key, value in chunk_counts.items():
+            counts[key] += value
+        del new_points
+    if not quarantined:
+        return counts, parts_rows, None
+    q = pa.concat_tables(quarantined)
+    final = src.row_numbers_of(q["_row"].to_numpy(), counts["parsed"])
+    return counts, parts_rows, q.set_column(0, "_row", pa.array(final, pa.int64()))
+
+
 def _record_alias(ctx: _Context, name: str, file_hash: str, known: tuple[str, str]) -> list[str]:
     first_name, first_run = known
     if name == first_name:
@@ -396,21 +477,6 @@ def _record_alias(ctx: _Context, name: str, file_hash: str, known: tuple[str, st
         return []
     ctx.con.execute(f"INSERT INTO {store.INGEST_ALIAS} VALUES (?, ?, ?, now())", [file_hash, name, ctx.run_id])
     return [f"inbox file {name}: same content as {first_name} (ingested in run {first_run}); nothing new"]
-
-
-def _row_numbers(src: _Source) -> np.ndarray:
-    """1-based data rows of the parsed rows, leaving out the numbers of rows the reader rejected."""
-    assert src.table is not None
-    if src.row_numbers is not None:
-        return src.row_numbers
-    n = src.table.num_rows
-    if not src.rejected:
-        return np.arange(1, n + 1, dtype=np.int64)
-    taken = np.array([r for r, _, _ in src.rejected], dtype=np.int64)
-    free = np.setdiff1d(np.arange(1, src.rows_read + 1, dtype=np.int64), taken)
-    if len(free) < n:  # reader line numbers beyond the count (blank lines): number on
-        free = np.concatenate([free, np.arange(src.rows_read + 1, src.rows_read + 1 + n - len(free))])
-    return free[:n]
 
 
 def _reconcile(name: str, entry: dict[str, Any], classified: int, written: int, parsed: int) -> None:
@@ -465,18 +531,91 @@ def _norm(name: str) -> str:
     return name.replace("\ufeff", "").strip().lower()
 
 
-def _load(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, tmp: Path) -> _Source:
+def _load(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    fmt: str,
+    tmp: Path,
+    *,
+    lenient: bool = False,
+    strict_error: str | None = None,
+) -> _Source:
+    """Open a file for reading in chunks (``lenient``: CSV read again after a strict read failed)."""
     if path.stat().st_size == 0:
-        return _Source(table=pa.table({}), fields={}, warnings=[f"inbox file {path.name}: empty file"])
+        return _Source(warnings=[f"inbox file {path.name}: empty file"])
     if fmt == "parquet":
         return _load_parquet(path)
     text_path, warnings, error = _as_utf8(path, tmp)
     if error is not None:
         return _Source(error=error)
     assert text_path is not None
-    src = _load_csv(con, text_path, path.name) if fmt == "csv" else _load_jsonl(con, text_path, path.name)
+    if fmt == "csv":
+        src = _load_csv(con, text_path, path.name, lenient=lenient, strict_error=strict_error)
+    else:
+        src = _load_jsonl(con, text_path, path.name)
     src.warnings[:0] = warnings
     return src
+
+
+def _rebatch(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.Table]:
+    """Tables of about ``_CHUNK_ROWS`` rows from batches of any size (never an empty one)."""
+    pending: list[pa.RecordBatch] = []
+    n = 0
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        pending.append(batch)
+        n += batch.num_rows
+        if n >= _CHUNK_ROWS:
+            yield pa.Table.from_batches(pending, schema=schema)
+            pending, n = [], 0
+    if pending:
+        yield pa.Table.from_batches(pending, schema=schema)
+
+
+def _csv_stream(
+    cur: duckdb.DuckDBPyConnection, reader_sql: str
+) -> tuple[pa.RecordBatchReader, Callable[[], list[tuple[int, str, str]]]]:
+    """Start a DuckDB CSV scan keeping malformed lines aside (never silently dropped).
+
+    Returns the batches and a function giving the malformed lines once the scan has ended.
+    ``cur`` is a cursor of its own: the chunks are classified on the main connection while
+    the scan is open.
+    """
+    cur.execute("DROP TABLE IF EXISTS _gp_rejects")
+    cur.execute("DROP TABLE IF EXISTS _gp_reject_scans")
+    reader = cur.sql(f"SELECT * FROM {reader_sql}").to_arrow_reader(_CHUNK_ROWS)
+
+    def rejects() -> list[tuple[int, str, str]]:
+        try:
+            rows = cur.execute(
+                """SELECT line, first(error_type ORDER BY column_idx), first(csv_line ORDER BY column_idx)
+                   FROM _gp_rejects GROUP BY line ORDER BY line"""
+            ).fetchall()
+        finally:
+            cur.execute("DROP TABLE IF EXISTS _gp_rejects")
+            cur.execute("DROP TABLE IF EXISTS _gp_reject_scans")
+        return [(int(line), str(kind), str(text or "")) for line, kind, text in rows]
+
+    return reader, rejects
+
+
+def _scan(
+    reader: pa.RecordBatchReader, what: str, cur: duckdb.DuckDBPyConnection | None = None
+) -> Iterator[pa.RecordBatch]:
+    """The reader's batches; a failure half-way is a :class:`_ReadError` (``cur`` closed at the end)."""
+    try:
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
+            except (duckdb.Error, pa.ArrowException, OSError) as exc:
+                raise _ReadError(f"cannot be read as {what}: {str(exc).splitlines()[0]}") from exc
+            yield batch
+    finally:
+        if cur is not None:
+            reader.close()
 
 
 def _open_bytes(path: Path) -> Any:
@@ -516,53 +655,66 @@ def _decodes(head: bytes, encoding: str) -> bool:
     return True
 
 
-def _read_with_rejects(con: duckdb.DuckDBPyConnection, reader_sql: str) -> tuple[pa.Table, list[tuple[int, str, str]]]:
-    """Run a DuckDB CSV scan keeping malformed lines aside (never silently dropped)."""
-    con.execute("DROP TABLE IF EXISTS _gp_rejects")
-    con.execute("DROP TABLE IF EXISTS _gp_reject_scans")
-    try:
-        table = con.sql(f"SELECT * FROM {reader_sql}").to_arrow_table()
-        rows = con.execute(
-            """SELECT line, first(error_type ORDER BY column_idx), first(csv_line ORDER BY column_idx)
-               FROM _gp_rejects GROUP BY line ORDER BY line"""
-        ).fetchall()
-    finally:
-        con.execute("DROP TABLE IF EXISTS _gp_rejects")
-        con.execute("DROP TABLE IF EXISTS _gp_reject_scans")
-    return table, [(int(line), str(kind), str(text or "")) for line, kind, text in rows]
-
-
 def _rejects_options() -> str:
     return "store_rejects = true, rejects_table = '_gp_rejects', rejects_scan = '_gp_reject_scans'"
 
 
-def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> _Source:
+def _load_csv(
+    con: duckdb.DuckDBPyConnection, path: Path, name: str, *, lenient: bool = False, strict_error: str | None = None
+) -> _Source:
     compression = "gzip" if path.name.lower().endswith(".gz") else "none"
-    reader = (
+    reader_sql = (
         f"read_csv({_sql_str(path.as_posix())}, all_varchar = true, header = true, compression = '{compression}', "
         f"{_rejects_options()}{{lenient}})"
     )
-    lenient: list[str] = []
+    cur = con.cursor()
     try:
-        table, rejects = _read_with_rejects(con, reader.format(lenient=""))
+        if lenient:
+            raise duckdb.Error(strict_error or "read again leniently")
+        reader, rejects = _csv_stream(cur, reader_sql.format(lenient=""))
     except duckdb.Error as exc:
         # the dialect sniffer gives up on mixed line endings (a Windows file appended to a
         # Unix one) or a stray quote; read again tolerantly rather than lose the whole file
         try:
-            table, rejects = _read_with_rejects(con, reader.format(lenient=", strict_mode = false"))
+            reader, rejects = _csv_stream(cur, reader_sql.format(lenient=", strict_mode = false"))
         except duckdb.Error:
-            return _Source(error=f"cannot be read as CSV: {str(exc).splitlines()[0]}")
-        lenient.append(f"inbox file {name}: not strict CSV (mixed line endings or stray quotes); read leniently")
-    table = _sql_safe_names(table)
-    # reader lines count the header as line 1
-    rejected = [
-        (line - 1, _reject_reason(kind, "CSV"), json.dumps({"line": text[:_RAW_MAX_CHARS]}, ensure_ascii=False))
-        for line, kind, text in rejects
-    ]
-    fields, warnings = _map_columns(table.schema, name)
-    raw_cols = ", ".join(f"{_ident(n)} := s.{_ident(n)}" for n in table.schema.names)
+            cur.close()
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            first = first.removeprefix("cannot be read as CSV: ")
+            return _Source(error=f"cannot be read as CSV: {first}")
+        lenient = True
+    schema = reader.schema
+    names = _sql_safe_names(schema.names)
+    fields, warnings = _map_columns(pa.schema([pa.field(n, t) for n, t in zip(names, schema.types, strict=True)]), name)
+    raw_cols = ", ".join(f"{_ident(n)} := s.{_ident(n)}" for n in names)
     raw_sql = f"to_json(struct_pack({raw_cols}))" if raw_cols else "NULL"
-    return _Source(table=table, fields=fields, raw_sql=raw_sql, rejected=rejected, warnings=lenient + warnings)
+    notes = (
+        [f"inbox file {name}: not strict CSV (mixed line endings or stray quotes); read leniently"] if lenient else []
+    )
+    src = _Source(fields=fields, raw_sql=raw_sql, renumber=True, lenient=lenient, warnings=notes + warnings)
+
+    def batches() -> Iterator[pa.Table]:
+        done = 0
+        try:
+            for table in _rebatch(_scan(reader, "CSV"), schema):
+                table = table.rename_columns(names)
+                yield table.append_column("_row", pa.array(np.arange(done + 1, done + 1 + table.num_rows), pa.int64()))
+                done += table.num_rows
+            try:
+                found = rejects()
+            except duckdb.Error as exc:
+                raise _ReadError(f"cannot be read as CSV: {str(exc).splitlines()[0]}") from exc
+            # reader lines count the header as line 1
+            src.rejected = [
+                (line - 1, _reject_reason(kind, "CSV"), json.dumps({"line": text[:_RAW_MAX_CHARS]}, ensure_ascii=False))
+                for line, kind, text in found
+            ]
+        finally:
+            reader.close()
+            cur.close()
+
+    src.batches = batches()
+    return src
 
 
 def _reject_reason(kind: str, what: str) -> str:
@@ -574,33 +726,25 @@ def _reject_reason(kind: str, what: str) -> str:
 def _load_jsonl(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> _Source:
     compression = "gzip" if path.name.lower().endswith(".gz") else "none"
     # one VARCHAR per line (a delimiter that cannot occur in JSON text); blank lines are not rows
-    reader = (
+    reader_sql = (
         f"read_csv({_sql_str(path.as_posix())}, columns = {{'line': 'VARCHAR'}}, header = false, delim = chr(0), "
         f"quote = '', escape = '', auto_detect = false, compression = '{compression}', {_rejects_options()})"
     )
+    cur = con.cursor()
     try:
-        lines, rejects = _read_with_rejects(con, reader)
-    except duckdb.Error as exc:
-        return _Source(error=f"cannot be read as JSON Lines: {str(exc).splitlines()[0]}")
-    line_no = np.arange(1, lines.num_rows + 1, dtype=np.int64)
-    keep = pc.invert(pc.fill_null(pc.equal(pc.utf8_trim_whitespace(lines["line"]), ""), True))
-    table = pa.table({"line": lines["line"], "_line_no": pa.array(line_no)}).filter(keep)
-    rejected = [
-        (line, _reject_reason(kind, "JSON"), json.dumps({"line": text[:_RAW_MAX_CHARS]}, ensure_ascii=False))
-        for line, kind, text in rejects
-    ]
-    con.register("_gp_lines", table)
-    try:
+        # a first pass finds the keys (the columns) of the file's JSON objects
+        cur.execute("DROP TABLE IF EXISTS _gp_rejects")
+        cur.execute("DROP TABLE IF EXISTS _gp_reject_scans")
         keys = [
             r[0]
-            for r in con.execute(
-                """SELECT DISTINCT unnest(json_keys(line)) FROM _gp_lines
-                   WHERE """
-                + _JSON_OBJECT.format(line="line")
+            for r in cur.execute(
+                f"SELECT DISTINCT unnest(json_keys(line)) FROM {reader_sql} WHERE " + _JSON_OBJECT.format(line="line")
             ).fetchall()
         ]
-    finally:
-        con.unregister("_gp_lines")
+        reader, rejects = _csv_stream(cur, reader_sql)
+    except duckdb.Error as exc:
+        cur.close()
+        return _Source(error=f"cannot be read as JSON Lines: {str(exc).splitlines()[0]}")
     fields: dict[str, tuple[str, str]] = {}
     warnings: list[str] = []
     for key in sorted(keys):
@@ -612,49 +756,82 @@ def _load_jsonl(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> _Sourc
             # a malformed line must not stop the scan: extract only from valid JSON
             path_sql = _sql_str("$." + json.dumps(key))
             fields[norm] = (f"json_extract_string(CASE WHEN json_valid(s.line) THEN s.line END, {path_sql})", "text")
-    # JSON Lines rows are numbered by line (blank lines included), not by position
-    return _Source(
-        table=table.drop_columns(["_line_no"]),
-        fields=fields,
-        raw_sql="s.line",
-        rejected=rejected,
-        json_lines=True,
-        row_numbers=table["_line_no"].to_numpy(),
-        warnings=warnings,
-    )
+    src = _Source(fields=fields, raw_sql="s.line", json_lines=True, warnings=warnings)
+
+    def batches() -> Iterator[pa.Table]:
+        done = 0  # lines returned by the reader so far, blank ones included
+        try:
+            for table in _rebatch(_scan(reader, "JSON Lines"), reader.schema):
+                # JSON Lines rows are numbered by line (blank lines included), not by position
+                line_no = pa.array(np.arange(done + 1, done + 1 + table.num_rows), pa.int64())
+                done += table.num_rows
+                keep = pc.invert(pc.fill_null(pc.equal(pc.utf8_trim_whitespace(table["line"]), ""), True))
+                kept = pa.table({"line": table["line"], "_row": line_no}).filter(keep)
+                if kept.num_rows:
+                    yield kept
+            try:
+                found = rejects()
+            except duckdb.Error as exc:
+                raise _ReadError(f"cannot be read as JSON Lines: {str(exc).splitlines()[0]}") from exc
+            src.rejected = [
+                (line, _reject_reason(kind, "JSON"), json.dumps({"line": text[:_RAW_MAX_CHARS]}, ensure_ascii=False))
+                for line, kind, text in found
+            ]
+        finally:
+            reader.close()
+            cur.close()
+
+    src.batches = batches()
+    return src
 
 
 def _load_parquet(path: Path) -> _Source:
     try:
-        table = pq.read_table(path)
+        pf = pq.ParquetFile(path)
+        schema = pf.schema_arrow
     except (pa.ArrowException, OSError) as exc:
         return _Source(error=f"cannot be read as Parquet: {str(exc).splitlines()[0]}")
-    table = _sql_safe_names(table)
-    fields, warnings = _map_columns(table.schema, path.name)
-    raw_cols = ", ".join(f"{_ident(n)} := s.{_ident(n)}" for n in table.schema.names)
+    names = _sql_safe_names(schema.names)
+    fields, warnings = _map_columns(
+        pa.schema([pa.field(n, t) for n, t in zip(names, schema.types, strict=True)]), path.name
+    )
+    raw_cols = ", ".join(f"{_ident(n)} := s.{_ident(n)}" for n in names)
+
+    def batches() -> Iterator[pa.Table]:
+        done = 0
+        try:
+            stream = pf.iter_batches(batch_size=_CHUNK_ROWS)
+            reader = pa.RecordBatchReader.from_batches(schema, stream)
+            for table in _rebatch(_scan(reader, "Parquet"), schema):
+                table = table.rename_columns(names)
+                yield table.append_column("_row", pa.array(np.arange(done + 1, done + 1 + table.num_rows), pa.int64()))
+                done += table.num_rows
+        finally:
+            pf.close()
+
     return _Source(
-        table=table,
+        batches=batches(),
         fields=fields,
         raw_sql=f"to_json(struct_pack({raw_cols}))" if raw_cols else "NULL",
         warnings=warnings,
     )
 
 
-def _sql_safe_names(table: pa.Table) -> pa.Table:
+def _sql_safe_names(names: list[str]) -> list[str]:
     """Rename columns SQL cannot name (an empty header cell) or tell apart (a repeated name).
 
     The raw values of quarantined rows are kept under these names; contract columns are
     found by :func:`_map_columns` on the names as delivered, so renaming never hides one.
     """
     seen: set[str] = set()
-    names = []
-    for i, name in enumerate(table.schema.names):
+    out = []
+    for i, name in enumerate(names):
         new = name if name.strip() else f"column{i}"
         while new in seen:
             new = f"{new}_{i}"
         seen.add(new)
-        names.append(new)
-    return table if names == table.schema.names else table.rename_columns(names)
+        out.append(new)
+    return out
 
 
 def _map_columns(schema: pa.Schema, name: str) -> tuple[dict[str, tuple[str, str]], list[str]]:
@@ -734,8 +911,8 @@ def _bool_sql(expr: str, kind: str) -> str:
     return f"CASE WHEN {t} IN ({true_words}) THEN true WHEN {t} IN ({false_words}) THEN false END"
 
 
-def _classify(ctx: _Context, src: _Source, file_hash: str) -> tuple[dict[str, int], pa.Table]:
-    """Give every parsed row a reason (NULL = a point), dedupe, and return the new points."""
+def _classify(ctx: _Context, src: _Source) -> tuple[dict[str, int], pa.Table, pa.ChunkedArray]:
+    """Give every row of the chunk ``_gp_src`` a reason (NULL = a point); returns counts, rows, points mask."""
     con, zone = ctx.con, ctx.ws.policy.timezone
     f = src.fields
     missing = [name for name in _REQUIRED if name not in f]
@@ -827,24 +1004,41 @@ def _classify(ctx: _Context, src: _Source, file_hash: str) -> tuple[dict[str, in
         "bad_accuracy": soft("bad_accuracy"),
         "bad_speed": soft("bad_speed"),
     }
-    # the rejected rows (few) for the quarantine insert of _commit
-    con.register("_gp_rows", rows.filter(pc.invert(ok)).select(["_row", "reason"]))
-    point_cols = ["worker_idx", "ts_us", "lon", "lat", "accuracy_m", "speed_mps", "mock", "device_id", "local_date"]
-    ok_rows = np.flatnonzero(ok.to_numpy(zero_copy_only=False))
-    return counts, _new_points(ctx, file_hash, rows.select(point_cols), ok_rows, rows["_row"].to_numpy())
+    return counts, rows, ok
+
+
+@dataclass
+class _SeenKeys:
+    """Sorted keys of one local date's points: the store's (other files') and this file's so far."""
+
+    stored: np.ndarray
+    own: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+
+
+def _in_sorted(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    if not len(sorted_keys):
+        return np.zeros(len(keys), dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return sorted_keys[pos] == keys
 
 
 def _new_points(
-    ctx: _Context, file_hash: str, rows: pa.Table, candidates: np.ndarray, row_numbers: np.ndarray
+    ctx: _Context,
+    file_hash: str,
+    rows: pa.Table,
+    candidates: np.ndarray,
+    row_numbers: np.ndarray,
+    seen: dict[int, _SeenKeys],
 ) -> pa.Table:
-    """First copy of each (worker_id, ts) of the file that the store does not already hold.
+    """First copy of each (worker_id, ts) of the chunk that the store and earlier chunks do not hold.
 
     ``candidates`` are the positions in ``rows`` of the valid points. Sorted by (local date,
     worker, ts, row), copies of a point are neighbours: the first one (lowest row) is kept.
     Points are compared by an int64 key per local date (worker's roster position and ts),
-    against the keys of that date's parts only; a date without other parts (a first delivery)
-    reads nothing. The file's own parts (left by a run killed before its manifest row) are not
-    "the store".
+    against the keys of that date's parts (read once per date and file, into ``seen``) and of
+    the points accepted from the file's earlier chunks; a date without other parts (a first
+    delivery) reads nothing. The file's own parts (earlier chunks, or left by a run killed
+    before its manifest row) are not "the store".
     """
     n = len(candidates)
     if n == 0:
@@ -865,11 +1059,15 @@ def _new_points(
     starts = np.flatnonzero(np.r_[True, day[1:] != day[:-1]])
     ends = np.r_[starts[1:], n]
     for lo, hi in zip(starts, ends, strict=True):
-        stored = _stored_keys(ctx, int(day[lo]), file_hash)
-        if len(stored):
-            seg = key[lo:hi]
-            pos = np.minimum(np.searchsorted(stored, seg), len(stored) - 1)
-            first[lo:hi] &= stored[pos] != seg
+        day_number = int(day[lo])
+        known = seen.get(day_number)
+        if known is None:
+            known = seen[day_number] = _SeenKeys(_stored_keys(ctx, day_number, file_hash))
+        seg = key[lo:hi]
+        keep = first[lo:hi] & ~_in_sorted(known.stored, seg) & ~_in_sorted(known.own, seg)
+        first[lo:hi] = keep
+        if keep.any():  # sorted and disjoint from own: a merge of two sorted runs
+            known.own = np.sort(np.concatenate([known.own, seg[keep]]), kind="stable")
     return rows.take(pa.array(order[first]))
 
 
@@ -886,10 +1084,10 @@ def _point_keys(worker_idx: np.ndarray, ts_us: np.ndarray, day: np.ndarray) -> n
 def _stored_keys(ctx: _Context, day_number: int, file_hash: str) -> np.ndarray:
     """Sorted keys of the points the store holds for one local date (other files' parts)."""
     day = date.fromordinal(_EPOCH_ORDINAL + day_number)
-    own = store.gps_part_path(ctx.ws.paths, day, file_hash)
+    own = file_hash[: store.GPS_PART_HASH_CHARS]
     keys = []
     for part in store.gps_parts(ctx.ws.paths, [day]):
-        if part == own:
+        if store.gps_part_owner(part) == own:
             continue
         t = pq.read_table(part, columns=["worker_id", "ts"], read_dictionary=["worker_id"])
         ts = t["ts"].cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
@@ -911,8 +1109,8 @@ def _stored_keys(ctx: _Context, day_number: int, file_hash: str) -> np.ndarray:
 # --- writing ---------------------------------------------------------------------------------
 
 
-def _write_parts(ctx: _Context, file_hash: str, points: pa.Table) -> dict[date, int]:
-    """Write the new points (sorted by local date), one part per date; returns rows written per date.
+def _write_parts(ctx: _Context, file_hash: str, points: pa.Table, chunk: int = 0) -> dict[date, int]:
+    """Write a chunk's new points (sorted by local date), one part per date; returns rows written per date.
 
     The parts are built and written by two threads (NumPy and Arrow's Parquet writer release
     the GIL), each from its slice of ``points``: writing and fsync-ing is most of an ingest's
@@ -950,7 +1148,7 @@ def _write_parts(ctx: _Context, file_hash: str, points: pa.Table) -> dict[date, 
             },
             schema=GPS_STORE_SCHEMA,
         )
-        store.write_parquet_atomic(table, store.gps_part_path(ctx.ws.paths, day, file_hash), **_PART_OPTIONS)
+        store.write_parquet_atomic(table, store.gps_part_path(ctx.ws.paths, day, file_hash, chunk), **_PART_OPTIONS)
 
     with ThreadPoolExecutor(max_workers=_WRITE_THREADS) as pool:
         futures = [pool.submit(write, day, lo, hi) for day, (lo, hi) in slices.items()]
@@ -966,22 +1164,28 @@ def _commit(
     fmt: str,
     entry: dict[str, Any],
     rejected: list[tuple[int, str, str]],
-    src: _Source | None,
+    quarantined: pa.Table | None,
 ) -> None:
-    """Quarantine rows and the manifest row in one transaction; the manifest row commits the file."""
+    """Quarantine rows and the manifest row in one transaction; the manifest row commits the file.
+
+    ``quarantined``: the parsed rows given a reason (``_row``, ``reason``, ``raw``);
+    ``rejected``: the rows the reader itself rejected.
+    """
     con = ctx.con
     cols = "source_file, row_number, reason, raw, file_hash, ingested_run"
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(f"DELETE FROM {c.QUARANTINE} WHERE file_hash = ?", [file_hash])
-        if src is not None:
-            con.execute(
-                f"""INSERT INTO {c.QUARANTINE} ({cols})
-                    SELECT ?, r._row, r.reason, left({src.raw_sql}, {_RAW_MAX_CHARS}), ?, ?
-                    FROM _gp_rows r JOIN _gp_src s USING (_row)
-                    WHERE r.reason IS NOT NULL ORDER BY r._row""",
-                [path.name, file_hash, ctx.run_id],
-            )
+        if quarantined is not None and quarantined.num_rows:
+            con.register("_gp_quarantine", quarantined)
+            try:
+                con.execute(
+                    f"""INSERT INTO {c.QUARANTINE} ({cols})
+                        SELECT ?, _row, reason, raw, ?, ? FROM _gp_quarantine ORDER BY _row""",
+                    [path.name, file_hash, ctx.run_id],
+                )
+            finally:
+                con.unregister("_gp_quarantine")
         if rejected:
             con.executemany(
                 f"INSERT INTO {c.QUARANTINE} ({cols}) VALUES (?, ?, ?, ?, ?, ?)",
@@ -1019,14 +1223,22 @@ def _remove_orphan_parts(con: duckdb.DuckDBPyConnection, ws: Workspace) -> list[
     known = {
         r[0][: store.GPS_PART_HASH_CHARS] for r in con.execute(f"SELECT file_hash FROM {c.INGEST_MANIFEST}").fetchall()
     }
-    orphans = [p for p in parts if p.stem not in known]
+    orphans = [p for p in parts if store.gps_part_owner(p) not in known]
     for p in orphans:
         p.unlink(missing_ok=True)
     if not orphans:
         return []
     msg = (
         f"removed {len(orphans)} GPS store part(s) of an ingest that did not finish "
-        f"({', '.join(sorted({p.stem for p in orphans}))}); their files are read again if still in the inbox"
+        f"({', '.join(sorted({store.gps_part_owner(p) for p in orphans}))}); their files are read again if still in the inbox"
     )
     log.warning(msg)
     return [msg]
+
+
+def _remove_parts_of(ctx: _Context, file_hash: str) -> None:
+    """Delete the parts already written for a file whose reading failed half-way."""
+    own = file_hash[: store.GPS_PART_HASH_CHARS]
+    for p in store.gps_parts(ctx.ws.paths):
+        if store.gps_part_owner(p) == own:
+            p.unlink(missing_ok=True)

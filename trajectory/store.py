@@ -260,12 +260,20 @@ def partition_dir(base: Path, day: date) -> Path:
     return base / f"{PARTITION_PREFIX}{day.isoformat()}"
 
 
-def gps_part_path(paths: WorkspacePaths, day: date, file_hash: str) -> Path:
+def gps_part_path(paths: WorkspacePaths, day: date, file_hash: str, chunk: int = 0) -> Path:
     """The GPS store part holding the points of one inbox file (by content hash) on one local date.
 
     Naming the part by the file's hash makes a re-ingest after a crash rewrite the same part.
+    A file is ingested a chunk of rows at a time (memory bounded by the chunk, not the file):
+    the first chunk's part is ``<hash16>.parquet``, chunk ``n`` > 0 writes ``<hash16>-<n>.parquet``.
     """
-    return partition_dir(paths.gps_store, day) / f"{file_hash[:GPS_PART_HASH_CHARS]}.parquet"
+    suffix = f"-{chunk}" if chunk else ""
+    return partition_dir(paths.gps_store, day) / f"{file_hash[:GPS_PART_HASH_CHARS]}{suffix}.parquet"
+
+
+def gps_part_owner(part: Path) -> str:
+    """The file-hash prefix a GPS store part is named by (the same for all chunks of a file)."""
+    return part.stem[:GPS_PART_HASH_CHARS]
 
 
 def gps_parts(paths: WorkspacePaths, days: Sequence[date] | None = None) -> list[Path]:
