@@ -452,7 +452,7 @@ def _ingest_chunks(
         new_points = _new_points(ctx, file_hash, rows.select(point_cols), ok_rows, rows["_row"].to_numpy(), seen)
         del rows, ok
         # (chunk 0 keeps the part name of a file read in one piece)
-        written = _write_parts(ctx, file_hash, new_points, chunk) if chunk else _write_parts(ctx, file_hash, new_points)
+        written = _write_parts(ctx, file_hash, new_points, chunk)
         for day, n in written.items():
             parts_rows[day] = parts_rows.get(day, 0) + n
         chunk_counts.update(parsed=parsed, accepted=new_points.num_rows)
@@ -700,21 +700,32 @@ def _load_csv(
                 table = table.rename_columns(names)
                 yield table.append_column("_row", pa.array(np.arange(done + 1, done + 1 + table.num_rows), pa.int64()))
                 done += table.num_rows
-            try:
-                found = rejects()
-            except duckdb.Error as exc:
-                raise _ReadError(f"cannot be read as CSV: {str(exc).splitlines()[0]}") from exc
             # reader lines count the header as line 1
-            src.rejected = [
-                (line - 1, _reject_reason(kind, "CSV"), json.dumps({"line": text[:_RAW_MAX_CHARS]}, ensure_ascii=False))
-                for line, kind, text in found
-            ]
+            src.rejected = _rejected_lines(rejects, "CSV", "CSV", line_offset=-1)
         finally:
             reader.close()
             cur.close()
 
     src.batches = batches()
     return src
+
+
+def _rejected_lines(
+    rejects: Callable[[], list[tuple[int, str, str]]], fmt: str, what: str, line_offset: int
+) -> list[tuple[int, str, str]]:
+    """The reader's rejected lines as ``(row_number, reason, raw)`` quarantine entries."""
+    try:
+        found = rejects()
+    except duckdb.Error as exc:
+        raise _ReadError(f"cannot be read as {fmt}: {str(exc).splitlines()[0]}") from exc
+    return [
+        (
+            line + line_offset,
+            _reject_reason(kind, what),
+            json.dumps({"line": text[:_RAW_MAX_CHARS]}, ensure_ascii=False),
+        )
+        for line, kind, text in found
+    ]
 
 
 def _reject_reason(kind: str, what: str) -> str:
@@ -769,14 +780,7 @@ def _load_jsonl(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> _Sourc
                 kept = pa.table({"line": table["line"], "_row": line_no}).filter(keep)
                 if kept.num_rows:
                     yield kept
-            try:
-                found = rejects()
-            except duckdb.Error as exc:
-                raise _ReadError(f"cannot be read as JSON Lines: {str(exc).splitlines()[0]}") from exc
-            src.rejected = [
-                (line, _reject_reason(kind, "JSON"), json.dumps({"line": text[:_RAW_MAX_CHARS]}, ensure_ascii=False))
-                for line, kind, text in found
-            ]
+            src.rejected = _rejected_lines(rejects, "JSON Lines", "JSON", line_offset=0)
         finally:
             reader.close()
             cur.close()

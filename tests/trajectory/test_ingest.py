@@ -332,7 +332,7 @@ def test_crash_before_the_manifest_row_is_recovered(ws_root: Path, monkeypatch: 
 def test_reconciliation_failure_is_loud(ws_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (inbox(ws_root) / "a.csv").write_text(f"worker_id,ts,lon,lat\nw1,2026-10-09T08:30:00+08:00,{LON},{LAT}\n")
     real = ingest._write_parts
-    monkeypatch.setattr(ingest, "_write_parts", lambda ctx, h, pts: real(ctx, h, pts.slice(0, 0)))
+    monkeypatch.setattr(ingest, "_write_parts", lambda ctx, h, pts, chunk=0: real(ctx, h, pts.slice(0, 0), chunk))
     with pytest.raises(StoreError, match="does not reconcile"):
         run(ws_root)
 
