@@ -5,13 +5,14 @@ PY := $(VENV)/bin/python
 DEMO_DIR ?= demo-workspace
 DEMO_MONTH ?= 2026-10
 
-.PHONY: demo test venv lint bench clean
+.PHONY: demo test test-latest venv lint bench clean
 
-$(VENV)/.installed: pyproject.toml
+# installs are pinned to constraints.txt: the versions the suite last passed with (pip freeze)
+$(VENV)/.installed: pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "需要 Python 3.11 ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,dev]'
 	touch $@
 
 venv: $(VENV)/.installed
@@ -28,6 +29,14 @@ test: venv
 	bash tests/setup_system.sh
 	$(MAKE) lint
 	$(VENV)/bin/pytest
+
+# the newest releases of every dependency, in a separate environment (.venv-latest)
+test-latest:
+	$(PYTHON) -m venv .venv-latest
+	.venv-latest/bin/python -m pip install --quiet --upgrade pip
+	.venv-latest/bin/python -m pip install --quiet --upgrade -e '.[test,dev]'
+	bash tests/setup_system.sh
+	.venv-latest/bin/pytest
 
 bench: venv
 	$(PY) -m benchmarks.run_all

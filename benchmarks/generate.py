@@ -6,7 +6,7 @@ One generator serves every benchmark (``bench_engine``, ``bench_ingest``, ``benc
 ``tests/trajectory/test_batching.py``. Square 1 km grids on a lattice near 119.88E 31.68N, two
 workers per grid, each worker-day a jittered (4 m) random walk bounded to its grid, 5 s
 sampling, 08:00–11:00 and 14:00 onwards. With ``extras`` the walks get what real phones send:
-stays of a few minutes at the grid's sites (visits), a 3 km spike, a mock-location point, a
+stays of a few minutes at the grid's sites (visits), a 3 km spike, a 5 km teleport, a mock-location point, a
 repeated point, a part-time worker and an unknown worker.
 """
 
@@ -114,8 +114,11 @@ def make_data(
     fx = fx + rng.normal(0, 4.0, n)
     fy = fy + rng.normal(0, 4.0, n)
     if extras:
-        spike = k == 100  # one 3 km spike per worker-day
+        spike = k == 100  # one 3 km spike per worker-day (GPS noise: dropped, never a flag)
         fx = np.where(spike, fx + 3000.0, fx)
+        # every 7th worker-day, 10 fixes 5 km away (a location-faking app): a teleport
+        teleport = (k >= 400) & (k < 410) & (grp % 7 == 0)
+        fy = np.where(teleport, fy + 5000.0, fy)
     lon, lat = from_local(fx, fy, *ORIGIN)
     # time: 08:00 + 5 s steps; the second half of the day from 14:00
     sec = 8 * 3600 + k * 5.0 + np.where(k >= per_day // 2, 3 * 3600.0, 0.0)

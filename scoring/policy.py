@@ -36,17 +36,29 @@ class PointRules:
     grid_buffer_m: float
     spike_max_points: int = 3
     vehicle_window_s: float = 30.0
+    jump_noise_sigmas: float = 5.5
+    unknown_sigma_m: float = 30.0
 
 
 @dataclass(frozen=True)
 class DistanceRules:
-    """Jitter-robust distance: moving-median smoothing plus an anchor hysteresis."""
+    """Noise-adaptive distance and stays (docs/methods.md §Distance): every number a policy key."""
 
-    smooth_window: int
     min_step_m: float
     stay_radius_m: float
-    stay_min_s: float
-    smooth_s: float = 20.0
+    stay_radius_max_m: float
+    stay_radius_sigmas: float
+    stay_window_s: float
+    stay_blip_s: float
+    stay_smooth_s: float
+    smooth_sigmas: float
+    smooth_min_s: float
+    smooth_max_s: float
+    step_sigmas: float
+    outlier_sigmas: float
+    outlier_min_m: float
+    min_sigma_m: float
+    stationary_max_min: float
 
 
 @dataclass(frozen=True)
@@ -65,7 +77,10 @@ class AnomalyRules:
     desk_phone_min_s: float
     vehicle_min_s: float
     teleport_min_spikes: int
+    teleport_spike_m: float
     replay_max_offset_m: float
+    replay_noise_ratio: float
+    replay_min_offset_m: float
     replay_min_points: int
 
 
@@ -288,20 +303,19 @@ def _build(raw: dict[str, Any], source: str) -> Policy:
             grid_buffer_m=pts.num("grid_buffer_m"),
             spike_max_points=int(pts.num("spike_max_points")),
             vehicle_window_s=pts.num("vehicle_window_s"),
+            jump_noise_sigmas=pts.num("jump_noise_sigmas"),
+            unknown_sigma_m=pts.num("unknown_sigma_m"),
         ),
-        distance=DistanceRules(
-            smooth_window=int(dist.num("smooth_window")),
-            min_step_m=dist.num("min_step_m"),
-            stay_radius_m=dist.num("stay_radius_m"),
-            stay_min_s=dist.num("stay_min_s"),
-            smooth_s=dist.num("smooth_s"),
-        ),
+        distance=DistanceRules(**{k: dist.num(k) for k in DistanceRules.__dataclass_fields__}),
         visits=VisitRules(MappingProxyType(periods), vis.num("radius_m"), vis.num("min_stay_s")),
         anomalies=AnomalyRules(
             desk_phone_min_s=ano.num("desk_phone_min_s"),
             vehicle_min_s=ano.num("vehicle_min_s"),
             teleport_min_spikes=int(ano.num("teleport_min_spikes")),
+            teleport_spike_m=ano.num("teleport_spike_m"),
             replay_max_offset_m=ano.num("replay_max_offset_m"),
+            replay_noise_ratio=ano.num("replay_noise_ratio"),
+            replay_min_offset_m=ano.num("replay_min_offset_m"),
             replay_min_points=int(ano.num("replay_min_points")),
         ),
         deductions=PatrolDeductions(

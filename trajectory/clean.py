@@ -97,15 +97,41 @@ def clean_points(pts: Frame, rules: PointRules) -> np.ndarray:
     reason[(reason == 0) & mock] = R_MOCK
     live = np.flatnonzero(reason == 0)
     t, x, y = col(pts, "t"), col(pts, "x"), col(pts, "y")
+    allow = noise_allowance_m(acc, rules)
     if len(live) == len(reason):  # the usual case: no copies
-        spikes = find_spikes(traj, t, x, y, rules)
+        spikes = find_spikes(traj, t, x, y, rules, allow)
     else:
-        spikes = find_spikes(traj[live], t[live], x[live], y[live], rules)
+        spikes = find_spikes(traj[live], t[live], x[live], y[live], rules, allow[live])
     reason[live[spikes]] = R_SPIKE
     return reason
 
 
-def find_spikes(traj: np.ndarray, t: np.ndarray, x: np.ndarray, y: np.ndarray, rules: PointRules) -> np.ndarray:
+def noise_allowance_m(accuracy_m: np.ndarray, rules: PointRules) -> np.ndarray:
+    """Metres of a jump that GPS noise alone explains, per point (docs/methods.md §Spikes).
+
+    Two fixes of σ each differ by up to ``jump_noise_sigmas``·√2·σ without moving: at 1 s
+    sampling and 30 m noise that is a few hundred km/h of apparent speed. σ is the point's
+    ``accuracy_m`` / 1.515 (Android's 68 % radius) or ``unknown_sigma_m`` when not reported.
+
+    Examples
+    --------
+    >>> from scoring.policy import load_policy
+    >>> noise_allowance_m(np.array([15.15, np.nan]), load_policy().patrol.points).round(1)
+    array([ 77.8, 233.3])
+    """
+    acc = np.asarray(accuracy_m, dtype=np.float64)
+    sigma = np.where(np.isfinite(acc) & (acc > 0), acc / 1.515, rules.unknown_sigma_m)
+    return rules.jump_noise_sigmas * np.sqrt(2.0) * sigma
+
+
+def find_spikes(
+    traj: np.ndarray,
+    t: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    rules: PointRules,
+    allow_m: np.ndarray | None = None,
+) -> np.ndarray:
     """Mask of spike points among sorted, otherwise clean points.
 
     A point is a spike when the jump into it or out of it implies more than ``max_jump_kmh``
@@ -125,9 +151,12 @@ def find_spikes(traj: np.ndarray, t: np.ndarray, x: np.ndarray, y: np.ndarray, r
     live = np.arange(n)
     # the inner points of a burst have no impossible jump next to them until its outer
     # points are gone: a few passes, each only over the points next to a jump
+    allow = np.zeros(n) if allow_m is None else np.asarray(allow_m, dtype=np.float64)
     for p in range(max(int(rules.spike_max_points), 1)):
         found = (
-            _spike_pass(traj, t, x, y, rules) if p == 0 else _spike_pass(traj[live], t[live], x[live], y[live], rules)
+            _spike_pass(traj, t, x, y, rules, allow)
+            if p == 0
+            else _spike_pass(traj[live], t[live], x[live], y[live], rules, allow[live])
         )
         if not found.any():
             break
@@ -136,14 +165,17 @@ def find_spikes(traj: np.ndarray, t: np.ndarray, x: np.ndarray, y: np.ndarray, r
     return spike
 
 
-def _spike_pass(traj: np.ndarray, t: np.ndarray, x: np.ndarray, y: np.ndarray, rules: PointRules) -> np.ndarray:
+def _spike_pass(
+    traj: np.ndarray, t: np.ndarray, x: np.ndarray, y: np.ndarray, rules: PointRules, allow: np.ndarray
+) -> np.ndarray:
     n = len(t)
     spike = np.zeros(n, dtype=bool)
     if n < 3:
         return spike
     vmax = rules.max_jump_kmh / 3.6
     same = traj[1:] == traj[:-1]
-    v = np.hypot(np.diff(x), np.diff(y)) / np.maximum(np.diff(t), 1e-3)
+    excess = np.hypot(np.diff(x), np.diff(y)) - np.maximum(allow[1:], allow[:-1])
+    v = np.maximum(excess, 0.0) / np.maximum(np.diff(t), 1e-3)
     jump = same & (v > vmax)
     cand = np.zeros(n, dtype=bool)
     cand[1:] |= jump
@@ -161,5 +193,5 @@ def _spike_pass(traj: np.ndarray, t: np.ndarray, x: np.ndarray, y: np.ndarray, r
     mx, my = np.median(x[idx], axis=1), np.median(y[idx], axis=1)
     dev = np.hypot(x[ci] - mx, y[ci] - my)
     span = (t[idx[:, -1]] - t[idx[:, 0]]) / np.maximum(idx[:, -1] - idx[:, 0], 1)
-    spike[ci] = dev > vmax * np.maximum(span, 1.0)
+    spike[ci] = dev > vmax * np.maximum(span, 1.0) + allow[ci]
     return spike

@@ -33,7 +33,7 @@ from trajectory.contract import (
 )
 from trajectory.flags import DAY_FLAG_COLUMNS, day_flags
 from trajectory.geo import geoms_to_local, grid_frames, to_grid_local
-from trajectory.metrics import _clock_s, path_distance, window_overlap
+from trajectory.metrics import clock_s, path_distance, window_overlap
 from trajectory.segment import build_intervals, inside_points
 from trajectory.visits import SITE_VISIT_COLUMNS, stay_runs
 
@@ -66,6 +66,10 @@ WORKER_DAY_EXTRA = (
     "leave_filed_late",
     "exempt_reason",
     "short_reasons",
+    "noise_m",
+    "stationary_s",
+    "stationary_uncounted_s",
+    "longest_stationary_s",
     "flags",
 )
 
@@ -184,21 +188,27 @@ def process_days(points: pd.DataFrame, ctx: EngineContext, dates: Sequence[date]
 
     # --- segments, time, distance -----------------------------------------------------
     kept = np.flatnonzero(reason == cl.R_OK)
-    track = {k: pts[k][kept] for k in ("traj", "ts_us", "t", "tod", "x", "y", "gcode")}
+    track = {k: pts[k][kept] for k in ("traj", "ts_us", "t", "tod", "x", "y", "gcode", "accuracy_m")}
     track["in_pt"] = in_grid[kept]
     iv = build_intervals(track, roster.geoms, rules)
     valid, vehicle = iv["valid"], iv["vehicle"]
     inside, dt = iv["inside"], iv["dt"]
     ktraj = track["traj"]
-    weight = np.where(valid & ~vehicle, inside, 0.0)
-    tod = track["tod"]
     p = policy.patrol
-    morning, noon, evening = _clock_s(p.morning_start), _clock_s(p.noon), _clock_s(p.afternoon_end)
+    # visits first: a stay at a registered site counts in full (the stationary cap spares it)
+    runs = stay_runs(track, iv["seg"], roster.sites, p.visits.min_stay_s)
+    at_site = np.zeros(len(ktraj) + 1, np.int64)
+    np.add.at(at_site, runs["first"].to_numpy(), 1)
+    np.add.at(at_site, runs["last"].to_numpy() + 1, -1)
+    path = path_distance(track, iv, np.where(valid & ~vehicle, inside, 0.0), policy, np.cumsum(at_site)[:-1] > 0)
+    weight = path.time_weight
+    tod = track["tod"]
+    morning, noon, evening = clock_s(p.morning_start), clock_s(p.noon), clock_s(p.afternoon_end)
     patrol_s = np.bincount(ktraj, dt * weight, minlength=n_traj)
     am_s = np.bincount(ktraj, window_overlap(tod, dt, morning, noon) * weight, minlength=n_traj)
     pm_s = np.bincount(ktraj, window_overlap(tod, dt, noon, evening) * weight, minlength=n_traj)
-    step_m, still = path_distance(track, iv, weight, policy)
-    patrol_m = np.bincount(ktraj, step_m, minlength=n_traj)
+    patrol_m = np.bincount(ktraj, path.step_m, minlength=n_traj)
+    still = path.still
 
     # --- why each trustworthy point did not count ---------------------------------------
     prev_valid = np.r_[False, valid[:-1]]
@@ -215,12 +225,16 @@ def process_days(points: pd.DataFrame, ctx: EngineContext, dates: Sequence[date]
     vehicle_s = np.bincount(ktraj, np.where(vehicle, dt, 0.0), minlength=n_traj)
     max_speed = np.zeros(n_traj)
     np.maximum.at(max_speed, ktraj[valid], iv["speed_w"][valid] * 3.6)
-    jumps = np.bincount(ktraj, iv["jump"], minlength=n_traj)
-    max_jump = _max_jump_m(pts, reason, iv, ktraj, n_traj)
+    # an impossible jump shorter than teleport_spike_m is GPS noise (multipath), not a teleport
+    jumps = np.bincount(ktraj, iv["jump"] & (iv["dist"] >= p.anomalies.teleport_spike_m), minlength=n_traj)
+    max_jump, far_spikes = _max_jump_m(pts, reason, iv, ktraj, n_traj, p.anomalies.teleport_spike_m)
     still_s, still_from, still_to = _longest_still(still, tod, n_traj)
+    stray = still["traj"].to_numpy().astype(np.int64)
+    stationary_s = np.bincount(stray, still["duration_s"].to_numpy(), minlength=n_traj)
+    uncounted_s = np.bincount(stray, (still["patrol_s"] - still["counted_s"]).to_numpy(), minlength=n_traj)
+    noise_m = _median_by(ktraj, path.sigma, n_traj)
 
     # --- visits ------------------------------------------------------------------------------
-    runs = stay_runs(track, iv["seg"], roster.sites, p.visits.min_stay_s)
     kw = ktraj[runs["first"].to_numpy()] // max(n_days, 1)
     kd = ktraj[runs["first"].to_numpy()] % max(n_days, 1)
     srow = runs["site"].to_numpy()
@@ -296,6 +310,10 @@ def process_days(points: pd.DataFrame, ctx: EngineContext, dates: Sequence[date]
             "leave_filed_late": late,
             "exempt_reason": why,
             "short_reasons": short_reasons,
+            "noise_m": noise_m,
+            "stationary_s": stationary_s,
+            "stationary_uncounted_s": uncounted_s,
+            "longest_stationary_s": still_s,
             # working columns for the flags
             "still_s": still_s,
             "still_from": still_from,
@@ -303,6 +321,7 @@ def process_days(points: pd.DataFrame, ctx: EngineContext, dates: Sequence[date]
             "vehicle_s": vehicle_s,
             "jumps": jumps,
             "max_jump_m": max_jump,
+            "far_spikes": far_spikes,
         }
     )
     day["exempt_reason"] = day["exempt_reason"].where(day["exempt"], None)
@@ -440,9 +459,13 @@ def _join_flags(masks: dict[str, np.ndarray], n: int) -> np.ndarray:
     return out
 
 
-def _max_jump_m(pts: cl.Frame, reason: np.ndarray, iv: cl.Frame, ktraj: np.ndarray, n_traj: int) -> np.ndarray:
-    """Largest jump per worker-day: spikes (from the previous point) and residual jumps."""
+def _max_jump_m(
+    pts: cl.Frame, reason: np.ndarray, iv: cl.Frame, ktraj: np.ndarray, n_traj: int, far_m: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Largest jump per worker-day (spikes from the previous point, residual jumps), and the
+    number of spikes at least ``far_m`` away (multipath spikes of 50–150 m are noise)."""
     out = np.zeros(n_traj)
+    far = np.zeros(n_traj, np.int64)
     jmp = iv["jump"]
     np.maximum.at(out, ktraj[jmp], iv["dist"][jmp])
     sp = np.flatnonzero(reason == cl.R_SPIKE)
@@ -454,6 +477,16 @@ def _max_jump_m(pts: cl.Frame, reason: np.ndarray, iv: cl.Frame, ktraj: np.ndarr
         x, y = pts["x"], pts["y"]
         d = np.where((pos > 0) & (traj[prev] == traj[sp]), np.hypot(x[sp] - x[prev], y[sp] - y[prev]), 0.0)
         np.maximum.at(out, traj[sp], d)
+        far = np.bincount(traj[sp], d >= far_m, minlength=n_traj).astype(np.int64)
+    return out, far
+
+
+def _median_by(group: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Median of ``values`` per group code (0 where a group has none)."""
+    out = np.zeros(n)
+    if len(group):
+        med = pd.Series(values).groupby(group).median()
+        out[med.index.to_numpy(dtype=np.int64)] = med.to_numpy(dtype=np.float64)
     return out
 
 

@@ -59,7 +59,8 @@ def day_flags(day: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     )
     # a lone spike is ordinary GPS noise (cleaning drops it); an unexplained jump, or spikes
     # again and again on one day, is worth a reviewer's look
-    tel = day[(day["jumps"] >= 1) | (day["dropped_spike"] >= a.teleport_min_spikes)]
+    far = day["far_spikes"] if "far_spikes" in day.columns else day["dropped_spike"]
+    tel = day[(day["jumps"] >= 1) | (far >= a.teleport_min_spikes)]
     parts.append(
         tel.assign(
             flag="teleport",
@@ -77,7 +78,7 @@ def day_flags(day: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     return out.sort_values(["worker_id", "date", "flag"]).reset_index(drop=True)
 
 
-def detect_replays(point_use: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+def detect_replays(point_use: pd.DataFrame, policy: Policy, noise: pd.DataFrame | None = None) -> pd.DataFrame:
     """Worker-days whose track repeats another day's track of the same worker (轨迹复用).
 
     Each worker-day's trustworthy points (at least ``replay_min_points``) are resampled to
@@ -94,6 +95,12 @@ def detect_replays(point_use: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     point_use : DataFrame
         ``worker_id, ts, lon, lat, date, reason`` (and ``grid_id`` when present).
     policy : Policy
+    noise : DataFrame, optional
+        ``worker_id, date, noise_m`` (the engine's ``worker_day``): the day's GPS noise σ. A
+        copy repeats the noise, so its offsets lie far below it; the same route walked again
+        has independent noise and offsets around it. Two days match only when the offset is
+        below ``replay_noise_ratio`` × the smaller σ (clamped to ``replay_min_offset_m`` …
+        ``replay_max_offset_m``); without ``noise``, below ``replay_min_offset_m``.
 
     Returns
     -------
@@ -148,8 +155,13 @@ def detect_replays(point_use: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     if len(i) == 0:
         return pd.DataFrame(columns=cols)
     off = np.median(np.hypot(rx[i] - rx[j], ry[i] - ry[j]), axis=1)
+    sigma = np.zeros(len(starts))
+    if noise is not None and len(noise) and "noise_m" in noise.columns:
+        nz = noise.assign(_k=noise["worker_id"].astype(str) + "|" + noise["date"].astype(str))
+        sigma = nz.set_index("_k")["noise_m"].reindex(np.asarray(tkeys)[tcode[starts]]).fillna(0.0).to_numpy(float)
+    limit = np.clip(a.replay_noise_ratio * np.minimum(sigma[i], sigma[j]), a.replay_min_offset_m, a.replay_max_offset_m)
     same_time = np.abs(duration[i] - duration[j]) <= 0.01 * np.maximum(duration[i], duration[j])
-    hit = (off <= a.replay_max_offset_m) & same_time & (np.minimum(spread[i], spread[j]) > 4 * a.replay_max_offset_m)
+    hit = (off <= limit) & same_time & (np.minimum(spread[i], spread[j]) > 4 * a.replay_max_offset_m)
     i, j, off = i[hit], j[hit], off[hit]
     if len(i) == 0:
         return pd.DataFrame(columns=cols)

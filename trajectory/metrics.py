@@ -15,6 +15,7 @@ nothing: a phone lying still for hours adds (almost) nothing, a walk keeps its l
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -24,8 +25,9 @@ import pandas as pd
 from scoring.policy import Policy
 from trajectory.clean import Frame, col
 from trajectory.contract import WORKER_WEEK_COLUMNS
+from trajectory.noise import denoise
 
-_LOOKAHEAD = 32  # points searched for the next anchor; beyond that the anchor is re-set
+_LOOKAHEAD = 64  # points searched for the next anchor; beyond that the anchor is re-set
 
 
 # --- distance ---------------------------------------------------------------------------
@@ -126,9 +128,18 @@ def smoothing_window(seg: np.ndarray, t: np.ndarray, smooth_s: float, max_points
 
 
 def anchor_chain(
-    xs: np.ndarray, ys: np.ndarray, seg: np.ndarray, min_step_m: float, lookahead: int = _LOOKAHEAD
+    xs: np.ndarray,
+    ys: np.ndarray,
+    seg: np.ndarray,
+    min_step_m: float | np.ndarray,
+    lookahead: int = _LOOKAHEAD,
+    hold_to: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Anchor hysteresis steps of every segment, vectorised.
+
+    ``min_step_m`` is one distance or one per point (the step of the anchor's segment).
+    ``hold_to`` (optional, per point) is an index at or after the point up to which the anchor
+    is held without distance (a stay: its points sit at one position).
 
     Returns
     -------
@@ -150,18 +161,23 @@ def anchor_chain(
         e = np.zeros(0, np.int64)
         return e, e, np.zeros(0, bool)
     _, last = segment_bounds(seg)
-    r2 = min_step_m * min_step_m
+    r2 = np.broadcast_to(np.asarray(min_step_m, dtype=np.float64) ** 2, (n,)).astype(np.float32)
     nxt = np.full(n + 1, n, dtype=np.int64)  # n = end of chain (sentinel)
     capped = np.zeros(n + 1, dtype=bool)
     # most successors are a few points ahead: test those offsets on contiguous slices first
     rem = last - np.arange(n)
     found = np.zeros(n, dtype=bool)
+    if hold_to is not None:
+        held = np.flatnonzero(hold_to > np.arange(n))
+        nxt[held] = hold_to[held]
+        capped[held] = True
+        found[held] = True
     x32, y32 = xs.astype(np.float32), ys.astype(np.float32)
     dense = min(4, lookahead)
     for o in range(1, dense + 1):
         dx = x32[o:] - x32[:-o]
         dy = y32[o:] - y32[:-o]
-        hit = (dx * dx + dy * dy > r2) & ~found[:-o] & (rem[:-o] >= o)
+        hit = (dx * dx + dy * dy > r2[:-o]) & ~found[:-o] & (rem[:-o] >= o)
         idx = np.flatnonzero(hit)
         nxt[idx] = idx + o
         found[idx] = True
@@ -172,7 +188,7 @@ def anchor_chain(
         cand, j = cand[keep], j[keep]
         if len(cand) == 0:
             break
-        hit = (x32[j] - x32[cand]) ** 2 + (y32[j] - y32[cand]) ** 2 > r2
+        hit = (x32[j] - x32[cand]) ** 2 + (y32[j] - y32[cand]) ** 2 > r2[cand]
         nxt[cand[hit]] = j[hit]
         cand = cand[~hit]
     if len(cand):  # nothing within the look-ahead: re-anchor there without distance
@@ -195,50 +211,59 @@ def anchor_chain(
     return src, dst, ~capped[src]
 
 
-def path_distance(track: Frame, iv: Frame, weight: np.ndarray, policy: Policy) -> tuple[np.ndarray, pd.DataFrame]:
-    """Jitter-robust patrol distance per point-step, and the stationary periods.
+@dataclass(frozen=True)
+class PathResult:
+    """What :func:`path_distance` gives per point and per stationary period."""
+
+    step_m: np.ndarray  # patrol metres credited to each point (the end of an anchor step)
+    time_weight: np.ndarray  # the interval weight after the stationary cap (0…1)
+    sigma: np.ndarray  # GPS noise σ of the point's segment (m per axis)
+    still: pd.DataFrame  # stationary periods (see path_distance)
+
+
+def path_distance(
+    track: Frame, iv: Frame, weight: np.ndarray, policy: Policy, at_site: np.ndarray | None = None
+) -> PathResult:
+    """Noise-robust patrol distance per point-step, the stationary periods and their time cap.
 
     Parameters
     ----------
     track : DataFrame or dict of arrays
-        Sorted trustworthy points: ``traj``, ``t``, ``tod`` (local second of day), ``x``, ``y``.
+        Sorted trustworthy points: ``traj``, ``t``, ``tod`` (local second of day), ``x``, ``y``,
+        optional ``accuracy_m``.
     iv : dict of arrays
-        :func:`trajectory.segment.build_intervals` of ``track`` (``seg``, ``dt``).
+        :func:`trajectory.segment.build_intervals` of ``track`` (``seg``, ``dt``, ``valid``).
     weight : ndarray
         Share (0…1) of each interval that is patrol: inside the grid and not in a vehicle.
     policy : Policy
+    at_site : ndarray of bool, optional
+        Points that are part of a visit to a registered site: a stay there counts in full.
 
     Returns
     -------
-    step_m : ndarray
-        Patrol metres credited to each point (the end of an anchor step); sum by ``traj``.
-    still : DataFrame
-        Stationary periods: ``traj``, ``start``, ``end`` (point indices), ``still_s``
-        (seconds within patrol hours, for the 挂机 flag).
+    PathResult
+        ``still`` has one row per stay: ``traj``, ``start``, ``end`` (point indices),
+        ``duration_s``, ``still_s`` (seconds within patrol hours, for the 挂机 flag),
+        ``patrol_s`` (patrol seconds inside it before the cap), ``counted_s`` (after it) and
+        ``at_site``.
     """
     dr = policy.patrol.distance
     seg = col(iv, "seg")
     t = col(track, "t")
-    win = smoothing_window(seg, t, dr.smooth_s, dr.smooth_window)
-    xs = moving_median(col(track, "x"), seg, win)
-    ys = moving_median(col(track, "y"), seg, win)
-    src, dst, moved = anchor_chain(xs, ys, seg, dr.min_step_m)
-    # the tail: from a segment's last anchor to its last point (shorter than min_step_m);
-    # counted like any step, so a walk is not cut short at each end of a segment
+    n = len(t)
+    acc = col(track, "accuracy_m", np.float64) if "accuracy_m" in track.keys() else np.full(n, np.nan)
+    nt = denoise(t, col(track, "x"), col(track, "y"), seg, acc, dr)
+    xs, ys = nt.xs, nt.ys
+    rid, rfirst, rlast = _stay_runs(nt.stay_id)
+    hold = np.arange(n)
+    if len(rid):
+        k = np.flatnonzero(nt.stay)
+        hold[k] = rlast[np.searchsorted(rid, nt.stay_id[k])]
+    src, dst, moved = anchor_chain(xs, ys, seg, nt.step_m, hold_to=hold)
+    # the tail: from a segment's last anchor to its last point (shorter than a step); counted
+    # like any step, so a walk is not cut short at each end of a segment
     src, dst, moved = _with_tails(src, dst, moved, seg)
     length = np.hypot(xs[dst] - xs[src], ys[dst] - ys[src])
-    # dwell: how long the anchor had been held when this step left it
-    mv = np.flatnonzero(moved)
-    seg_first, _ = segment_bounds(seg)
-    prev_end = np.empty(len(mv))
-    if len(mv):
-        prev_end[0] = t[seg_first[src[mv[0]]]]
-        new_seg = seg[src[mv[1:]]] != seg[src[mv[:-1]]]
-        prev_end[1:] = np.where(new_seg, t[seg_first[src[mv[1:]]]], t[dst[mv[:-1]]])
-    dwell = t[dst[mv]] - prev_end
-    stay_exit = (dwell >= dr.stay_min_s) & (length[mv] <= dr.stay_radius_m)
-    counted = np.zeros(len(src), dtype=bool)
-    counted[mv[~stay_exit]] = True
     # share of the step that is patrol: time-weighted over the intervals it spans
     dt = col(iv, "dt")
     valid = col(iv, "valid")
@@ -246,10 +271,42 @@ def path_distance(track: Frame, iv: Frame, weight: np.ndarray, policy: Policy) -
     cd = np.r_[0.0, np.cumsum(np.where(valid, dt, 0.0))]
     span = cd[dst] - cd[src]
     share = np.where(span > 0, (cw[dst] - cw[src]) / np.where(span > 0, span, 1.0), 0.0)
-    step_m = np.zeros(len(t))
-    step_m[dst] = np.where(counted, length * share, 0.0)
-    still = _still_periods(track, seg, src[counted], dst[counted], policy)
-    return step_m, still
+    step_m = np.zeros(n)
+    step_m[dst] = np.where(moved, length * share, 0.0)
+    # the stationary cap: a stay away from a site counts at most stationary_max_min of time
+    patrol_in = cw[rlast] - cw[rfirst]  # intervals first … last-1 lie inside the stay
+    site = np.zeros(len(rid), bool)
+    if at_site is not None and len(rid):
+        cs = np.r_[0, np.cumsum(np.asarray(at_site, dtype=np.int64))]
+        site = (cs[rlast + 1] - cs[rfirst]) > 0
+    cap_s = dr.stationary_max_min * 60.0
+    factor = np.where(site | (patrol_in <= cap_s), 1.0, cap_s / np.maximum(patrol_in, 1e-9))
+    time_weight = np.asarray(weight, dtype=np.float64).copy()
+    if len(rid):
+        inside = np.zeros(n + 1, np.int64)
+        np.add.at(inside, rfirst, 1)
+        np.add.at(inside, rlast, -1)
+        which = np.cumsum(inside)[:n] > 0  # interval k with first <= k < last
+        run_of = np.searchsorted(rfirst, np.arange(n), side="right") - 1
+        time_weight[which] *= factor[run_of[which]]
+    still = _still_periods(track, rfirst, rlast, policy)
+    still["patrol_s"] = patrol_in
+    still["counted_s"] = patrol_in * factor
+    still["at_site"] = site
+    return PathResult(step_m=step_m, time_weight=time_weight, sigma=nt.sigma, still=still)
+
+
+def _stay_runs(stay_id: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct stay ids (sorted) with their first and last point index."""
+    k = np.flatnonzero(stay_id >= 0)
+    if len(k) == 0:
+        e = np.zeros(0, np.int64)
+        return e, e, e
+    ids = stay_id[k]
+    brk = np.r_[True, ids[1:] != ids[:-1]]
+    first = k[brk]
+    last = np.r_[k[np.flatnonzero(brk)[1:] - 1], k[-1]]
+    return ids[brk], first, last
 
 
 def _with_tails(
@@ -276,27 +333,23 @@ def _with_tails(
     )
 
 
-def _still_periods(track: Frame, seg: np.ndarray, src: np.ndarray, dst: np.ndarray, policy: Policy) -> pd.DataFrame:
-    """Periods between moving steps (and segment ends), with their seconds in patrol hours."""
-    n = len(seg)
-    if n == 0:
-        return pd.DataFrame({"traj": [], "start": [], "end": [], "still_s": []})
-    first = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]])
-    last = np.r_[first[1:] - 1, n - 1]
-    starts = np.sort(np.r_[first, dst])
-    ends = np.sort(np.r_[src, last])
+def _still_periods(track: Frame, first: np.ndarray, last: np.ndarray, policy: Policy) -> pd.DataFrame:
+    """Stays with their length and their seconds within patrol hours (05:00–20:00 by default)."""
     tod = col(track, "tod")
     t = col(track, "t")
     p = policy.patrol
-    lo = _clock_s(p.morning_start)
-    hi = _clock_s(p.afternoon_end)
-    a = tod[starts]
-    b = a + (t[ends] - t[starts])
-    still_s = np.clip(np.minimum(b, hi) - np.maximum(a, lo), 0.0, None)
-    return pd.DataFrame({"traj": col(track, "traj")[starts], "start": starts, "end": ends, "still_s": still_s})
+    lo = clock_s(p.morning_start)
+    hi = clock_s(p.afternoon_end)
+    a = tod[first]
+    dur = t[last] - t[first]
+    still_s = np.clip(np.minimum(a + dur, hi) - np.maximum(a, lo), 0.0, None)
+    return pd.DataFrame(
+        {"traj": col(track, "traj")[first], "start": first, "end": last, "duration_s": dur, "still_s": still_s}
+    )
 
 
-def _clock_s(c: Any) -> float:
+def clock_s(c: Any) -> float:
+    """Seconds after midnight of a ``datetime.time``."""
     return c.hour * 3600.0 + c.minute * 60.0 + c.second
 
 

@@ -440,7 +440,8 @@ def recompute_month(ws: Workspace, con: duckdb.DuckDBPyConnection, month: str) -
     weeks = compute_weeks(worker_day, ws.policy)
     checks = site_checks(visits, ws.sites, worker_day, days[0], days[-1], ws.policy)
     point_use = con.execute("SELECT * FROM point_use WHERE date BETWEEN ? AND ? AND counted", [days[0], days[-1]]).df()
-    replays = detect_replays(point_use, ws.policy)
+    noise = worker_day[["worker_id", "date", "noise_m"]] if "noise_m" in worker_day.columns else None
+    replays = detect_replays(point_use, ws.policy, noise)
     findings = patrol_findings(worker_day, weeks, checks, ws.policy, month)
     by_month = "month = ?"
     with store.transaction(con):

@@ -17,7 +17,7 @@ import numpy as np
 import shapely
 
 from scoring.policy import PointRules
-from trajectory.clean import Frame, col
+from trajectory.clean import Frame, col, noise_allowance_m
 
 
 def build_intervals(track: Frame, grid_geoms: np.ndarray, rules: PointRules) -> dict[str, np.ndarray]:
@@ -52,8 +52,11 @@ def build_intervals(track: Frame, grid_geoms: np.ndarray, rules: PointRules) -> 
         dt[:-1] = np.diff(t)
         dist[:-1] = np.hypot(np.diff(x), np.diff(y))
         same[:-1] = traj[1:] == traj[:-1]
-    speed = dist / np.maximum(dt, 1e-3)
-    jump = same & (speed > rules.max_jump_kmh / 3.6)
+    # a jump is impossible only beyond what the two fixes' noise explains (clean.noise_allowance_m)
+    acc = col(track, "accuracy_m", np.float64) if "accuracy_m" in track.keys() else np.full(n, np.nan)
+    allow = noise_allowance_m(acc, rules)
+    allow_pair = np.maximum(allow, np.r_[allow[1:], 0.0]) if n else allow
+    jump = same & (np.maximum(dist - allow_pair, 0.0) / np.maximum(dt, 1e-3) > rules.max_jump_kmh / 3.6)
     valid = same & (dt <= rules.max_gap_s) & ~jump
     seg = np.zeros(n, dtype=np.int64)
     if n > 1:

@@ -65,6 +65,10 @@ _TYPES: dict[str, pa.DataType] = {
     "leave_filed_late": pa.bool_(),
     "exempt_reason": pa.string(),
     "short_reasons": pa.string(),
+    "noise_m": pa.float64(),
+    "stationary_s": pa.float64(),
+    "stationary_uncounted_s": pa.float64(),
+    "longest_stationary_s": pa.float64(),
     "flags": pa.string(),
     # site_visit
     "site_id": pa.string(),

@@ -42,8 +42,10 @@ def test_phone_lying_still_for_3h_accumulates_almost_nothing(dt_s):
     r = process_days(still((10, 10), at(9), 3 * 3600, dt_s=dt_s, sigma_m=4.0, seed=2), context(), [DAY])
     d = r.worker_day.iloc[0]
     assert d["patrol_m"] < 30.0
-    # SPEC: time counts the intervals between clean in-grid points; the stationary phone is a flag
-    assert d["patrol_s"] == pytest.approx(3 * 3600, abs=dt_s)
+    # SPEC §1.1: one stationary period away from a site counts at most the policy cap (60 min)
+    assert d["patrol_s"] == pytest.approx(3600.0, abs=dt_s)
+    assert d["stationary_s"] == pytest.approx(3 * 3600, abs=300)
+    assert d["stationary_uncounted_s"] == pytest.approx(2 * 3600, abs=300)
     assert "desk_phone" in set(r.day_flag["flag"])
 
 
