@@ -53,6 +53,7 @@ class DistanceRules:
     stay_smooth_s: float
     smooth_sigmas: float
     smooth_min_s: float
+    smooth_neighbours_from_m: float
     smooth_max_s: float
     step_sigmas: float
     outlier_sigmas: float

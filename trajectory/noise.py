@@ -67,12 +67,82 @@ def _time_key(t: np.ndarray, seg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ordinal * _SEG_SPAN_S + tt, tt
 
 
-def _per_segment_median(values: np.ndarray, ordinal: np.ndarray, n_seg: int) -> np.ndarray:
-    """Median of the finite values of each segment (NaN where it has none)."""
-    s = pd.Series(values).groupby(ordinal).median()
+def _per_segment_median(values: np.ndarray, ordinal: np.ndarray, n_seg: int, sample: int = 512) -> np.ndarray:
+    """Median of the finite values of each segment (NaN where it has none).
+
+    A segment of more than ``sample`` values is read at evenly spaced positions (every k-th
+    value from its start): a noise scale needs a few hundred values, not a day's thousands,
+    and the pick depends on the segment alone.
+    """
+    n = len(values)
+    if n == 0:
+        return np.full(n_seg, np.nan)
+    start = np.flatnonzero(np.r_[True, ordinal[1:] != ordinal[:-1]])
+    size = np.diff(np.r_[start, n])
+    run = np.repeat(np.arange(len(start)), size)
+    stride = np.maximum(size // sample, 1)[run]
+    pick = ((np.arange(n) - start[run]) % stride) == 0
+    s = pd.Series(values[pick]).groupby(ordinal[pick]).median()
     out = np.full(n_seg, np.nan)
     out[s.index.to_numpy(dtype=np.int64)] = s.to_numpy(dtype=np.float64)
     return out
+
+
+def _windows(t: np.ndarray, seg: np.ndarray, lo_s: np.ndarray, hi_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index bounds ``[a, b)`` of the points of each point's segment within ``[t − lo_s, t + hi_s]``."""
+    key, _ = _time_key(t, seg)
+    return np.searchsorted(key, key - lo_s, side="left"), np.searchsorted(key, key + hi_s, side="right")
+
+
+def _line_fits(
+    t: np.ndarray, seg: np.ndarray, values: list[np.ndarray], weight: np.ndarray | None, a: np.ndarray, b: np.ndarray
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Least-squares lines over the windows ``[a, b)``, evaluated at each point's own time.
+
+    Window sums come from int64 prefix sums of time in 0.1 s and values in cm: exact (the
+    wrap-around cancels in the differences), so a point's fit does not depend on the points
+    before its segment (a worker smooths the same way in any batch, trajectory.batching).
+
+    Returns the fitted values (one array per input) and the number of points of each window.
+    """
+    n = len(t)
+    _, first, _ = _segment_index(seg)
+    ti = np.rint((t - t[first]) * 10.0).astype(np.int64)
+    wi = None if weight is None else (np.asarray(weight) > 0.5).astype(np.int64)
+    prefix = np.zeros(n + 1, np.int64)
+
+    def window(z: np.ndarray) -> np.ndarray:
+        np.cumsum(z, out=prefix[1:])
+        return (prefix[b] - prefix[a]).astype(np.float64)
+
+    with np.errstate(over="ignore"):
+        if wi is None:
+            s0 = (b - a).astype(np.float64)
+            s1 = window(ti) / 10.0
+            s2 = window(ti * ti) / 100.0
+        else:
+            s0 = window(wi)
+            s1 = window(wi * ti) / 10.0
+            s2 = window(wi * ti * ti) / 100.0
+    has = s0 > 0.5
+    s0s = np.where(has, s0, 1.0)
+    mt = s1 / s0s
+    var = s2 / s0s - mt * mt
+    fit_slope = var > 1e-3
+    inv_var = np.where(fit_slope, 1.0 / np.where(fit_slope, var, 1.0), 0.0)
+    dtq = ti / 10.0 - mt
+    fits = []
+    for v in values:
+        v0 = v[first]
+        vi = np.rint((v - v0) * 100.0).astype(np.int64)
+        wv = vi if wi is None else wi * vi
+        with np.errstate(over="ignore"):
+            sv = window(wv) / 100.0
+            stv = window(ti * wv) / 1000.0
+        mv = sv / s0s
+        slope = (stv / s0s - mt * mv) * inv_var
+        fits.append(np.where(has, mv + slope * dtq + v0, v0 + vi / 100.0))
+    return fits, s0
 
 
 def running_line(
@@ -80,7 +150,7 @@ def running_line(
 ) -> np.ndarray:
     """Weighted local-linear fit of ``v`` at every point over ``[t − h, t + h]`` within its segment.
 
-    A window holding one point (or all weight at one time) returns the value itself.
+    A window holding one point returns the value itself.
 
     Examples
     --------
@@ -88,78 +158,68 @@ def running_line(
     >>> running_line(t, 2.0 * t + np.array([0, 1, -1, 1, -1, 0.0]), np.zeros(6, int), 15.0).round(2)
     array([  0.  ,  20.  ,  40.33,  59.67,  80.  , 100.  ])
     """
-    n = len(t)
-    if n == 0:
+    if len(t) == 0:
         return v.astype(np.float64, copy=True)
-    key, tt = _time_key(t, seg)
-    h = np.broadcast_to(np.asarray(half_s, dtype=np.float64), (n,))
-    a = np.searchsorted(key, key - h, side="left")
-    b = np.searchsorted(key, key + h, side="right")
-    _, first, _ = _segment_index(seg)
-    v0 = v[first]
-    # window sums from int64 prefix sums of time in 0.1 s and values in cm: exact (wrap-around
-    # cancels in the differences), so a point's fit does not depend on the points before its
-    # segment (the same worker smooths the same way in any batch, trajectory.batching)
-    ti = np.rint(tt * 10.0).astype(np.int64)
-    vi = np.rint((v - v0) * 100.0).astype(np.int64)
-    wi = np.ones(n, np.int64) if weight is None else (np.asarray(weight) > 0.5).astype(np.int64)
-
-    def window(z: np.ndarray) -> np.ndarray:
-        c = np.r_[np.int64(0), np.cumsum(z)]
-        return (c[b] - c[a]).astype(np.float64)
-
-    with np.errstate(over="ignore"):
-        s0 = window(wi)
-        s1 = window(wi * ti) / 10.0
-        s2 = window(wi * ti * ti) / 100.0
-        sv = window(wi * vi) / 100.0
-        stv = window(wi * ti * vi) / 1000.0
-    tt = ti / 10.0
-    has = s0 > 1e-9
-    s0s = np.where(has, s0, 1.0)
-    mt = s1 / s0s
-    var = s2 / s0s - mt * mt
-    fit_slope = var > 1e-6 * np.maximum(h * h, 1.0)
-    slope = np.where(fit_slope, (stv / s0s - mt * sv / s0s) / np.where(fit_slope, var, 1.0), 0.0)
-    fit = sv / s0s + slope * (tt - mt) + v0
-    return np.where(has, fit, v0 + vi / 100.0)
+    h = np.broadcast_to(np.asarray(half_s, dtype=np.float64), (len(t),))
+    a, b = _windows(t, seg, h, h)
+    (fit,), _ = _line_fits(t, seg, [v], weight, a, b)
+    return fit
 
 
-def segment_sigma(
-    t: np.ndarray, x: np.ndarray, y: np.ndarray, seg: np.ndarray, accuracy_m: np.ndarray
+def _fit_xy(t: np.ndarray, x: np.ndarray, y: np.ndarray, seg: np.ndarray, half_s: np.ndarray | float):
+    """:func:`running_line` of both axes with one set of windows and time sums."""
+    h = np.broadcast_to(np.asarray(half_s, dtype=np.float64), (len(t),))
+    a, b = _windows(t, seg, h, h)
+    (fx, fy), _ = _line_fits(t, seg, [x, y], None, a, b)
+    return fx, fy
+
+
+def _accuracy_and_white(
+    x: np.ndarray, y: np.ndarray, seg: np.ndarray, accuracy_m: np.ndarray, ordinal: np.ndarray, n_seg: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Noise σ (metres per axis) of each point's segment, and whether it came from the data.
-
-    Where at least half of a segment's points report ``accuracy_m``: its median / 1.515. Else
-    from the data: the larger of the second-difference scale (white noise: the residual of a
-    point from the mean of its two neighbours has variance 1.5 σ²) and the median distance of
-    the points from a 30 s running line (a slow drift that second differences miss).
-    """
-    n = len(t)
-    ordinal, _, starts = _segment_index(seg)
-    n_seg = len(starts)
-    if n == 0:
-        return np.zeros(0), np.zeros(0, bool)
+    """Per segment: σ from ``accuracy_m`` (NaN where fewer than half the fixes report it) and
+    the white-noise σ of the second differences (a fix's residual from the mean of its two
+    neighbours has variance 1.5 σ²; MAD, both axes pooled)."""
+    n = len(x)
     acc = np.where(np.isfinite(accuracy_m) & (accuracy_m > 0), accuracy_m, np.nan)
     acc_med = _per_segment_median(acc, ordinal, n_seg)
     acc_share = np.bincount(ordinal, np.isfinite(acc), minlength=n_seg) / np.maximum(np.bincount(ordinal), 1)
-    # white part: second differences of interior points
-    inner = np.zeros(n, bool)
-    if n > 2:
-        inner[1:-1] = (seg[2:] == seg[1:-1]) & (seg[:-2] == seg[1:-1])
-    i = np.flatnonzero(inner)
-    resid = np.r_[x[i] - 0.5 * (x[i - 1] + x[i + 1]), y[i] - 0.5 * (y[i - 1] + y[i + 1])]
+    acc_sigma = np.where((acc_share >= 0.5) & np.isfinite(acc_med), acc_med / RAYLEIGH_68, np.nan)
     white = np.zeros(n_seg)
-    if len(i):
-        # robust σ of the residual (MAD), both axes pooled, over √1.5
-        white = _per_segment_median(np.abs(resid), np.r_[ordinal[i], ordinal[i]], n_seg) * _MAD / np.sqrt(1.5)
-    fx = running_line(t, x, seg, 30.0)
-    fy = running_line(t, y, seg, 30.0)
-    drift = _per_segment_median(np.hypot(x - fx, y - fy), ordinal, n_seg) / _RAYLEIGH_MEDIAN
-    data = np.fmax(np.nan_to_num(white, nan=0.0), np.nan_to_num(drift, nan=0.0))
-    from_acc = (acc_share >= 0.5) & np.isfinite(acc_med)
-    sigma = np.where(from_acc, acc_med / RAYLEIGH_68, data)
-    return sigma[ordinal], ~from_acc[ordinal]
+    if n > 2:
+        inner = np.flatnonzero((seg[2:] == seg[1:-1]) & (seg[:-2] == seg[1:-1])) + 1
+        if len(inner):
+            i = inner
+            resid = np.abs(np.r_[x[i] - 0.5 * (x[i - 1] + x[i + 1]), y[i] - 0.5 * (y[i - 1] + y[i + 1])])
+            med = _per_segment_median(resid, np.r_[ordinal[i], ordinal[i]], n_seg)
+            white = np.nan_to_num(med, nan=0.0) * _MAD / np.sqrt(1.5)
+    return acc_sigma, white
+
+
+def segment_sigma(
+    t: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    seg: np.ndarray,
+    accuracy_m: np.ndarray,
+    smooth: tuple[np.ndarray, np.ndarray] | None = None,
+    accuracy_white: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Noise σ (metres per axis) of each point's segment.
+
+    Where at least half of a segment's fixes report ``accuracy_m``: its median / 1.515. Else
+    from the data: the larger of the second-difference scale (white noise) and the median
+    distance of the fixes from a 30 s running line (``smooth``, computed when not given: a slow
+    drift that second differences miss).
+    """
+    ordinal, _, starts = _segment_index(seg)
+    if len(t) == 0:
+        return np.zeros(0)
+    acc_sigma, white = accuracy_white or _accuracy_and_white(x, y, seg, accuracy_m, ordinal, len(starts))
+    fx, fy = smooth if smooth is not None else _fit_xy(t, x, y, seg, 30.0)
+    drift = _per_segment_median(np.hypot(x - fx, y - fy), ordinal, len(starts)) / _RAYLEIGH_MEDIAN
+    data = np.fmax(white, np.nan_to_num(drift, nan=0.0))
+    return np.where(np.isfinite(acc_sigma), acc_sigma, data)[ordinal]
 
 
 def window_half_extent(t: np.ndarray, x: np.ndarray, y: np.ndarray, seg: np.ndarray, half_s: float) -> np.ndarray:
@@ -215,22 +275,62 @@ def stay_mask(
     t: np.ndarray, bx: np.ndarray, by: np.ndarray, seg: np.ndarray, radius_m: np.ndarray, rules: DistanceRules
 ) -> np.ndarray:
     """Points of a stay: the smoothed track ``bx, by`` stays within ``radius_m`` of its window's
-    centre over ``stay_window_s``; a move of less than ``stay_blip_s`` between two stays of
-    the same segment is the noise escaping a stay and is absorbed into it."""
+    centre over ``stay_window_s``.
+
+    A move between two stays of one segment is the noise escaping a stay, and is absorbed into
+    it, when it is shorter than ``stay_blip_s``, or when it never leaves twice the radius around
+    the first stay by more than half the radius again and ends within the radius of where it started (a drifting phone wanders
+    and comes back; a walk to the next door goes somewhere).
+    """
     n = len(t)
     if n == 0:
         return np.zeros(0, bool)
     still = window_half_extent(t, bx, by, seg, rules.stay_window_s / 2.0) < radius_m
     rid, first, last = _runs(still, seg)
+    n_runs = len(first)
     moving = ~still[first]
+    same_prev = np.r_[False, seg[first[1:]] == seg[last[:-1]]]
+    same_next = np.r_[seg[last[:-1]] == seg[first[1:]], False]
+    between = moving & same_prev & same_next  # neighbours are stays (runs alternate)
+    if not between.any():
+        return still
+    cx = pd.Series(bx).groupby(rid).median().to_numpy()
+    cy = pd.Series(by).groupby(rid).median().to_numpy()
+    prev_run = np.maximum(np.arange(n_runs) - 1, 0)
+    next_run = np.minimum(np.arange(n_runs) + 1, n_runs - 1)
+    # farthest point of each run from the centre of the stay before it
+    far = pd.Series(np.hypot(bx - cx[prev_run][rid], by - cy[prev_run][rid])).groupby(rid).max().to_numpy()
+    back = np.hypot(cx[next_run] - cx[prev_run], cy[next_run] - cy[prev_run])
+    r = radius_m[first]
     dur = t[last] - t[first]
-    prev_still = np.r_[
-        False, still[np.maximum(first[1:] - 1, 0)] & (seg[np.maximum(first[1:] - 1, 0)] == seg[first[1:]])
-    ]
-    nxt = np.minimum(last[:-1] + 1, n - 1)
-    next_still = np.r_[still[nxt] & (seg[nxt] == seg[last[:-1]]), False]
-    blip = moving & prev_still & next_still & (dur < rules.stay_blip_s)
-    return still | blip[rid]
+    wander = (far <= 1.5 * r) & (back <= r)
+    absorb = between & ((dur < rules.stay_blip_s) | wander)
+    return still | absorb[rid]
+
+
+def _stay_spread(
+    t: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    seg: np.ndarray,
+    stay: np.ndarray,
+    ordinal: np.ndarray,
+    n_seg: int,
+    min_s: float,
+) -> np.ndarray:
+    """Per point: the noise σ its segment's long stays (≥ ``min_s``) show — the median distance
+    of their fixes from their stay's median position / the Rayleigh median — 0 where none.
+    Short stays are left out: a slow stretch of a walk must not widen the radius."""
+    rid, first, last = _runs(stay, seg)
+    long_run = stay[first] & (t[last] - t[first] >= min_s)
+    k = np.flatnonzero(long_run[rid])
+    if len(k) == 0:
+        return np.zeros(len(x))
+    r = rid[k]
+    cx = pd.Series(x[k]).groupby(r).transform("median").to_numpy()
+    cy = pd.Series(y[k]).groupby(r).transform("median").to_numpy()
+    med = _per_segment_median(np.hypot(x[k] - cx, y[k] - cy), ordinal[k], n_seg) / _RAYLEIGH_MEDIAN
+    return np.nan_to_num(med, nan=0.0)[ordinal]
 
 
 def denoise(
@@ -253,30 +353,38 @@ def denoise(
     NoiseTrack
     """
     n = len(t)
-    sigma, _ = segment_sigma(t, x, y, seg, accuracy_m)
-    sig = np.maximum(sigma, rules.min_sigma_m)
     ordinal, first, starts = _segment_index(seg)
+    acc_sigma, white = _accuracy_and_white(x, y, seg, accuracy_m, ordinal, len(starts))
+    pre = np.maximum(np.where(np.isfinite(acc_sigma), acc_sigma, white)[ordinal], rules.min_sigma_m)
     # multipath outliers: far from the per-axis median of their two neighbours (an L-shaped
-    # corner is its own median, so corners survive at any sampling)
+    # corner is its own median, so corners survive at any sampling); an outlier takes that
+    # median position, its time still counts
     outlier = np.zeros(n, bool)
     if n > 2:
         same = (seg[2:] == seg[1:-1]) & (seg[:-2] == seg[1:-1])
         mxm = np.median(np.stack([x[:-2], x[1:-1], x[2:]]), axis=0)
         mym = np.median(np.stack([y[:-2], y[1:-1], y[2:]]), axis=0)
         dev = np.hypot(x[1:-1] - mxm, y[1:-1] - mym)
-        outlier[1:-1] = same & (dev > np.maximum(rules.outlier_sigmas * sig[1:-1], rules.outlier_min_m))
-    # an outlier takes its neighbours' median position: a window holding only it stays sane
+        outlier[1:-1] = same & (dev > np.maximum(rules.outlier_sigmas * pre[1:-1], rules.outlier_min_m))
     if outlier.any():
         k = np.flatnonzero(outlier)
         x = x.copy()
         y = y.copy()
         x[k], y[k] = mxm[k - 1], mym[k - 1]
-    inlier = None
-    # stays on a track smoothed at the stay scale, radius adapted to the noise
-    bx = running_line(t, x, seg, rules.stay_smooth_s, inlier)
-    by = running_line(t, y, seg, rules.stay_smooth_s, inlier)
+    # the track smoothed at the stay scale: for the stays and for the drift part of σ
+    bx, by = _fit_xy(t, x, y, seg, rules.stay_smooth_s)
+    sigma = segment_sigma(t, x, y, seg, accuracy_m, smooth=(bx, by), accuracy_white=(acc_sigma, white))
+    sig = np.maximum(sigma, rules.min_sigma_m)
     radius = np.clip(rules.stay_radius_sigmas * sig, rules.stay_radius_m, rules.stay_radius_max_m)
     stay = stay_mask(t, bx, by, seg, radius, rules)
+    # second look: the spread of the fixes inside the stays measures the noise a still phone
+    # really has (a slow drift that neither accuracy_m nor short-scale residuals show); where
+    # it is larger, the segment's stay radius grows and its stays are found again
+    spread = _stay_spread(t, x, y, seg, stay, ordinal, len(starts), 2.0 * rules.stay_window_s)
+    wider = spread > 1.1 * sig
+    if wider.any():
+        radius = np.clip(rules.stay_radius_sigmas * np.fmax(sig, spread), rules.stay_radius_m, rules.stay_radius_max_m)
+        stay = stay_mask(t, bx, by, seg, radius, rules)
     # distance track: enough points averaged that the residual noise is a small part of a step
     dt_med = np.ones(len(starts))
     if n > 1:
@@ -285,11 +393,13 @@ def denoise(
         dt_med = _per_segment_median(np.where(ok, d, np.nan), ordinal[:-1], len(starts))
     dt_pt = np.nan_to_num(dt_med, nan=1.0)[ordinal]
     n_avg = (rules.smooth_sigmas * sig / rules.min_step_m) ** 2
-    half = np.clip(0.5 * n_avg * dt_pt, rules.smooth_min_s, rules.smooth_max_s)
+    # from a few metres of noise on, at least a neighbour on each side where the sampling allows:
+    # one fix alone keeps all its noise (4 m on 12 m between fixes is +5 %)
+    floor = np.where(sig >= rules.smooth_neighbours_from_m, dt_pt, 0.0)
+    half = np.clip(np.maximum(0.5 * n_avg * dt_pt, floor), rules.smooth_min_s, rules.smooth_max_s)
     n_eff = np.maximum(2.0 * half / np.maximum(dt_pt, 1e-3), 1.0)
-    xs = running_line(t, x, seg, half, inlier)
-    ys = running_line(t, y, seg, half, inlier)
     step = np.maximum(rules.min_step_m, rules.step_sigmas * sig / np.sqrt(n_eff))
+    xs, ys = _fit_xy(t, x, y, seg, half)
     # a stay is one place: its points sit at the median of its smoothed positions
     rid, _, _ = _runs(stay, seg)
     stay_id = np.where(stay, rid, -1)

@@ -4,9 +4,10 @@ import warnings
 from datetime import timedelta
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pytest
-from walks import DAY, at, context, loop, walk
+from walks import DAY, at, context, loop, loop_positions, patrol_schedule, phone_noise, square, track, walk
 
 from trajectory.engine import process_days
 
@@ -47,3 +48,19 @@ def test_clip_and_length_match_movingpandas_within_1_percent(case):
     assert length > 500
     assert d["patrol_m"] == pytest.approx(length, rel=0.01)
     assert d["patrol_s"] == pytest.approx(duration, rel=0.01)
+
+
+@pytest.mark.parametrize(
+    "model,sigma,tau,moving",
+    [("white", 15.0, 0.0, True), ("ar1", 15.0, 100.0, True), ("white", 8.0, 0.0, False), ("ar1", 30.0, 30.0, False)],
+)
+def test_noisy_distance_never_exceeds_movingpandas_raw_length(model, sigma, tau, moving):
+    """Issue 11 cross-check: on noisy points our distance never exceeds the raw clipped length."""
+    t = patrol_schedule(5.0)
+    x, y = loop_positions(t) if moving else (np.zeros(len(t)), np.zeros(len(t)))
+    noise = phone_noise(len(t), 5.0, sigma, model, tau or 100.0, 0.01 if model == "ar1" else 0.0, seed=5)
+    pts = track(x, y, t, at(8), noise, 1.515 * sigma)
+    ctx = context(grids=[("g1", "community", square(1000))])
+    d = process_days(pts, ctx, [DAY]).worker_day.iloc[0]
+    raw_length, _ = _movingpandas_length(pts, ctx)
+    assert d["patrol_m"] <= raw_length

@@ -8,7 +8,9 @@ expected length and time are known exactly.
 
 from __future__ import annotations
 
+import sys
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import geopandas as gpd
@@ -16,6 +18,15 @@ import numpy as np
 import pandas as pd
 import shapely
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # benchmarks.phones, from the repo root
+from benchmarks.phones import (  # noqa: E402,F401  (re-exported for the tests)
+    STREET,
+    loop_positions,
+    patrol_schedule,
+    phone_noise,
+    street_positions,
+    walked_metres,
+)
 from scoring.policy import Policy, load_policy
 from trajectory.engine import EngineContext
 from trajectory.geo import from_local
@@ -147,50 +158,7 @@ def loop(half_m: float, cx: float = 0.0, cy: float = 0.0) -> list[tuple[float, f
     ]
 
 
-# --- phone noise models (issue 11): white, AR(1) drift, multipath outliers ---------------------
-def phone_noise(
-    n: int,
-    dt_s: float,
-    sigma_m: float,
-    model: str = "white",
-    tau_s: float = 100.0,
-    outliers: float = 0.0,
-    seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Noise of ``n`` fixes ``dt_s`` apart, metres east and north.
-
-    ``white``: independent Gaussian σ per axis. ``ar1``: a stationary AR(1) drift of σ per axis
-    and time constant ``tau_s`` (what a phone indoors does). ``outliers``: the share of fixes
-    thrown 50–150 m in a random direction (multipath).
-    """
-    rng = np.random.default_rng(seed)
-    if model == "white":
-        ex, ey = rng.normal(0.0, sigma_m, n), rng.normal(0.0, sigma_m, n)
-    elif model == "ar1":
-        rho = float(np.exp(-dt_s / tau_s))
-        w = rng.normal(0.0, sigma_m * np.sqrt(1.0 - rho * rho), (2, n))
-        w[:, 0] = rng.normal(0.0, sigma_m, 2)
-        # e_k = rho·e_{k-1} + w_k as a cumulative sum of scaled innovations
-        k = np.arange(n)
-        scale = rho ** (-k.astype(np.float64)) if rho > 0 and n * dt_s / tau_s < 600 else None
-        if scale is not None:
-            ex, ey = (rho**k) * np.cumsum(w * scale, axis=1)
-        else:  # pragma: no cover - very long tracks with a short time constant
-            ex, ey = np.zeros(n), np.zeros(n)
-            for i in range(n):
-                ex[i] = (rho * ex[i - 1] if i else 0.0) + w[0, i]
-                ey[i] = (rho * ey[i - 1] if i else 0.0) + w[1, i]
-    else:
-        raise ValueError(f"model was '{model}' but is expected to be 'white' or 'ar1'")
-    if outliers > 0:
-        hit = rng.random(n) < outliers
-        r = rng.uniform(50.0, 150.0, int(hit.sum()))
-        a = rng.uniform(0.0, 2 * np.pi, int(hit.sum()))
-        ex[hit] += r * np.cos(a)
-        ey[hit] += r * np.sin(a)
-    return ex, ey
-
-
+# --- phone noise models and routes (issue 11): one source, shared with benchmarks/bench_noise
 def track(
     x: np.ndarray,
     y: np.ndarray,
@@ -205,37 +173,3 @@ def track(
     df = _frame(x + noise[0], y + noise[1], t, start, 0.0, 0, worker_id)
     df["accuracy_m"] = np.nan if accuracy_m is None else accuracy_m
     return df
-
-
-def loop_positions(t: np.ndarray, half_m: float = 60.0, speed_mps: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """True positions at seconds ``t`` of a walk round a square loop of side 2·half_m (the
-    issue's 480 m loop by default), continuing where it left off after a gap."""
-    path = np.asarray(loop(half_m), dtype=float)
-    seg = np.hypot(*np.diff(path, axis=0).T)
-    cum = np.r_[0.0, np.cumsum(seg)]
-    s = (t * speed_mps) % cum[-1]
-    return np.interp(s, cum, path[:, 0]), np.interp(s, cum, path[:, 1])
-
-
-STREET = [(-400.0, -300.0), (-100.0, -300.0), (-100.0, -100.0), (200.0, -100.0), (200.0, 100.0), (-100.0, 100.0),
-          (-100.0, 300.0), (-400.0, 300.0), (-400.0, -300.0)]  # fmt: skip
-
-
-def street_positions(t: np.ndarray, speed_mps: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """True positions of a walk along city blocks (200–600 m between corners), repeated."""
-    path = np.asarray(STREET)
-    seg = np.hypot(*np.diff(path, axis=0).T)
-    cum = np.r_[0.0, np.cumsum(seg)]
-    s = (t * speed_mps) % cum[-1]
-    return np.interp(s, cum, path[:, 0]), np.interp(s, cum, path[:, 1])
-
-
-def patrol_schedule(dt_s: float) -> np.ndarray:
-    """Seconds after 08:00 of fixes every ``dt_s`` over 08:30–11:00 and 14:00–16:30 (2 × 2.5 h)."""
-    return np.r_[np.arange(1800.0, 3 * 3600.0, dt_s), np.arange(6 * 3600.0, 8.5 * 3600.0, dt_s)]
-
-
-def walked_metres(t: np.ndarray, speed_mps: float = 1.0, max_gap_s: float = 300.0) -> float:
-    """True length walked between fixes no more than ``max_gap_s`` apart."""
-    d = np.diff(t)
-    return float(d[d <= max_gap_s].sum() * speed_mps)
