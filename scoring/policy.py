@@ -77,7 +77,6 @@ class AnomalyRules:
 
     desk_phone_min_s: float
     vehicle_min_s: float
-    teleport_min_spikes: int
     teleport_spike_m: float
     replay_max_offset_m: float
     replay_noise_ratio: float
@@ -312,7 +311,6 @@ def _build(raw: dict[str, Any], source: str) -> Policy:
         anomalies=AnomalyRules(
             desk_phone_min_s=ano.num("desk_phone_min_s"),
             vehicle_min_s=ano.num("vehicle_min_s"),
-            teleport_min_spikes=int(ano.num("teleport_min_spikes")),
             teleport_spike_m=ano.num("teleport_spike_m"),
             replay_max_offset_m=ano.num("replay_max_offset_m"),
             replay_noise_ratio=ano.num("replay_noise_ratio"),

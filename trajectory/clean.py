@@ -97,7 +97,7 @@ def clean_points(pts: Frame, rules: PointRules) -> np.ndarray:
     reason[(reason == 0) & mock] = R_MOCK
     live = np.flatnonzero(reason == 0)
     t, x, y = col(pts, "t"), col(pts, "x"), col(pts, "y")
-    allow = noise_allowance_m(acc, rules)
+    allow = col(pts, "allow_m", np.float64) if "allow_m" in pts.keys() else noise_allowance_m(acc, rules)
     if len(live) == len(reason):  # the usual case: no copies
         spikes = find_spikes(traj, t, x, y, rules, allow)
     else:

@@ -165,6 +165,7 @@ def process_days(points: pd.DataFrame, ctx: EngineContext, dates: Sequence[date]
         order = np.arange(len(key)) if bool(np.all(key[1:] >= key[:-1])) else np.argsort(key, kind="stable")
     else:
         order = np.lexsort((tus, traj))
+    order = _order_copies(order, traj, tus, points, sel)
     sel, wcode, dcode, traj, tus = sel[order], wcode[order], dcode[order], traj[order], tus[order]
     gcode = roster.gcode_of_worker[wcode]
     lon = _col(points, "lon", sel)
@@ -183,12 +184,13 @@ def process_days(points: pd.DataFrame, ctx: EngineContext, dates: Sequence[date]
         "accuracy_m": _col(points, "accuracy_m", sel, np.nan),
         "mock": _col(points, "mock", sel, False).astype(bool),
     }
+    pts["allow_m"] = cl.noise_allowance_m(pts["accuracy_m"], rules)
     reason = cl.clean_points(pts, rules)
     in_grid = inside_points(roster.geoms, gcode, x, y)
 
     # --- segments, time, distance -----------------------------------------------------
     kept = np.flatnonzero(reason == cl.R_OK)
-    track = {k: pts[k][kept] for k in ("traj", "ts_us", "t", "tod", "x", "y", "gcode", "accuracy_m")}
+    track = {k: pts[k][kept] for k in ("traj", "ts_us", "t", "tod", "x", "y", "gcode", "accuracy_m", "allow_m")}
     track["in_pt"] = in_grid[kept]
     iv = build_intervals(track, roster.geoms, rules)
     valid, vehicle = iv["valid"], iv["vehicle"]
@@ -227,7 +229,7 @@ def process_days(points: pd.DataFrame, ctx: EngineContext, dates: Sequence[date]
     np.maximum.at(max_speed, ktraj[valid], iv["speed_w"][valid] * 3.6)
     # an impossible jump shorter than teleport_spike_m is GPS noise (multipath), not a teleport
     jumps = np.bincount(ktraj, iv["jump"] & (iv["dist"] >= p.anomalies.teleport_spike_m), minlength=n_traj)
-    max_jump, far_spikes = _max_jump_m(pts, reason, iv, ktraj, n_traj, p.anomalies.teleport_spike_m)
+    max_jump = _max_jump_m(pts, reason, iv, ktraj, n_traj)
     still_s, still_from, still_to = _longest_still(still, tod, n_traj)
     stray = still["traj"].to_numpy().astype(np.int64)
     stationary_s = np.bincount(stray, still["duration_s"].to_numpy(), minlength=n_traj)
@@ -321,7 +323,6 @@ def process_days(points: pd.DataFrame, ctx: EngineContext, dates: Sequence[date]
             "vehicle_s": vehicle_s,
             "jumps": jumps,
             "max_jump_m": max_jump,
-            "far_spikes": far_spikes,
         }
     )
     day["exempt_reason"] = day["exempt_reason"].where(day["exempt"], None)
@@ -397,6 +398,27 @@ class _Roster:
         self.sites = s
 
 
+def _order_copies(
+    order: np.ndarray, traj: np.ndarray, tus: np.ndarray, points: pd.DataFrame, sel: np.ndarray
+) -> np.ndarray:
+    """Put copies of one (worker, time stamp) in an order of their values, not of the input.
+
+    The first copy is the one that counts (clean.R_DUPLICATE for the rest): with this, which
+    copy that is does not depend on the order rows arrived in, or on the batch.
+    """
+    t, j = traj[order], tus[order]
+    same = np.flatnonzero((t[1:] == t[:-1]) & (j[1:] == j[:-1]))
+    if len(same) == 0:
+        return order
+    pos = np.unique(np.r_[same, same + 1])  # sorted positions of the copies (groups contiguous)
+    rows = sel[order[pos]]
+    keys = [_col(points, c, rows, np.nan) for c in ("accuracy_m", "lat", "lon") if c in points.columns]
+    sub = np.lexsort((*keys, j[pos], t[pos]))
+    order = order.copy()
+    order[pos] = order[pos][sub]
+    return order
+
+
 def _col(df: pd.DataFrame, name: str, rows: np.ndarray, default: object = None) -> np.ndarray:
     if name not in df.columns:
         return np.full(len(rows), default)
@@ -459,13 +481,9 @@ def _join_flags(masks: dict[str, np.ndarray], n: int) -> np.ndarray:
     return out
 
 
-def _max_jump_m(
-    pts: cl.Frame, reason: np.ndarray, iv: cl.Frame, ktraj: np.ndarray, n_traj: int, far_m: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Largest jump per worker-day (spikes from the previous point, residual jumps), and the
-    number of spikes at least ``far_m`` away (multipath spikes of 50–150 m are noise)."""
+def _max_jump_m(pts: cl.Frame, reason: np.ndarray, iv: cl.Frame, ktraj: np.ndarray, n_traj: int) -> np.ndarray:
+    """Largest jump per worker-day: spikes (from the previous point) and residual jumps."""
     out = np.zeros(n_traj)
-    far = np.zeros(n_traj, np.int64)
     jmp = iv["jump"]
     np.maximum.at(out, ktraj[jmp], iv["dist"][jmp])
     sp = np.flatnonzero(reason == cl.R_SPIKE)
@@ -477,8 +495,7 @@ def _max_jump_m(
         x, y = pts["x"], pts["y"]
         d = np.where((pos > 0) & (traj[prev] == traj[sp]), np.hypot(x[sp] - x[prev], y[sp] - y[prev]), 0.0)
         np.maximum.at(out, traj[sp], d)
-        far = np.bincount(traj[sp], d >= far_m, minlength=n_traj).astype(np.int64)
-    return out, far
+    return out
 
 
 def _median_by(group: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:

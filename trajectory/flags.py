@@ -2,8 +2,8 @@
 
 Per worker-day (from the engine's aggregates): ``desk_phone`` (挂机: stationary for
 ``desk_phone_min_s`` within patrol hours), ``vehicle`` (车巡: vehicle speed for
-``vehicle_min_s``), ``teleport`` (an unexplained jump faster than ``max_jump_kmh``, or
-at least ``teleport_min_spikes`` spike points in the day), ``mock_location`` (any mock-location point). Across days:
+``vehicle_min_s``), ``teleport`` (a jump of at least ``teleport_spike_m`` faster than
+``max_jump_kmh`` beyond the noise that is not an isolated spike), ``mock_location`` (any mock-location point). Across days:
 ``replay`` (轨迹复用: the same track on two days) by :func:`detect_replays`.
 Details carry figures only, no personal data.
 """
@@ -57,10 +57,9 @@ def day_flags(day: pd.DataFrame, policy: Policy) -> pd.DataFrame:
             ],
         )
     )
-    # a lone spike is ordinary GPS noise (cleaning drops it); an unexplained jump, or spikes
-    # again and again on one day, is worth a reviewer's look
-    far = day["far_spikes"] if "far_spikes" in day.columns else day["dropped_spike"]
-    tel = day[(day["jumps"] >= 1) | (far >= a.teleport_min_spikes)]
+    # isolated spikes are GPS noise (multipath, a stale fix) that cleaning drops, however far and
+    # however often; a teleport is a run of fixes somewhere else that cleaning cannot explain
+    tel = day[day["jumps"] >= 1]
     parts.append(
         tel.assign(
             flag="teleport",

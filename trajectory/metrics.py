@@ -1,16 +1,16 @@
 """Stage 3 — patrol time, jitter-robust distance, stays, and the weekly roll-up.
 
-Distance (docs/methods.md §Distance). Positions are smoothed with a centred moving median
-of ``smooth_window`` points per segment; then an *anchor hysteresis* walks each segment: the
-anchor stays put until a smoothed point lies more than ``min_step_m`` from it, which becomes
-the next anchor and adds the chord between the two. The sequential scan is vectorised in two
-passes: (1) every point's successor ``nxt[i]`` = first later point of its segment more than
-``min_step_m`` away, searched ``_LOOKAHEAD`` points ahead with a shrinking candidate set (a
-point with none that close is re-anchored ``_LOOKAHEAD`` points later without distance);
-(2) the chain of anchors from each segment start is collected by pointer doubling
-(``nxt ← nxt[nxt]``, log₂ of the chain length rounds). A step that leaves an anchor held for
-``stay_min_s`` or longer by less than ``stay_radius_m`` is the noise escaping a stay and adds
-nothing: a phone lying still for hours adds (almost) nothing, a walk keeps its length.
+Distance (docs/methods.md §Noise, stays and distance). :func:`trajectory.noise.denoise`
+gives each segment its GPS noise, its stays and a track smoothed at a scale adapted to the
+noise; an *anchor hysteresis* then walks each segment: the anchor stays put until a smoothed
+point lies more than the segment's step from it, which becomes the next anchor and adds the
+chord between the two. The sequential scan is vectorised in two passes: (1) every point's
+successor ``nxt[i]`` = first later point of its segment more than a step away, searched
+``_LOOKAHEAD`` points ahead with a shrinking candidate set (a stay holds its anchor to its
+last point; a point with none that close is re-anchored ``_LOOKAHEAD`` points later without
+distance); (2) the chain of anchors from each segment start is collected by pointer doubling
+(``nxt ← nxt[nxt]``, log₂ of the chain length rounds). A stay adds no distance and counts at
+most ``stationary_max_min`` of time unless it is at a registered site.
 """
 
 from __future__ import annotations
@@ -38,93 +38,6 @@ def segment_bounds(seg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ends = np.r_[starts[1:] - 1, n - 1] if n else starts
     sid = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, n]))
     return starts[sid], ends[sid]
-
-
-def moving_median(values: np.ndarray, seg: np.ndarray, window: int | np.ndarray) -> np.ndarray:
-    """Centred moving median within segments; the window shrinks symmetrically at the ends.
-
-    ``window`` is one odd number of points, or one per point (all points of a segment
-    sharing it); each distinct size is one vectorised pass.
-
-    Examples
-    --------
-    >>> moving_median(np.array([0.0, 1, 50, 3, 4, 5]), np.zeros(6, int), 3)
-    array([0., 1., 3., 4., 4., 5.])
-    """
-    n = len(values)
-    out = values.astype(np.float64, copy=True)
-    if n == 0:
-        return out
-    win = np.broadcast_to(np.asarray(window, dtype=np.int64), (n,))
-    lo_all, hi_all = segment_bounds(seg)
-    i_all = np.arange(n)
-    # half-width per point: the wanted one, shrunk symmetrically near the segment's ends so
-    # that a walk's first and last positions are not pulled inwards
-    half = np.minimum(win // 2, np.minimum(i_all - lo_all, hi_all - i_all))
-    v32 = values.astype(np.float32)  # metres within a grid frame: float32 keeps mm, halves the traffic
-    sizes, counts = np.unique(half, return_counts=True)
-    for h, c in zip(sizes, counts, strict=False):  # a handful of window sizes, not a loop over points
-        h = int(h)
-        if h <= 0:
-            continue
-        i = np.flatnonzero(half == h)
-        if c > n // 2 and n > 2 * h:
-            # the common size: contiguous slices over the whole array, no gathers
-            cols = [v32[h + j : n - h + j] for j in range(-h, h + 1)]
-            med = _median_network(cols)
-            out[i] = med[i - h]
-        else:
-            cols = [v32[i + j] for j in range(-h, h + 1)]
-            out[i] = _median_network(cols)
-    return out
-
-
-def _median_network(cols: list[np.ndarray]) -> np.ndarray:
-    """Element-wise median of an odd number of equal arrays by a Batcher sorting network.
-
-    Min/max over whole columns instead of ``np.median`` on an (n, w) copy: 5–10× faster
-    for the small windows of the smoothing.
-    """
-    a = [c.copy() for c in cols]
-    for i, j in _batcher_pairs(len(a)):
-        lo = np.minimum(a[i], a[j])
-        np.maximum(a[i], a[j], out=a[j])
-        a[i] = lo
-    return a[len(a) // 2]
-
-
-def _batcher_pairs(n: int) -> list[tuple[int, int]]:
-    """Comparators of Batcher's odd–even merge sort for ``n`` inputs (padding pairs dropped)."""
-    pairs = []
-    size = 1
-    while size < n:
-        size *= 2
-    p = 1
-    while p < size:
-        k = p
-        while k >= 1:
-            for j in range(k % p, size - k, 2 * k):
-                for i in range(min(k, size - j - k)):
-                    if (i + j) // (2 * p) == (i + j + k) // (2 * p) and i + j + k < n:
-                        pairs.append((i + j, i + j + k))
-            k //= 2
-        p *= 2
-    return pairs
-
-
-def smoothing_window(seg: np.ndarray, t: np.ndarray, smooth_s: float, max_points: int) -> np.ndarray:
-    """Odd window (points) per point covering ``smooth_s`` at its segment's mean interval.
-
-    Examples
-    --------
-    >>> smoothing_window(np.zeros(5, int), np.arange(5) * 5.0, 20.0, 15)
-    array([5, 5, 5, 5, 5])
-    """
-    lo, hi = segment_bounds(seg)
-    mean_dt = (t[hi] - t[lo]) / np.maximum(hi - lo, 1)
-    w = 2 * np.rint(smooth_s / np.maximum(2.0 * mean_dt, 1e-3)).astype(np.int64) + 1
-    top = max(int(max_points) | 1, 3)
-    return np.clip(w, 3, top)
 
 
 def anchor_chain(

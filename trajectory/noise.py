@@ -4,12 +4,12 @@ Real phones err by 3–8 m outdoors and 10–50 m indoors, white and slowly drif
 multipath outliers (docs/methods.md §Noise). Everything here is per *segment* (see
 :mod:`trajectory.segment`) and columnar: the points of all segments are one sorted array,
 windows are found with ``np.searchsorted`` on a segment-major time key, window sums come
-from cumulative sums and window extents from a sparse table of running minima/maxima.
+from cumulative sums and window extents from block minima/maxima (``np.maximum.reduceat``).
 
 - :func:`segment_sigma` — the noise σ (metres per axis) of each segment: from ``accuracy_m``
   (Android's 68 % radius, σ = r / 1.515) where the phone reports it, else from the data.
-- :func:`running_line` — a weighted local-linear fit over ``[t − h, t + h]`` (Friedman's
-  running lines): unbiased on straight walking, a bandwidth per point.
+- :func:`running_line` — a local-linear fit over ``[t − h, t + h]`` (Friedman's running
+  lines): unbiased on straight walking, a bandwidth per point.
 - :func:`stay_mask` — points of a stay (Li et al. 2008 stay points with a radius that adapts
   to the noise): the smoothed track stays within the radius for ``stay_window_s``.
 """
@@ -67,22 +67,19 @@ def _time_key(t: np.ndarray, seg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ordinal * _SEG_SPAN_S + tt, tt
 
 
-def _per_segment_median(values: np.ndarray, ordinal: np.ndarray, n_seg: int, sample: int = 512) -> np.ndarray:
+def _per_segment_median(
+    values: np.ndarray, ordinal: np.ndarray, n_seg: int, first: np.ndarray | None = None, every: int = 1
+) -> np.ndarray:
     """Median of the finite values of each segment (NaN where it has none).
 
-    A segment of more than ``sample`` values is read at evenly spaced positions (every k-th
-    value from its start): a noise scale needs a few hundred values, not a day's thousands,
-    and the pick depends on the segment alone.
+    With ``first`` (each value's segment start) and ``every`` > 1, only every k-th value of a
+    segment counts, from its first: a noise scale needs hundreds of values, not all of a
+    day's, and the pick depends on the segment alone.
     """
-    n = len(values)
-    if n == 0:
-        return np.full(n_seg, np.nan)
-    start = np.flatnonzero(np.r_[True, ordinal[1:] != ordinal[:-1]])
-    size = np.diff(np.r_[start, n])
-    run = np.repeat(np.arange(len(start)), size)
-    stride = np.maximum(size // sample, 1)[run]
-    pick = ((np.arange(n) - start[run]) % stride) == 0
-    s = pd.Series(values[pick]).groupby(ordinal[pick]).median()
+    if every > 1 and first is not None and len(values):
+        pick = (np.arange(len(values)) - first) % every == 0
+        values, ordinal = values[pick], ordinal[pick]
+    s = pd.Series(values).groupby(ordinal).median()
     out = np.full(n_seg, np.nan)
     out[s.index.to_numpy(dtype=np.int64)] = s.to_numpy(dtype=np.float64)
     return out
@@ -94,61 +91,62 @@ def _windows(t: np.ndarray, seg: np.ndarray, lo_s: np.ndarray, hi_s: np.ndarray)
     return np.searchsorted(key, key - lo_s, side="left"), np.searchsorted(key, key + hi_s, side="right")
 
 
-def _line_fits(
-    t: np.ndarray, seg: np.ndarray, values: list[np.ndarray], weight: np.ndarray | None, a: np.ndarray, b: np.ndarray
-) -> tuple[list[np.ndarray], np.ndarray]:
-    """Least-squares lines over the windows ``[a, b)``, evaluated at each point's own time.
+class _LineFits:
+    """Least-squares lines of some values against time over any windows of their points.
 
-    Window sums come from int64 prefix sums of time in 0.1 s and values in cm: exact (the
+    Prefix sums are taken once, in int64 of time in 0.1 s and values in cm: exact (the
     wrap-around cancels in the differences), so a point's fit does not depend on the points
-    before its segment (a worker smooths the same way in any batch, trajectory.batching).
-
-    Returns the fitted values (one array per input) and the number of points of each window.
+    before its segment (a worker smooths the same way in any batch, trajectory.batching); each
+    set of windows then costs only gathers.
     """
-    n = len(t)
-    _, first, _ = _segment_index(seg)
-    ti = np.rint((t - t[first]) * 10.0).astype(np.int64)
-    wi = None if weight is None else (np.asarray(weight) > 0.5).astype(np.int64)
-    prefix = np.zeros(n + 1, np.int64)
 
-    def window(z: np.ndarray) -> np.ndarray:
-        np.cumsum(z, out=prefix[1:])
-        return (prefix[b] - prefix[a]).astype(np.float64)
-
-    with np.errstate(over="ignore"):
-        if wi is None:
-            s0 = (b - a).astype(np.float64)
-            s1 = window(ti) / 10.0
-            s2 = window(ti * ti) / 100.0
-        else:
-            s0 = window(wi)
-            s1 = window(wi * ti) / 10.0
-            s2 = window(wi * ti * ti) / 100.0
-    has = s0 > 0.5
-    s0s = np.where(has, s0, 1.0)
-    mt = s1 / s0s
-    var = s2 / s0s - mt * mt
-    fit_slope = var > 1e-3
-    inv_var = np.where(fit_slope, 1.0 / np.where(fit_slope, var, 1.0), 0.0)
-    dtq = ti / 10.0 - mt
-    fits = []
-    for v in values:
-        v0 = v[first]
-        vi = np.rint((v - v0) * 100.0).astype(np.int64)
-        wv = vi if wi is None else wi * vi
+    def __init__(self, t: np.ndarray, seg: np.ndarray, values: list[np.ndarray]) -> None:
+        _, first, _ = _segment_index(seg)
+        self.t, self.seg, self.n = t, seg, len(t)
+        ti = np.rint((t - t[first]) * 10.0).astype(np.int64)
+        self.tq = ti / 10.0
         with np.errstate(over="ignore"):
-            sv = window(wv) / 100.0
-            stv = window(ti * wv) / 1000.0
-        mv = sv / s0s
-        slope = (stv / s0s - mt * mv) * inv_var
-        fits.append(np.where(has, mv + slope * dtq + v0, v0 + vi / 100.0))
-    return fits, s0
+            self.p_t = _prefix(ti)
+            self.p_tt = _prefix(ti * ti)
+            self.values = []
+            for v in values:
+                v0 = v[first]
+                vi = np.rint((v - v0) * 100.0).astype(np.int64)
+                self.values.append((v0, vi, _prefix(vi), _prefix(ti * vi)))
+
+    def at(self, half_s: np.ndarray | float) -> list[np.ndarray]:
+        """Each value's line over ``[t − h, t + h]`` (same segment), at each point's own time."""
+        h = np.broadcast_to(np.asarray(half_s, dtype=np.float64), (self.n,))
+        a, b = _windows(self.t, self.seg, h, h)
+
+        def window(p: np.ndarray) -> np.ndarray:
+            with np.errstate(over="ignore"):
+                return (p[b] - p[a]).astype(np.float64)
+
+        s0 = (b - a).astype(np.float64)
+        has = s0 > 0.5
+        s0s = np.where(has, s0, 1.0)
+        mt = window(self.p_t) / 10.0 / s0s
+        var = window(self.p_tt) / 100.0 / s0s - mt * mt
+        fit_slope = var > 1e-3
+        inv_var = np.where(fit_slope, 1.0 / np.where(fit_slope, var, 1.0), 0.0)
+        dtq = self.tq - mt
+        fits = []
+        for v0, vi, p_v, p_tv in self.values:
+            mv = window(p_v) / 100.0 / s0s
+            slope = (window(p_tv) / 1000.0 / s0s - mt * mv) * inv_var
+            fits.append(np.where(has, mv + slope * dtq + v0, v0 + vi / 100.0))
+        return fits
 
 
-def running_line(
-    t: np.ndarray, v: np.ndarray, seg: np.ndarray, half_s: np.ndarray | float, weight: np.ndarray | None = None
-) -> np.ndarray:
-    """Weighted local-linear fit of ``v`` at every point over ``[t − h, t + h]`` within its segment.
+def _prefix(z: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(z) + 1, np.int64)
+    np.cumsum(z, out=out[1:])
+    return out
+
+
+def running_line(t: np.ndarray, v: np.ndarray, seg: np.ndarray, half_s: np.ndarray | float) -> np.ndarray:
+    """Local-linear fit of ``v`` at every point over ``[t − h, t + h]`` within its segment.
 
     A window holding one point returns the value itself.
 
@@ -160,34 +158,38 @@ def running_line(
     """
     if len(t) == 0:
         return v.astype(np.float64, copy=True)
-    h = np.broadcast_to(np.asarray(half_s, dtype=np.float64), (len(t),))
-    a, b = _windows(t, seg, h, h)
-    (fit,), _ = _line_fits(t, seg, [v], weight, a, b)
-    return fit
+    return _LineFits(t, seg, [v]).at(half_s)[0]
 
 
-def _fit_xy(t: np.ndarray, x: np.ndarray, y: np.ndarray, seg: np.ndarray, half_s: np.ndarray | float):
-    """:func:`running_line` of both axes with one set of windows and time sums."""
-    h = np.broadcast_to(np.asarray(half_s, dtype=np.float64), (len(t),))
-    a, b = _windows(t, seg, h, h)
-    (fx, fy), _ = _line_fits(t, seg, [x, y], None, a, b)
-    return fx, fy
+def _median3(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Element-wise median of three arrays (four min/max passes, no sort)."""
+    return np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
+
+
+_MEDIAN_EVERY = 3  # noise medians read every 3rd fix of a segment (from its first)
 
 
 def _accuracy_and_white(
-    x: np.ndarray, y: np.ndarray, seg: np.ndarray, accuracy_m: np.ndarray, ordinal: np.ndarray, n_seg: int
+    x: np.ndarray,
+    y: np.ndarray,
+    seg: np.ndarray,
+    accuracy_m: np.ndarray,
+    ordinal: np.ndarray,
+    first: np.ndarray,
+    n_seg: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per segment: σ from ``accuracy_m`` (NaN where fewer than half the fixes report it) and
     the white-noise σ of the second differences (a fix's residual from the mean of its two
     neighbours has variance 1.5 σ²; MAD, both axes pooled)."""
     n = len(x)
     acc = np.where(np.isfinite(accuracy_m) & (accuracy_m > 0), accuracy_m, np.nan)
-    acc_med = _per_segment_median(acc, ordinal, n_seg)
+    acc_med = _per_segment_median(acc, ordinal, n_seg, first, _MEDIAN_EVERY)
     acc_share = np.bincount(ordinal, np.isfinite(acc), minlength=n_seg) / np.maximum(np.bincount(ordinal), 1)
     acc_sigma = np.where((acc_share >= 0.5) & np.isfinite(acc_med), acc_med / RAYLEIGH_68, np.nan)
     white = np.zeros(n_seg)
     if n > 2:
         inner = np.flatnonzero((seg[2:] == seg[1:-1]) & (seg[:-2] == seg[1:-1])) + 1
+        inner = inner[(inner - first[inner]) % _MEDIAN_EVERY == 0]
         if len(inner):
             i = inner
             resid = np.abs(np.r_[x[i] - 0.5 * (x[i - 1] + x[i + 1]), y[i] - 0.5 * (y[i - 1] + y[i + 1])])
@@ -212,53 +214,55 @@ def segment_sigma(
     distance of the fixes from a 30 s running line (``smooth``, computed when not given: a slow
     drift that second differences miss).
     """
-    ordinal, _, starts = _segment_index(seg)
+    ordinal, first, starts = _segment_index(seg)
     if len(t) == 0:
         return np.zeros(0)
-    acc_sigma, white = accuracy_white or _accuracy_and_white(x, y, seg, accuracy_m, ordinal, len(starts))
-    fx, fy = smooth if smooth is not None else _fit_xy(t, x, y, seg, 30.0)
-    drift = _per_segment_median(np.hypot(x - fx, y - fy), ordinal, len(starts)) / _RAYLEIGH_MEDIAN
+    acc_sigma, white = accuracy_white or _accuracy_and_white(x, y, seg, accuracy_m, ordinal, first, len(starts))
+    fx, fy = smooth if smooth is not None else _LineFits(t, seg, [x, y]).at(30.0)
+    resid = np.hypot(x - fx, y - fy)
+    drift = _per_segment_median(resid, ordinal, len(starts), first, _MEDIAN_EVERY) / _RAYLEIGH_MEDIAN
     data = np.fmax(white, np.nan_to_num(drift, nan=0.0))
     return np.where(np.isfinite(acc_sigma), acc_sigma, data)[ordinal]
 
 
-def window_half_extent(t: np.ndarray, x: np.ndarray, y: np.ndarray, seg: np.ndarray, half_s: float) -> np.ndarray:
-    """Half the diagonal of the bounding box of each point's ``±half_s`` window (same segment).
+def window_half_extent(t: np.ndarray, x: np.ndarray, y: np.ndarray, seg: np.ndarray, window_s: float) -> np.ndarray:
+    """Half the diagonal of the bounding box of the points around each point, over about
+    ``window_s`` of its segment.
 
-    Range minima and maxima come from a sparse table (float32, as many levels as the widest
-    window needs): O(n log w) work, no per-point loop.
+    The segment is cut into blocks of a third of the window from its first point; a point's
+    window is its block and the two beside it (same segment). Block minima and maxima come from
+    ``np.minimum.reduceat`` / ``np.maximum.reduceat``: a few passes over the points, no loop.
+
+    Examples
+    --------
+    >>> t = np.arange(0.0, 600.0, 10.0); x = np.where(t < 300, 0.0, 100.0)
+    >>> e = window_half_extent(t, x, np.zeros(60), np.zeros(60, int), 300.0)
+    >>> float(e[0]), float(e[29]), float(e[59])
+    (0.0, 50.0, 0.0)
     """
     n = len(t)
     if n == 0:
         return np.zeros(0)
-    key, _ = _time_key(t, seg)
-    a = np.searchsorted(key, key - half_s, side="left")
-    b = np.searchsorted(key, key + half_s, side="right") - 1
-    width = b - a + 1
-    top = int(np.floor(np.log2(max(int(width.max()), 1))))
-    level = np.floor(np.log2(np.maximum(width, 1))).astype(np.int64)
-    j = b - (1 << level) + 1
-    out_lo_x = np.empty(n, np.float32)
-    out_hi_x = np.empty(n, np.float32)
-    out_lo_y = np.empty(n, np.float32)
-    out_hi_y = np.empty(n, np.float32)
-    mx, nx = x.astype(np.float32), x.astype(np.float32)
-    my, ny = y.astype(np.float32), y.astype(np.float32)
-    for k in range(top + 1):  # one pass per doubling of the window (≤ 10), never per point
-        sel = np.flatnonzero(level == k)
-        if len(sel):
-            aa, jj = a[sel], j[sel]
-            out_hi_x[sel] = np.maximum(mx[aa], mx[jj])
-            out_lo_x[sel] = np.minimum(nx[aa], nx[jj])
-            out_hi_y[sel] = np.maximum(my[aa], my[jj])
-            out_lo_y[sel] = np.minimum(ny[aa], ny[jj])
-        w = 1 << k
-        if k < top:
-            mx = np.r_[np.maximum(mx[:-w], mx[w:]), mx[-w:]]
-            nx = np.r_[np.minimum(nx[:-w], nx[w:]), nx[-w:]]
-            my = np.r_[np.maximum(my[:-w], my[w:]), my[-w:]]
-            ny = np.r_[np.minimum(ny[:-w], ny[w:]), ny[-w:]]
-    return 0.5 * np.hypot(out_hi_x - out_lo_x, out_hi_y - out_lo_y).astype(np.float64)
+    ordinal, first, _ = _segment_index(seg)
+    block_s = window_s / 3.0
+    blk = np.floor((t - t[first]) / block_s).astype(np.int64)
+    new = np.r_[True, (ordinal[1:] != ordinal[:-1]) | (blk[1:] != blk[:-1])]
+    starts = np.flatnonzero(new)
+    bid = np.cumsum(new) - 1
+    hi_x, lo_x = np.maximum.reduceat(x, starts), np.minimum.reduceat(x, starts)
+    hi_y, lo_y = np.maximum.reduceat(y, starts), np.minimum.reduceat(y, starts)
+    # neighbours: the previous and next block of the same segment, when adjacent in time
+    bseg, bnum = ordinal[starts], blk[starts]
+    nb = len(starts)
+    prev_ok = np.r_[False, (bseg[1:] == bseg[:-1]) & (bnum[1:] == bnum[:-1] + 1)]
+    next_ok = np.r_[(bseg[1:] == bseg[:-1]) & (bnum[1:] == bnum[:-1] + 1), False]
+    ip = np.where(prev_ok, np.arange(nb) - 1, np.arange(nb))
+    inx = np.where(next_ok, np.arange(nb) + 1, np.arange(nb))
+    wx_hi = np.maximum(np.maximum(hi_x[ip], hi_x), hi_x[inx])
+    wx_lo = np.minimum(np.minimum(lo_x[ip], lo_x), lo_x[inx])
+    wy_hi = np.maximum(np.maximum(hi_y[ip], hi_y), hi_y[inx])
+    wy_lo = np.minimum(np.minimum(lo_y[ip], lo_y), lo_y[inx])
+    return (0.5 * np.hypot(wx_hi - wx_lo, wy_hi - wy_lo))[bid]
 
 
 def _runs(mask: np.ndarray, seg: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -275,7 +279,7 @@ def stay_mask(
     t: np.ndarray, bx: np.ndarray, by: np.ndarray, seg: np.ndarray, radius_m: np.ndarray, rules: DistanceRules
 ) -> np.ndarray:
     """Points of a stay: the smoothed track ``bx, by`` stays within ``radius_m`` of its window's
-    centre over ``stay_window_s``.
+    centre over ``stay_window_s`` (:func:`window_half_extent`).
 
     A move between two stays of one segment is the noise escaping a stay, and is absorbed into
     it, when it is shorter than ``stay_blip_s``, or when it never leaves twice the radius around
@@ -285,7 +289,7 @@ def stay_mask(
     n = len(t)
     if n == 0:
         return np.zeros(0, bool)
-    still = window_half_extent(t, bx, by, seg, rules.stay_window_s / 2.0) < radius_m
+    still = window_half_extent(t, bx, by, seg, rules.stay_window_s) < radius_m
     rid, first, last = _runs(still, seg)
     n_runs = len(first)
     moving = ~still[first]
@@ -354,7 +358,7 @@ def denoise(
     """
     n = len(t)
     ordinal, first, starts = _segment_index(seg)
-    acc_sigma, white = _accuracy_and_white(x, y, seg, accuracy_m, ordinal, len(starts))
+    acc_sigma, white = _accuracy_and_white(x, y, seg, accuracy_m, ordinal, first, len(starts))
     pre = np.maximum(np.where(np.isfinite(acc_sigma), acc_sigma, white)[ordinal], rules.min_sigma_m)
     # multipath outliers: far from the per-axis median of their two neighbours (an L-shaped
     # corner is its own median, so corners survive at any sampling); an outlier takes that
@@ -362,8 +366,8 @@ def denoise(
     outlier = np.zeros(n, bool)
     if n > 2:
         same = (seg[2:] == seg[1:-1]) & (seg[:-2] == seg[1:-1])
-        mxm = np.median(np.stack([x[:-2], x[1:-1], x[2:]]), axis=0)
-        mym = np.median(np.stack([y[:-2], y[1:-1], y[2:]]), axis=0)
+        mxm = _median3(x[:-2], x[1:-1], x[2:])
+        mym = _median3(y[:-2], y[1:-1], y[2:])
         dev = np.hypot(x[1:-1] - mxm, y[1:-1] - mym)
         outlier[1:-1] = same & (dev > np.maximum(rules.outlier_sigmas * pre[1:-1], rules.outlier_min_m))
     if outlier.any():
@@ -372,7 +376,8 @@ def denoise(
         y = y.copy()
         x[k], y[k] = mxm[k - 1], mym[k - 1]
     # the track smoothed at the stay scale: for the stays and for the drift part of σ
-    bx, by = _fit_xy(t, x, y, seg, rules.stay_smooth_s)
+    fits = _LineFits(t, seg, [x, y])
+    bx, by = fits.at(rules.stay_smooth_s)
     sigma = segment_sigma(t, x, y, seg, accuracy_m, smooth=(bx, by), accuracy_white=(acc_sigma, white))
     sig = np.maximum(sigma, rules.min_sigma_m)
     radius = np.clip(rules.stay_radius_sigmas * sig, rules.stay_radius_m, rules.stay_radius_max_m)
@@ -399,7 +404,7 @@ def denoise(
     half = np.clip(np.maximum(0.5 * n_avg * dt_pt, floor), rules.smooth_min_s, rules.smooth_max_s)
     n_eff = np.maximum(2.0 * half / np.maximum(dt_pt, 1e-3), 1.0)
     step = np.maximum(rules.min_step_m, rules.step_sigmas * sig / np.sqrt(n_eff))
-    xs, ys = _fit_xy(t, x, y, seg, half)
+    xs, ys = fits.at(half)
     # a stay is one place: its points sit at the median of its smoothed positions
     rid, _, _ = _runs(stay, seg)
     stay_id = np.where(stay, rid, -1)

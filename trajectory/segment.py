@@ -53,8 +53,11 @@ def build_intervals(track: Frame, grid_geoms: np.ndarray, rules: PointRules) -> 
         dist[:-1] = np.hypot(np.diff(x), np.diff(y))
         same[:-1] = traj[1:] == traj[:-1]
     # a jump is impossible only beyond what the two fixes' noise explains (clean.noise_allowance_m)
-    acc = col(track, "accuracy_m", np.float64) if "accuracy_m" in track.keys() else np.full(n, np.nan)
-    allow = noise_allowance_m(acc, rules)
+    if "allow_m" in track.keys():
+        allow = col(track, "allow_m", np.float64)
+    else:
+        acc = col(track, "accuracy_m", np.float64) if "accuracy_m" in track.keys() else np.full(n, np.nan)
+        allow = noise_allowance_m(acc, rules)
     allow_pair = np.maximum(allow, np.r_[allow[1:], 0.0]) if n else allow
     jump = same & (np.maximum(dist - allow_pair, 0.0) / np.maximum(dt, 1e-3) > rules.max_jump_kmh / 3.6)
     valid = same & (dt <= rules.max_gap_s) & ~jump

@@ -69,11 +69,16 @@ def test_single_3km_spike_leaves_length_and_time_unchanged():
     assert R_SPIKE == 5
 
 
-def test_repeated_spikes_flag_teleport():
+def test_repeated_isolated_spikes_are_noise_and_a_run_elsewhere_is_a_teleport():
     route = loop(250)
     spiked = walk(route, at(9), dt_s=5)
-    for i in (60, 120, 180):  # teleport_min_spikes = 3 separate spikes in the day
+    for i in (60, 120, 180):  # three separate 2.8 km spikes: GPS noise, dropped
         spiked.loc[i, "lon"] += 0.03
     b = process_days(spiked, context(), [DAY])
     assert b.worker_day.iloc[0]["dropped_spike"] == 3
-    assert set(b.day_flag["flag"]) == {"teleport"}
+    assert "teleport" not in set(b.day_flag["flag"])
+    moved = walk(route, at(9), dt_s=5)
+    moved.loc[100:111, "lon"] += 0.05  # 12 fixes (1 min) 4.7 km away: the phone "was" elsewhere
+    c = process_days(moved, context(), [DAY])
+    assert set(c.day_flag["flag"]) == {"teleport"}
+    assert "unexplained jump" in c.day_flag["detail"].iloc[0]

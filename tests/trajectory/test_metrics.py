@@ -10,7 +10,8 @@ from walks import DAY, at, context, loop, polyline_length, still, walk
 from scoring.policy import load_policy
 from trajectory.contract import WORKER_WEEK_COLUMNS
 from trajectory.engine import process_days
-from trajectory.metrics import anchor_chain, compute_weeks, moving_median
+from trajectory.metrics import anchor_chain, compute_weeks
+from trajectory.noise import running_line
 
 POLICY = load_policy()
 STREETS = [(-400, -300), (300, -300), (300, 200), (-100, 200), (-100, -100)]
@@ -88,7 +89,8 @@ def test_anchor_chain_on_still_and_walking_points():
     x = np.r_[rng.normal(0, 2, 500), np.arange(100) * 6.0]
     y = np.r_[rng.normal(0, 2, 500), np.zeros(100)]
     seg = np.zeros(600, int)
-    xs, ys = moving_median(x, seg, 5), moving_median(y, seg, 5)
+    t = np.arange(600) * 5.0
+    xs, ys = running_line(t, x, seg, 10.0), running_line(t, y, seg, 10.0)
     src, dst, moved = anchor_chain(xs, ys, seg, 15.0)
     walked = np.hypot(xs[dst] - xs[src], ys[dst] - ys[src])[moved & (src >= 500)].sum()
     assert walked == pytest.approx(594, rel=0.05)
