@@ -308,7 +308,10 @@ def compute_weeks(worker_day: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     DataFrame
         ``worker_week`` contract columns plus ``week_end, month, workdays, exempt_days``.
         Thresholds are pro-rated by the part's non-exempt workdays out of
-        ``week_nominal_workdays``; a part without one requires nothing. All patrol in the
+        ``week_nominal_workdays``, never above the weekly figures (a six-workday 调休 week needs
+        what a five-day week needs; the pro-rated share is never below the days' own daily
+        rules, since a fifth of each weekly figure is at least its daily one); a part without
+        one requires nothing. All patrol in the
         part counts, weekend patrol included.
     """
     need = {"worker_id", "grid_id", "date", "workday", "exempt", "patrol_s", "patrol_m", "grid_type"}
@@ -338,7 +341,9 @@ def compute_weeks(worker_day: pd.DataFrame, policy: Policy) -> pd.DataFrame:
         exempt_days=("ex_work", "sum"),
         grid_type=("grid_type", "first"),
     )
-    due = (g["workdays"] - g["exempt_days"]).clip(lower=0) / float(p.week_nominal_workdays)
+    # pro-rated by the part's due workdays out of 5, never above the seed's weekly figures: a
+    # six-workday 调休 week still needs 18 h / 12 h and 8 km (每周不少于…), not 21.6 h and 9.6 km
+    due = ((g["workdays"] - g["exempt_days"]).clip(lower=0) / float(p.week_nominal_workdays)).clip(upper=1.0)
     week_s = np.where(g["grid_type"].to_numpy() == "village", p.village_week_h, p.community_week_h) * 3600.0
     g["required_s"] = week_s * due
     g["required_m"] = p.week_km * 1000.0 * due

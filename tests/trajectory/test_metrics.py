@@ -141,3 +141,16 @@ def test_week_with_only_holidays_requires_nothing():
     wd["workday"] = False
     w = compute_weeks(wd, POLICY).iloc[0]
     assert w["required_s"] == 0 and bool(w["meets_time"]) and bool(w["meets_distance"])
+
+
+@pytest.mark.parametrize("grid_type,week_h", [("community", 18.0), ("village", 12.0)])
+def test_six_workday_week_needs_no_more_than_the_seeds_weekly_figures(grid_type, week_h):
+    """Mon 14 – Sun 20 Sep 2026: Sunday the 20th is a 调休 workday (six workdays)."""
+    days = [date(2026, 9, 14) + timedelta(days=i) for i in range(7)]
+    wd = _wd(days, grid_type=grid_type, patrol_h=week_h / 6, km=8.0 / 6)
+    wd["workday"] = [d.weekday() < 5 or d == date(2026, 9, 20) for d in days]
+    w = compute_weeks(wd, POLICY).iloc[0]
+    assert w["workdays"] == 6
+    assert w["required_s"] == pytest.approx(week_h * 3600)  # not 6/5 of it
+    assert w["required_m"] == pytest.approx(8000.0)
+    assert bool(w["meets_time"]) and bool(w["meets_distance"])
