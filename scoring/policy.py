@@ -176,6 +176,23 @@ class EventsPolicy:
 
 
 @dataclass(frozen=True)
+class PrivacyPolicy:
+    """Where personal sites may appear (PIPL): a coarse cell, never the exact position."""
+
+    site_cell_m: float  # key persons, special groups, care subjects: cell size in metres
+    personal_site_types: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ExportPolicy:
+    """What the monthly workbook prints beyond the scores."""
+
+    unit: str  # the assessing unit, in the title row
+    prepared_by_label: str
+    reviewed_by_label: str
+
+
+@dataclass(frozen=True)
 class Policy:
     """The whole policy of one run. ``hash`` identifies it in the run log and exports."""
 
@@ -185,6 +202,8 @@ class Policy:
     items: Mapping[str, ItemPolicy]
     info_collection: InfoCollectionPolicy
     events: EventsPolicy
+    privacy: PrivacyPolicy = PrivacyPolicy(150.0, ("key_person", "special_group", "care_subject"))
+    export: ExportPolicy = ExportPolicy("常州西太湖科技产业园网格化集成管理中心", "制表", "审核")
     source: str = "default"
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -361,9 +380,29 @@ def _build(raw: dict[str, Any], source: str) -> Policy:
             ic.num("min_rate"), tuple(str(s) for s in ic.raw["required_subcategories"])
         ),
         events=events,
+        privacy=_privacy(f.sub("privacy"), source),
+        export=ExportPolicy(
+            unit=f.sub("export").text("unit"),
+            prepared_by_label=f.sub("export").text("prepared_by_label"),
+            reviewed_by_label=f.sub("export").text("reviewed_by_label"),
+        ),
         source=source,
         raw=raw,
     )
+
+
+def _privacy(pv: _Fields, source: str) -> PrivacyPolicy:
+    cell = pv.num("site_cell_m")
+    if cell < 50.0:
+        raise PolicyError(
+            source,
+            f"'privacy.site_cell_m' was {cell:g} but is expected to be at least 50 (metres): a finer cell shows a home",
+            column="privacy.site_cell_m",
+        )
+    types = pv.raw.get("personal_site_types")
+    if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+        raise PolicyError(source, "'privacy.personal_site_types' must be a list of site types", column="privacy")
+    return PrivacyPolicy(site_cell_m=cell, personal_site_types=tuple(types))
 
 
 class _Fields:
