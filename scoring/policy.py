@@ -138,6 +138,9 @@ class ItemPolicy:
     max_score: float
     clause: str
     deduct: Mapping[str, float]
+    # item 7 only: 不及时整改双倍扣分 read literally (item 7's own deduction doubled for a
+    # random-check finding not rectified in time); off: the doubling is item 8's −1
+    double_if_not_rectified: bool = False
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,8 @@ class EventsPolicy:
     category_minimums: Mapping[str, int]
     ranking_bonus: Mapping[int, float]
     quality_checks: QualityChecks
+    # points the ranking bonus may add above 6.1a's maximum (按照网格上报排名情况酌情加分)
+    ranking_bonus_cap: float = 1.0
     # quality flags counted as unqualified events in 6.2 (seed 6②: 信息不全、前后照片缺失、
     # 描述不清、重复上报 are 不合格); empty = flags are for reviewers only
     flags_as_unqualified: tuple[str, ...] = ()
@@ -348,8 +353,21 @@ def _build(raw: dict[str, Any], source: str) -> Policy:
     for code in ITEM_CODES:
         it = items_raw.sub(code)
         deduct = {k: float(v) for k, v in it.raw.get("deduct", {}).items()}
+        double = it.raw.get("double_if_not_rectified", False)
+        if not isinstance(double, bool):
+            raise PolicyError(
+                source,
+                f"'items.{code}.double_if_not_rectified' was {double!r} but is expected to be true or false",
+                column=f"items.{code}.double_if_not_rectified",
+            )
         items[code] = ItemPolicy(
-            code, it.text("category"), it.text("name"), it.num("max"), it.text("clause"), MappingProxyType(deduct)
+            code,
+            it.text("category"),
+            it.text("name"),
+            it.num("max"),
+            it.text("clause"),
+            MappingProxyType(deduct),
+            double,
         )
     ic = f.sub("info_collection")
     ev = f.sub("events")
@@ -370,6 +388,7 @@ def _build(raw: dict[str, Any], source: str) -> Policy:
             *(qc.num(k) for k in ("duplicate_radius_m", "duplicate_window_h", "far_from_track_m", "track_window_min"))
         ),
         flags_as_unqualified=tuple(str(s) for s in ev.raw.get("flags_as_unqualified", [])),
+        ranking_bonus_cap=ev.num("ranking_bonus_cap"),
     )
     return Policy(
         timezone=f.text("timezone"),

@@ -220,16 +220,19 @@ def _kind_rows(
     kind_col: str = "kind",
     sort_tokens: bool = True,
     rate: float | None = None,
+    describe: bool = True,
 ) -> pd.DataFrame:
     """One row per (grid, kind): count = sum of weights, points = count × the item's deduction,
     evidence = the rows' tokens (dates, event ids, figures) joined."""
     if not len(df):
         return _empty_rows()
     weight = pd.Series(1, index=df.index) if weight is None else weight.fillna(1).astype("int64")
-    label = np.where(weight > 1, token + "×" + weight.astype(str), token)
+    # each record in words a grid can check: its date (or id), what it was, how many times
+    what = (" " + df[kind_col].map(REASONS).fillna(df[kind_col].astype(str))) if describe else ""
+    label = token.astype(str) + what + np.where(weight > 1, " " + weight.astype(str) + "次", "")
     frame = pd.DataFrame({"grid_id": df["grid_id"], "kind": df[kind_col], "n": weight, "token": label})
     g = (frame.sort_values("token", kind="stable") if sort_tokens else frame).groupby(["grid_id", "kind"], sort=True)
-    out = g.agg(count=("n", "sum"), evidence=("token", ", ".join)).reset_index()
+    out = g.agg(count=("n", "sum"), evidence=("token", "；".join)).reset_index()
     codes = out["kind"].map(item_of) if isinstance(item_of, Mapping) else pd.Series(item_of, index=out.index)
     rates = [
         rate if rate is not None else policy.items[c].deduct.get(k, 0.0)
@@ -281,6 +284,10 @@ def _patrol(
     token = start.where(start == end, start + "~" + end)
     # personal sites appear by code only (PIPL): the site_id, never a label
     token = token.where(f["site_id"].isna(), token + " " + f["site_id"].astype(str))
+    # the finding's own words carry its figures (hours, km, half-days, the rule missed, late
+    # leave); the bare period only where a caller's findings have none
+    text = f["evidence"].astype(object)
+    token = text.where(text.notna() & (text.astype(str) != ""), token).astype(str)
     is_site = f["kind"] == PATROL_SITE_KIND
     frame = pd.DataFrame(
         {
@@ -293,7 +300,7 @@ def _patrol(
         }
     )
     g = frame.sort_values("token").groupby(["grid_id", "worker_id", "kind", "site_type"], sort=True)
-    out = g.agg(count=("token", "size"), points=("points", "sum"), evidence=("token", ", ".join)).reset_index()
+    out = g.agg(count=("token", "size"), points=("points", "sum"), evidence=("token", "；".join)).reset_index()
     reason = out["kind"].map(REASONS)
     out["reason"] = reason.where(out["kind"] != PATROL_SITE_KIND, out["site_type"].map(SITE_REASONS))
     out["reason"] = out["reason"].fillna(out["kind"])
@@ -327,7 +334,7 @@ def _info_collection(
     ]
     t["kind"] = np.where(not_collected, "not_collected", np.where(below, "below_rate", ""))
     flagged = t[t["kind"] != ""]
-    rows = _kind_rows(flagged, ITEM_INFO, policy, flagged["token"], sort_tokens=False)  # in the policy's order
+    rows = _kind_rows(flagged, ITEM_INFO, policy, flagged["token"], sort_tokens=False, describe=False)  # policy order
     inaccurate = checks[checks["kind"] == "inaccurate_record"]
     rows2 = _kind_rows(inaccurate, ITEM_INFO, policy, _date_text(inaccurate["date"]), inaccurate["count"])
     return _concat([rows, rows2])
@@ -411,7 +418,8 @@ def _event_counts(
 def _ranking_bonus(
     events: pd.DataFrame, rows: pd.DataFrame, grid_ids: pd.Index, month: str, policy: Policy
 ) -> pd.DataFrame:
-    """6.1a 按照网格上报排名情况酌情加分: a negative-points row, capped so the item never exceeds its max."""
+    """6.1a 按照网格上报排名情况酌情加分: a negative-points row. The bonus makes up the item's lost
+    points first, then lifts it above its maximum by at most ``events.ranking_bonus_cap``."""
     bonus_table = policy.events.ranking_bonus
     if not bonus_table:
         return _empty_rows()
@@ -420,7 +428,8 @@ def _ranking_bonus(
     rank = n.rank(method="min", ascending=False).astype(int)
     bonus = rank.map(lambda r: bonus_table.get(int(r), 0.0)).astype("float64")
     lost = rows[rows["item_code"] == ITEM_EVENTS].groupby("grid_id")["points"].sum().reindex(grid_ids, fill_value=0.0)
-    applied = np.minimum(bonus, lost.clip(lower=0))
+    cap = policy.events.ranking_bonus_cap
+    applied = np.minimum(bonus, lost.clip(lower=0) + cap)
     out = pd.DataFrame(
         {
             "grid_id": grid_ids,
@@ -432,7 +441,7 @@ def _ranking_bonus(
         }
     )
     out["evidence"] = [
-        f"有效上报 {k} 条，排名第 {r}，加 {b:g} 分（本项最多补至满分，实加 {a:g} 分）"
+        f"有效上报 {k} 条，排名第 {r}，加 {b:g} 分（本项最多超出满分 {cap:g} 分，实加 {a:g} 分）"
         for k, r, b, a in zip(n, rank, bonus, applied, strict=True)
     ]
     return out[out["points"] != 0]
@@ -456,7 +465,14 @@ def _quality(events: pd.DataFrame, flags: pd.DataFrame | None, grid_ids: pd.Inde
         token = extra["event_id"].astype(str) + "（" + extra["event_id"].map(labels) + "）"
         # a flagged event counts as one unqualified event (seed 6② 不合格事项), however many flags
         parts.append(
-            _kind_rows(extra, ITEM_QUALITY, policy, token, rate=policy.items[ITEM_QUALITY].deduct["unqualified"])
+            _kind_rows(
+                extra,
+                ITEM_QUALITY,
+                policy,
+                token,
+                rate=policy.items[ITEM_QUALITY].deduct["unqualified"],
+                describe=False,
+            )
         )
         counted = counted | ev.index.isin(extra.index)
     out = _concat(parts)
@@ -500,8 +516,18 @@ def _service_records(df: pd.DataFrame, grid_ids: pd.Index, policy: Policy) -> pd
 
 
 def _inspections(df: pd.DataFrame, policy: Policy) -> pd.DataFrame:
-    """Item 7: problems found by others, by source; item 8: those not rectified in time."""
-    found = _kind_rows(df, ITEM_FOUND, policy, _date_text(df["date"]), kind_col="source")
+    """Item 7: problems found by others, by source; item 8: those not rectified in time.
+
+    With ``items."7".double_if_not_rectified`` (不及时整改双倍扣分, read literally) a random-check
+    finding not rectified in time costs item 7 twice its deduction.
+    """
+    token = _date_text(df["date"])
+    weight = None
+    if policy.items[ITEM_FOUND].double_if_not_rectified and len(df):
+        doubled = (df["source"] == "random_check") & ~df["rectified_in_time"].fillna(True).astype(bool)
+        weight = pd.Series(np.where(doubled, 2, 1), index=df.index)
+        token = token.where(~doubled, token + "（未及时整改，双倍扣分）")
+    found = _kind_rows(df, ITEM_FOUND, policy, token, weight=weight, kind_col="source")
     late = df[~df["rectified_in_time"].fillna(True).astype(bool)]
     rectify = _kind_rows(late, ITEM_RECTIFY, policy, _date_text(late["date"]), kind_col="source")
     rectify["reason"] = rectify["reason"] + RECTIFY_REASON

@@ -65,6 +65,7 @@ WORKER_DAY_EXTRA = (
     "max_speed_kmh",
     "leave_filed_late",
     "exempt_reason",
+    "leave_note",
     "short_reasons",
     "noise_m",
     "stationary_s",
@@ -258,8 +259,9 @@ def process_days(points: pd.DataFrame, ctx: EngineContext, dates: Sequence[date]
     widx = np.arange(n_traj) // max(n_days, 1)
     didx = np.arange(n_traj) % max(n_days, 1)
     workday = np.array([bool(ctx.workday[d]) for d in dates], dtype=bool)[didx] if n_days else np.zeros(0, bool)
-    exempt, late, why = _leave(ctx.leave, roster.worker_ids, dates, p.leave_filing_days)
+    exempt, late, why, late_note = _leave(ctx.leave, roster.worker_ids, dates, p.leave_filing_days)
     exempt, late, why = exempt.ravel() & workday, late.ravel() & workday, why.ravel()
+    late_note = np.where(late, late_note.ravel(), None)
     gtype = roster.grid_type_of_worker[widx]
     due = workday & ~exempt
     day_s = np.where(gtype == "village", p.village_day_h, p.community_day_h) * 3600.0
@@ -311,6 +313,7 @@ def process_days(points: pd.DataFrame, ctx: EngineContext, dates: Sequence[date]
             "max_speed_kmh": max_speed,
             "leave_filed_late": late,
             "exempt_reason": why,
+            "leave_note": late_note,
             "short_reasons": short_reasons,
             "noise_m": noise_m,
             "stationary_s": stationary_s,
@@ -438,25 +441,27 @@ def _local_us(ts: pd.Series, ts_us: np.ndarray, tz: ZoneInfo) -> np.ndarray:
 
 def _leave(
     leave: pd.DataFrame, workers: np.ndarray, dates: list[date], filing_days: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Exempt / filed-late / reason matrices (workers × dates).
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Exempt / filed-late / reason / late-filing note matrices (workers × dates).
 
     A leave day is exempt when the leave was filed no later than ``filing_days`` after that
-    day (3日内报备; filing in advance counts); filed later, the day is scored as usual and
-    ``leave_filed_late`` says why.
+    day (3日内报备; filing in advance counts); filed later, the day is scored as usual,
+    ``leave_filed_late`` says so and the note names the leave and its filing date (in Chinese,
+    for the deduction's evidence; the leave's reason is not repeated there).
     """
     w, d = len(workers), len(dates)
     exempt = np.zeros((w, d), bool)
     covered = np.zeros((w, d), bool)
     why = np.full((w, d), None, dtype=object)
+    note = np.full((w, d), None, dtype=object)
     if leave is None or leave.empty or w == 0 or d == 0:
-        return exempt, covered, why
+        return exempt, covered, why, note
     code = {wid: i for i, wid in enumerate(workers)}
     lv = leave.copy()
     lv["wi"] = lv["worker_id"].astype(str).map(code)
     lv = lv[lv["wi"].notna()]
     if lv.empty:
-        return exempt, covered, why
+        return exempt, covered, why, note
     day = np.array(dates, dtype="datetime64[D]")
     start = pd.to_datetime(lv["start_date"]).to_numpy().astype("datetime64[D]")[:, None]
     end = pd.to_datetime(lv["end_date"]).to_numpy().astype("datetime64[D]")[:, None]
@@ -470,7 +475,13 @@ def _leave(
         exempt[wi[i]] |= ok
         covered[wi[i]] |= cover[i]
         why[wi[i], ok] = reasons[i] if reasons[i] is not None and reasons[i] == reasons[i] else "leave"
-    return exempt, covered & ~exempt, why
+        span = f"{start[i, 0]}" + ("" if start[i, 0] == end[i, 0] else f"至{end[i, 0]}")
+        filed_txt = "未报备" if np.isnat(filed[i, 0]) else f"{filed[i, 0]}报备"
+        note[wi[i], cover[i] & ~in_time[i]] = (
+            f"请假{span}，{filed_txt}，超过{int(filing_days)}日内报备时限，当日按常规考核"
+        )
+    late = covered & ~exempt
+    return exempt, late, why, np.where(late, note, None)
 
 
 def _join_flags(masks: dict[str, np.ndarray], n: int) -> np.ndarray:

@@ -70,7 +70,10 @@ def patrol_findings(
                     "period_start": ab["date"],
                     "period_end": ab["date"],
                     "points": ded.absent_day,
-                    "evidence": [f"{d} 工作日未巡查（网格内无有效巡查轨迹）" for d in ab["date"]],
+                    "evidence": [
+                        f"{d} 工作日未巡查（网格内无有效巡查轨迹）" + (f"；{n}" if isinstance(n, str) and n else "")
+                        for d, n in zip(ab["date"], _col(ab, "leave_note"), strict=True)
+                    ],
                 }
             )
         )
@@ -85,15 +88,19 @@ def patrol_findings(
                     "period_end": sh["date"],
                     "points": ded.short_day,
                     "evidence": [
-                        f"{d} 巡查{s / 3600:.1f}小时/{m / 1000:.1f}公里，{_short_text(r, rs, rm, p.half_day_min_min)}"
-                        for d, s, m, r, rs, rm in zip(
+                        f"{d} 巡查{s / 3600:.1f}小时/{m / 1000:.1f}公里（上午{am / 60:.0f}分钟、下午{pm / 60:.0f}分钟），"
+                        f"{_short_text(r, rs, rm, p.half_day_min_min)}" + (f"；{n}" if isinstance(n, str) and n else "")
+                        for d, s, m, am, pm, r, rs, rm, n in zip(
                             sh["date"],
                             sh["patrol_s"],
                             sh["patrol_m"],
+                            _col(sh, "am_s", 0.0),
+                            _col(sh, "pm_s", 0.0),
                             sh["short_reasons"],
                             sh["required_s"],
                             sh["required_m"],
-                            strict=False,
+                            _col(sh, "leave_note"),
+                            strict=True,
                         )
                     ],
                 }
@@ -168,6 +175,11 @@ def patrol_findings(
     out["_k"] = out["kind"].map(order)
     out = out.sort_values(["grid_id", "period_start", "_k", "site_id"], na_position="first", kind="stable")
     return out[list(FINDING_COLUMNS)].reset_index(drop=True)
+
+
+def _col(df: pd.DataFrame, name: str, default: object = None) -> pd.Series:
+    """A column of ``df``, or ``default`` everywhere when a caller's frame lacks it."""
+    return df[name] if name in df.columns else pd.Series(default, index=df.index, dtype=object)
 
 
 def _short_text(reasons: str | None, required_s: float, required_m: float, half_min: float) -> str:

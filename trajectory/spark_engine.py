@@ -64,6 +64,7 @@ _TYPES: dict[str, pa.DataType] = {
     "max_speed_kmh": pa.float64(),
     "leave_filed_late": pa.bool_(),
     "exempt_reason": pa.string(),
+    "leave_note": pa.string(),
     "short_reasons": pa.string(),
     "noise_m": pa.float64(),
     "stationary_s": pa.float64(),
@@ -93,7 +94,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "day_flag": DAY_FLAG_COLUMNS,
     "point_use": POINT_USE_COLUMNS,
 }
-_OBJECT_STRINGS = {"exempt_reason", "flags", "detail"}
+_OBJECT_STRINGS = {"exempt_reason", "leave_note", "flags", "detail"}
 UNION_SCHEMA = pa.schema([pa.field("output", pa.string())] + [pa.field(name, typ) for name, typ in _TYPES.items()])
 
 

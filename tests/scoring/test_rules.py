@@ -190,7 +190,7 @@ def test_patrol_findings_of_several_workers_add_up(policy, grids, load_month):
     assert _score(r, "G01", "2.5") == pytest.approx(6 - (0.5 * 3 + 0.2 + 0.2 + 0.2 * 2 + 0.2))
     rows = r.deduction.query("item_code == '2.5'").set_index(["worker_id", "kind"])
     assert rows.loc[("W1", "absent_day"), "count"] == 2
-    assert rows.loc[("W1", "absent_day"), "evidence"] == "2026-10-08, 2026-10-09"
+    assert rows.loc[("W1", "absent_day"), "evidence"] == "2026-10-08；2026-10-09"
     assert rows.loc[("W1", "missed_site_period"), "evidence"] == "2026-10-05~2026-10-11 KP-07"
     assert rows.loc[("W1", "missed_site_period"), "reason"] == "重点人员未按周期走访"
     assert rows.loc[("W4", "missed_site_period"), "points"] == pytest.approx(0.4)
@@ -230,18 +230,60 @@ def test_ranking_ties_share_the_rank(policy, grids, load_month):
     assert total["rank"].to_dict() == {"G01": 1, "G02": 1, "G03": 3}
 
 
-def test_ranking_bonus_capped_at_item_max(policy, grids, load_month):
+@pytest.mark.parametrize("cap", [1.0, 0.0])
+def test_ranking_bonus_reaches_the_top_grids_up_to_its_cap(cap, policy, grids, load_month):
     p = dataclasses.replace(
-        policy, events=dataclasses.replace(policy.events, ranking_bonus=MappingProxyType({1: 1.0, 2: 0.5}))
+        policy,
+        events=dataclasses.replace(
+            policy.events, ranking_bonus=MappingProxyType({1: 1.5, 2: 0.5}), ranking_bonus_cap=cap
+        ),
     )
-    # G01 80 valid (rank 1, nothing lost: bonus cannot lift it above 15); G02 78 (rank 2); G03 70 (rank 3)
+    # G01 80 valid (rank 1, nothing lost); G02 78 (rank 2, 0.4 lost); G03 70 (rank 3, no bonus)
     t = _invalidate(_invalidate(clean_tables(policy), "G02", 2, valid="false"), "G03", 10, valid="false")
     r = score_month(MONTH, grids, load_month(t), pd.DataFrame(), p)
-    assert _score(r, "G01", "6.1a") == 15.0
-    assert _score(r, "G02", "6.1a") == pytest.approx(15 - 0.4 + 0.4)  # bonus 0.5 capped at the 0.4 lost
+    assert _score(r, "G01", "6.1a") == pytest.approx(15.0 + min(1.5, cap))  # rewarded above 15 by ≤ cap
+    assert _score(r, "G02", "6.1a") == pytest.approx(15 - 0.4 + min(0.5, 0.4 + cap))
     assert _score(r, "G03", "6.1a") == pytest.approx(13.0)
-    bonus = r.deduction.query("kind == 'ranking_bonus'")
-    assert bonus["grid_id"].tolist() == ["G02"] and bonus["points"].iloc[0] == pytest.approx(-0.4)
+    bonus = r.deduction.query("kind == 'ranking_bonus'").set_index("grid_id")
+    assert (bonus["reason"] == "上报排名加分").all()
+    assert "排名第 1" in bonus.loc["G01", "evidence"] if cap else "G01" not in bonus.index
+    total = r.grid_month_score.query("item_code == 'total'").set_index("grid_id")["score"]
+    assert total["G01"] == pytest.approx(100.0 + min(1.5, cap))
+    _assert_rows_add_up(r)
+
+
+def test_evidence_names_date_kind_and_count(policy, grids, load_month):
+    t = with_rows(
+        clean_tables(policy),
+        discipline=[_d("meeting_absent", 2, "2026-10-12")],
+        complaints=[_c("public_complaint", date="2026-10-05")],
+    )
+    r = score_month(MONTH, grids, load_month(t), pd.DataFrame(), policy)
+    ev = r.deduction.set_index("kind")["evidence"]
+    assert ev["meeting_absent"] == "2026-10-12 未参加村（社区）网格化例会 2次"
+    assert ev["public_complaint"] == "2026-10-05 被群众投诉（经核实）"
+
+
+def test_patrol_evidence_carries_the_findings_figures(policy, grids, load_month):
+    f = FINDINGS.head(1).assign(
+        kind="short_day", evidence="2026-10-09 巡查1.2小时/0.6公里（上午72分钟、下午0分钟），时长不足3小时"
+    )
+    r = score_month(MONTH, grids, load_month(clean_tables(policy)), f, policy)
+    row = r.deduction.query("item_code == '2.5'")
+    assert row["evidence"].iloc[0] == "2026-10-09 巡查1.2小时/0.6公里（上午72分钟、下午0分钟），时长不足3小时"
+
+
+@pytest.mark.parametrize("literal,item7", [(False, 15 - 0.2 - 0.2), (True, 15 - 0.4 - 0.2)])
+def test_item_7_doubling_reading_is_a_policy_choice(literal, item7, policy, grids, load_month):
+    items = dict(policy.items)
+    items["7"] = dataclasses.replace(items["7"], double_if_not_rectified=literal)
+    p = dataclasses.replace(policy, items=MappingProxyType(items))
+    t = with_rows(clean_tables(policy), inspections=[_i("random_check", "false"), _i("random_check", "true")])
+    r = score_month(MONTH, grids, load_month(t), pd.DataFrame(), p)
+    assert _score(r, "G01", "7") == pytest.approx(item7)
+    assert _score(r, "G01", "8") == pytest.approx(14.0)  # item 8's −1 either way
+    if literal:
+        assert "未及时整改，双倍扣分" in r.deduction.query("item_code == '7'")["evidence"].iloc[0]
     _assert_rows_add_up(r)
 
 

@@ -79,7 +79,28 @@ def test_short_day_evidence_names_the_missing_half_day():
             "required_s": [10800.0],
             "required_m": [1000.0],
             "short_reasons": ["time,distance,afternoon"],
+            "am_s": [4320.0],
+            "pm_s": [0.0],
         }
     )
     f = patrol_findings(wd, pd.DataFrame(), pd.DataFrame(), POLICY, "2026-10")
-    assert f["evidence"].iloc[0] == "2026-10-09 巡查1.2小时/0.6公里，时长不足3小时，里程不足1公里，下午不足30分钟"
+    assert (
+        f["evidence"].iloc[0]
+        == "2026-10-09 巡查1.2小时/0.6公里（上午72分钟、下午0分钟），时长不足3小时，里程不足1公里，下午不足30分钟"
+    )
+
+
+def test_absent_day_on_leave_filed_late_says_why_it_was_scored():
+    """Leave for 10-09 filed on 10-14 (five days later): scored absent, the evidence names the leave."""
+    day = date(2026, 10, 9)
+    ctx = context(leave=[("w1", day, day, date(2026, 10, 14), "病假")])
+    r = process_days(walk([(0, 0), (10, 0)], at(9), dt_s=5).iloc[0:0], ctx, [date(2026, 10, 9)])
+    wd = r.worker_day
+    assert wd.iloc[0]["status"] == "absent" and bool(wd.iloc[0]["leave_filed_late"])
+    f = patrol_findings(wd, pd.DataFrame(), pd.DataFrame(), POLICY, "2026-10")
+    text = f.loc[f["kind"] == "absent_day", "evidence"].iloc[0]
+    assert (
+        text
+        == "2026-10-09 工作日未巡查（网格内无有效巡查轨迹）；请假2026-10-09，2026-10-14报备，超过3日内报备时限，当日按常规考核"
+    )
+    assert "病假" not in text  # the leave's reason is personal: not repeated in the evidence
