@@ -5,7 +5,9 @@ tested without the engine; :func:`render_workspace_month` reads them from the st
 Pages are offline (``maps.offline``): scripts and styles come from ``out/YYYY-MM/lib/``.
 
 Privacy (PIPL): sites are drawn by code and type only. ``sites.label`` (names, addresses) is
-never read here; the frames are cut to the columns the maps need on entry.
+never read here; the frames are cut to the columns the maps need on entry. Personal sites (key
+persons, special groups, care subjects) are moved to the centre of their ``privacy.site_cell_m``
+cell on entry too (:func:`maps.privacy.coarsen_sites`) and drawn as that cell, never a pin.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ import shapely
 from branca.element import Element, Figure
 
 from maps.coverage import DEFAULT_CELL_M, DEFAULT_MAX_GAP_S, GridRaster, cell_polygons, grid_coverage
-from maps.elements import HeatLayer, InfoBox, LinesLayer, PlaybackGeoJson, PointsLayer, html_escape
+from maps.elements import CellsLayer, HeatLayer, InfoBox, LinesLayer, PlaybackGeoJson, PointsLayer, html_escape
 from maps.offline import LIB_DIRNAME, check_offline, install_lib, lib_href, local_assets
+from maps.privacy import coarsen_sites, default_privacy
 from maps.tiles import TileConfig, overlay_transform, tile_layers
+from scoring.policy import PrivacyPolicy
 from trajectory import contract as c
 
 log = logging.getLogger(__name__)
@@ -81,7 +85,9 @@ class MonthData:
     month: str
     grids: pd.DataFrame  # grid_id, grid_name, grid_type, geometry (WGS-84), display (overlay datum)
     worker_day: pd.DataFrame  # + day (YYYY-MM-DD), flagged
-    site_status: pd.DataFrame  # site_id, site_type, grid_id, x, y, k, n
+    # site_id, site_type, grid_id, lon, lat, x, y, k, n, coarse, cell_m and the display corners
+    # west, south, east, north of the privacy cell; personal sites already at their cell centre
+    site_status: pd.DataFrame
     points: pd.DataFrame  # point_use + grid_id, day, t_s, x, y, reason_cat; sorted grid, worker, day, ts
 
 
@@ -103,6 +109,7 @@ def render_month(
     cell_m: float = DEFAULT_CELL_M,
     max_gap_s: float = DEFAULT_MAX_GAP_S,
     max_playback: int = MAX_PLAYBACK_PAGES,
+    privacy: PrivacyPolicy | None = None,
 ) -> list[Path]:
     """Write the month's map pages to ``out_dir``.
 
@@ -131,6 +138,9 @@ def render_month(
         Coverage raster cell size; longest interval joined by a walked segment.
     max_playback : int
         At most this many playback pages (flagged days first, then short, then absent with points).
+    privacy : PrivacyPolicy, optional
+        Cell size and the site types shown only at their cell (:mod:`maps.privacy`); default the
+        default policy's ``[privacy]`` (150 m; key persons, special groups, care subjects).
 
     Returns
     -------
@@ -139,7 +149,7 @@ def render_month(
     """
     tiles = tiles or TileConfig()
     out_dir = Path(out_dir)
-    data = prepare_month(month, grids, worker_day, site_check, sites, point_use, tiles, tz)
+    data = prepare_month(month, grids, worker_day, site_check, sites, point_use, tiles, tz, privacy=privacy)
     lib_dir = install_lib(out_dir / LIB_DIRNAME)
     stats = grid_month_stats(data.grids, data.worker_day)
     tracks = data.points[data.points["counted"] & data.points["in_grid"] & data.points["grid_id"].notna()]
@@ -324,6 +334,7 @@ def render_workspace_month(ws: Any, con: Any, month: str) -> list[Path]:
         workbook_name=workbooks[0].name if workbooks else None,
         tz=str(ws.tz),
         max_gap_s=float(ws.policy.patrol.points.max_gap_s),
+        privacy=ws.policy.privacy,
     )
 
 
@@ -364,10 +375,17 @@ def prepare_month(
     point_use: pd.DataFrame,
     tiles: TileConfig,
     tz: str = "Asia/Shanghai",
+    *,
+    privacy: PrivacyPolicy | None = None,
 ) -> MonthData:
-    """Validate the inputs, keep the month's rows and the columns the maps use, add display coordinates."""
+    """Validate the inputs, keep the month's rows and the columns the maps use, add display coordinates.
+
+    Personal sites are snapped to their privacy cell here (``privacy``, default the default
+    policy's), before anything else sees them: no page can draw an exact personal position.
+    """
     first, last = month_bounds(month)
     lo, hi = first.isoformat(), last.isoformat()
+    privacy = privacy or default_privacy()
     _require(grids, ("grid_id", "grid_name", "grid_type", "geometry"), "grids")
     _require(
         worker_day,
@@ -411,7 +429,14 @@ def prepare_month(
     st["grid_id"] = st["grid_id"].astype(str)
     st = st.join(k_n, on="site_id")
     st[["k", "n"]] = st[["k", "n"]].fillna(0).astype(int)
-    st["x"], st["y"] = transform(st["lon"].to_numpy(dtype=float), st["lat"].to_numpy(dtype=float))
+    st = coarsen_sites(st, privacy)  # PIPL: from here on personal sites exist only as their cell
+    lon, lat = st["lon"].to_numpy(dtype=float), st["lat"].to_numpy(dtype=float)
+    hx, hy = st.pop("cell_half_dlon").to_numpy(), st.pop("cell_half_dlat").to_numpy()
+    st["cell_m"] = np.where(st["coarse"], float(privacy.site_cell_m), 0.0)
+    st["x"], st["y"] = transform(lon, lat)
+    # the cell's corners in the overlay datum, to draw it as an area (a point for exact sites)
+    st["west"], st["south"] = transform(lon - hx, lat - hy)
+    st["east"], st["north"] = transform(lon + hx, lat + hy)
 
     pts = _prepare_points(point_use, tiles, tz)
     pts = pts[(pts["day"] >= lo) & (pts["day"] <= hi)]
@@ -790,8 +815,12 @@ def _write_playback(
 # --- layers and boxes ---------------------------------------------------------------------------
 
 
-def _site_layer(site_status: pd.DataFrame) -> PointsLayer:
-    """Sites by code and type only (no label): green all periods visited, red some missed."""
+def _site_layer(site_status: pd.DataFrame) -> folium.FeatureGroup:
+    """Sites by code and type only (no label): green all periods visited, red some missed.
+
+    Hazard sites are circle markers at their position; personal sites (``coarse``) are the
+    translucent square of their privacy cell, so nobody reads the centre as a door.
+    """
     st = site_status
     cat = np.where(st["n"].to_numpy() == 0, 2, np.where(st["k"].to_numpy() >= st["n"].to_numpy(), 0, 1))
     texts = (
@@ -803,17 +832,36 @@ def _site_layer(site_status: pd.DataFrame) -> PointsLayer:
         + "/"
         + st["n"].astype(str)
     )
-    return PointsLayer(
-        st["y"].to_numpy(),
-        st["x"].to_numpy(),
-        cat,
-        SITE_COLORS,
-        texts=texts.tolist(),
-        name="走访对象（编号）",
-        radius=6,
-        weight=2,
-        fill_opacity=0.7,
-    )
+    coarse = st["coarse"].to_numpy(dtype=bool)
+    cell = st["cell_m"].round().astype(int).astype(str)  # astype, not map: an empty frame stays text
+    texts = texts.where(~coarse, texts + " · 位置仅显示所在约 " + cell + " m 方格")
+    group = folium.FeatureGroup(name="走访对象（编号）")
+    if (~coarse).any():
+        exact = st[~coarse]
+        PointsLayer(
+            exact["y"].to_numpy(),
+            exact["x"].to_numpy(),
+            cat[~coarse],
+            SITE_COLORS,
+            texts=texts[~coarse].tolist(),
+            radius=6,
+            weight=2,
+            fill_opacity=0.7,
+            control=False,
+        ).add_to(group)
+    if coarse.any():
+        cells = st[coarse]
+        CellsLayer(
+            cells["south"].to_numpy(),
+            cells["west"].to_numpy(),
+            cells["north"].to_numpy(),
+            cells["east"].to_numpy(),
+            cat[coarse],
+            SITE_COLORS,
+            texts=texts[coarse].tolist(),
+            control=False,
+        ).add_to(group)
+    return group
 
 
 def _title_box(m: folium.Map, title: str, summary: str, tiles: TileConfig, back: str | None = None) -> None:
@@ -847,6 +895,10 @@ def _legend_html(with_compliance: bool = True, with_sites: bool = True, with_rea
         rows += [
             f"<div><span class='sw dot' style='background:{col}'></span>{label}</div>" for label, col in SITE_COLORS
         ]
+        rows.append(
+            "<div><span class='sw' style='background:rgba(158,158,158,0.3)'></span>"
+            "方格 = 重点人员、特殊人群、关爱对象：仅显示所在方格，不显示确切位置</div>"
+        )
     if with_reasons:
         rows.append("<b>未计入的点</b>")
         rows += [

@@ -201,6 +201,58 @@ class PointsLayer(_RawLayer):
         self.radius, self.weight, self.fill_opacity = float(radius), float(weight), float(fill_opacity)
 
 
+class CellsLayer(_RawLayer):
+    """Translucent rectangles from columns (south, west, north, east): an area, not a pin.
+
+    Personal sites are drawn as their privacy cell (:mod:`maps.privacy`) so the page does not
+    suggest a precision it does not have. Colour by category, tooltip as :class:`PointsLayer`.
+    """
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            var {{ this.get_name() }} = L.featureGroup();
+            (function(){
+              var s = {{ this.south }}, w = {{ this.west }}, n = {{ this.north }}, e = {{ this.east }},
+                  c = {{ this.category }}, cats = {{ this.categories }}, tx = {{ this.texts }};
+              for (var i = 0; i < s.length; i++) {
+                var k = cats[c[i]];
+                L.rectangle([[s[i], w[i]], [n[i], e[i]]], {color: k[1], weight: {{ this.weight }},
+                    fillColor: k[1], fillOpacity: {{ this.fill_opacity }}})
+                  .bindTooltip(tx === null ? k[0] : tx[i])
+                  .addTo({{ this.get_name() }});
+              }
+            })();
+        {% endmacro %}
+        """
+    )
+
+    def __init__(
+        self,
+        south: np.ndarray,
+        west: np.ndarray,
+        north: np.ndarray,
+        east: np.ndarray,
+        category: np.ndarray,
+        categories: Sequence[tuple[str, str]],
+        texts: Sequence[str] | None = None,
+        name: str | None = None,
+        weight: float = 1.5,
+        fill_opacity: float = 0.3,
+        overlay: bool = True,
+        control: bool = True,
+        show: bool = True,
+    ) -> None:
+        super().__init__(name=name, overlay=overlay, control=control, show=show)
+        self._name = "CellsLayer"
+        self.south, self.west = js_json(_coords(south)), js_json(_coords(west))
+        self.north, self.east = js_json(_coords(north)), js_json(_coords(east))
+        self.category = js_json(np.asarray(category, dtype=np.int64).tolist())
+        self.categories = js_json([list(c) for c in categories])
+        self.texts = js_json(list(texts)) if texts is not None else "null"
+        self.weight, self.fill_opacity = float(weight), float(fill_opacity)
+
+
 class LinesLayer(_RawLayer):
     """Polylines from columns: consecutive points with the same ``part`` code form one line."""
 

@@ -261,7 +261,7 @@ def process_days(points: pd.DataFrame, ctx: EngineContext, dates: Sequence[date]
     workday = np.array([bool(ctx.workday[d]) for d in dates], dtype=bool)[didx] if n_days else np.zeros(0, bool)
     exempt, late, why, late_note = _leave(ctx.leave, roster.worker_ids, dates, p.leave_filing_days)
     exempt, late, why = exempt.ravel() & workday, late.ravel() & workday, why.ravel()
-    late_note = np.where(late, late_note.ravel(), None)
+    late_note = np.where(late, late_note.ravel(), np.full(len(late), None, dtype=object))
     gtype = roster.grid_type_of_worker[widx]
     due = workday & ~exempt
     day_s = np.where(gtype == "village", p.village_day_h, p.community_day_h) * 3600.0
@@ -481,7 +481,7 @@ def _leave(
             f"请假{span}，{filed_txt}，超过{int(filing_days)}日内报备时限，当日按常规考核"
         )
     late = covered & ~exempt
-    return exempt, late, why, np.where(late, note, None)
+    return exempt, late, why, np.where(late, note, np.full(note.shape, None, dtype=object))
 
 
 def _join_flags(masks: dict[str, np.ndarray], n: int) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-from maps_fixtures import LAT0, LON0, MONTH, SECRET_LABELS
+from maps_fixtures import LAT0, LON0, MONTH, SECRET_LABELS, SITE_POSITIONS
 
 from maps.build import render_month
 from maps.tiles import TileConfig
@@ -94,8 +94,8 @@ def sites() -> pd.DataFrame:
             "site_id": ["KP001", "SG001", "CS001", "HZ001"],
             "site_type": ["key_person", "special_group", "care_subject", "hazard_site"],
             "grid_id": ["G01", "G01", "G02", "G03"],
-            "lon": [LON0 + 0.003, LON0 + 0.006, LON0 + 0.015, LON0 + 0.029],
-            "lat": [LAT0 + 0.002, LAT0 + 0.006, LAT0 + 0.004, LAT0 + 0.005],
+            "lon": [lon for lon, _ in SITE_POSITIONS],
+            "lat": [lat for _, lat in SITE_POSITIONS],
             "radius_m": [50.0] * 4,
             "label": list(SECRET_LABELS),
         }

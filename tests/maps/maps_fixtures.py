@@ -4,3 +4,45 @@ MONTH = "2026-10"
 LON0, LAT0 = 119.88, 31.68
 # personal labels that must never reach a page
 SECRET_LABELS = ("张三 住址XX路1号", "李四 住址YY路2号", "王五 住址ZZ路3号", "赵六化工厂 负责人钱七")
+# (lon, lat) of KP001, SG001, CS001 (personal: shown only at their privacy cell) and HZ001 (a
+# hazard site: exact). Six decimals, chosen so that no track point or walked cell of the fixtures
+# prints as any 4-6 decimal form of them (WGS-84 or GCJ-02): a leak at any precision is recognisable.
+SITE_POSITIONS = ((119.883617, 31.682593), (119.886171, 31.686548), (119.895162, 31.684731), (119.909, 31.685))
+PERSONAL_SITES = ("KP001", "SG001", "CS001")
+
+
+def write_workspace(root, grids, worker_day, site_check, sites, point_use, policy_toml: str | None = None):
+    """A workspace at ``root`` with the fixtures' frames in its inputs and store; its WorkspacePaths.
+
+    ``policy_toml`` is written as the workspace's ``patrol.toml`` when given.
+    """
+    import pandas as pd
+    import pyarrow as pa
+
+    from trajectory.store import connect, replace_rows, write_parquet_atomic
+    from trajectory.workspace import WorkspacePaths
+
+    paths = WorkspacePaths(root)
+    paths.grids_dir.mkdir(parents=True)
+    if policy_toml is not None:
+        paths.policy.write_text(policy_toml, encoding="utf-8")
+    grids.to_file(paths.grids_dir / "grids.geojson", driver="GeoJSON")
+    pd.DataFrame(
+        {
+            "worker_id": ["W1", "W2", "W3"],
+            "worker_name": ["甲", "乙", "丙"],
+            "grid_id": ["G01", "G02", "G03"],
+            "full_time": "true",
+        }
+    ).to_csv(paths.workers, index=False)
+    sites.to_csv(paths.sites, index=False)
+    con = connect(paths)
+    replace_rows(con, "worker_day", worker_day.drop(columns=["flags"]), "true")
+    replace_rows(con, "site_check", site_check, "true")
+    for day, part in point_use.groupby("date"):
+        write_parquet_atomic(
+            pa.Table.from_pandas(part.drop(columns=["date"]), preserve_index=False),
+            paths.point_use_store / f"date={day}" / "part.parquet",
+        )
+    con.close()
+    return paths

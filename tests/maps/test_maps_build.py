@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-from maps_fixtures import MONTH, SECRET_LABELS
+from maps_fixtures import MONTH, SECRET_LABELS, SITE_POSITIONS, write_workspace
 
 from maps.build import grid_month_stats, reason_categories, render_month, render_playback, write_index
 from maps.coverage import grid_coverage, grid_raster
@@ -179,9 +179,10 @@ def test_amap_shifts_overlays_to_gcj02(tmp_path, month_frames):
         tmp_path, MONTH, tiles=TileConfig.from_mapping({"provider": "amap"}), workbook_name=None, **month_frames
     )
     text = _html(tmp_path / "overview.html")
-    glon, glat = wgs84_to_gcj02(np.array([119.883]), np.array([31.682]))  # site KP001
+    (lon, lat) = SITE_POSITIONS[3]  # hazard site HZ001: exact, so its shifted position is on the page
+    glon, glat = wgs84_to_gcj02(np.array([lon]), np.array([lat]))
     assert f"{float(np.round(glat[0], 6))}" in text and f"{float(np.round(glon[0], 6))}" in text
-    assert "31.682," not in text
+    assert f"{lat}," not in text
 
 
 def test_render_playback_alone(tmp_path, point_use, grids):
@@ -218,34 +219,8 @@ def test_check_offline_refuses_cdn():
 
 
 def test_cli_on_a_workspace(tmp_path, grids, worker_day, site_check, sites, point_use):
-    import pyarrow as pa
-
-    from trajectory.store import connect, replace_rows, write_parquet_atomic
-    from trajectory.workspace import WorkspacePaths
-
     ws = tmp_path / "ws"
-    paths = WorkspacePaths(ws)
-    paths.grids_dir.mkdir(parents=True)
-    grids.to_file(paths.grids_dir / "grids.geojson", driver="GeoJSON")
-    pd.DataFrame(
-        {
-            "worker_id": ["W1", "W2", "W3"],
-            "worker_name": ["甲", "乙", "丙"],
-            "grid_id": ["G01", "G02", "G03"],
-            "full_time": "true",
-        }
-    ).to_csv(paths.workers, index=False)
-    sites.to_csv(paths.sites, index=False)
-    con = connect(paths)
-    replace_rows(con, "worker_day", worker_day.drop(columns=["flags"]), "true")
-    replace_rows(con, "site_check", site_check, "true")
-    pu = point_use.copy()
-    for day, part in pu.groupby("date"):
-        write_parquet_atomic(
-            pa.Table.from_pandas(part.drop(columns=["date"]), preserve_index=False),
-            paths.point_use_store / f"date={day}" / "part.parquet",
-        )
-    con.close()
+    paths = write_workspace(ws, grids, worker_day, site_check, sites, point_use)
     run = subprocess.run(
         [sys.executable, "-m", "maps", "--workspace", str(ws), "--month", MONTH],
         capture_output=True,

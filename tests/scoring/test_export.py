@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import re
+import zipfile
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -11,13 +14,26 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from openpyxl.utils import get_column_letter
 from scoring_helpers import FINDINGS, MONTH, clean_tables, write_geojson, write_tables
 
-from scoring.export import EVENT_FLAG, main, score_and_store, workbook_name
+from scoring.export import (
+    EVENT_FLAG,
+    GRIDS_PER_PAGE,
+    item_label,
+    main,
+    month_end,
+    public_path_text,
+    score_and_store,
+    seed_number,
+    workbook_name,
+    write_workbook,
+)
 from trajectory.contract import DEDUCTION, GRID_MONTH_SCORE, ITEM_CODES, PATROL_FINDING, WORKER_DAY
 from trajectory.store import connect
 from trajectory.workspace import load_workspace
 
+HEAD = 3  # row 1 title, row 2 制表日期, row 3 the table header
 KEY_PERSON_LABEL = "张小明（重点人员）"
 SPECIAL_LABEL = "李某某（社区矫正）"
 
@@ -136,28 +152,29 @@ def test_cli_writes_workbook_csv_parquet(workspace, capsys):
     assert wb.sheetnames[:2] == ["汇总", "考核表"]
     assert {"G01", "G02", "G03", "巡查统计", "事项质量提示", "说明"} <= set(wb.sheetnames)
     summary = wb["汇总"]
-    headers = [c.value for c in summary[1]]
-    assert headers[:5] == ["排名", "网格编号", "网格名称", "类型", "1 网格工作纪律(4)"]
-    assert headers[-1] == "总分" and "6.1a 事项上报数量(15)" in headers and len(headers) == 4 + len(ITEM_CODES) + 1
-    assert summary.freeze_panes == "E2"
-    rows = {r[1]: r for r in summary.iter_rows(min_row=2, values_only=True)}
+    headers = [c.value for c in summary[HEAD]]
+    assert headers[:5] == ["排名", "网格编号", "网格名称", "类型", "1\n网格工作纪律\n(4分)"]
+    assert headers[-1] == "总分" and "6①(6.1a)\n事项上报数量\n(15分)" in headers
+    assert len(headers) == 4 + len(ITEM_CODES) + 1
+    assert summary.freeze_panes == "E4"
+    rows = {r[1]: r for r in summary.iter_rows(min_row=HEAD + 1, max_row=HEAD + 3, values_only=True)}
     assert rows["G01"][-1] == pytest.approx(db_total)
     assert rows["G01"][2] == "湖滨社区一网格" and rows["G03"][3] == "村"
-    assert summary.cell(2, len(headers)).number_format == "0.0"
-    assert [r[0] for r in summary.iter_rows(min_row=2, values_only=True)] == sorted(r[0] for r in rows.values())
+    assert summary.cell(HEAD + 1, len(headers)).number_format == "0.0"
+    assert [r[0] for r in rows.values()] == sorted(r[0] for r in rows.values())
     table = wb["考核表"]
-    assert [c.value for c in table[1]][:5] == ["类别", "编号", "考核内容", "评分标准", "满分"]
-    assert table.freeze_panes == "F2"
-    assert table.cell(1 + len(ITEM_CODES) + 1, 3).value == "总分"
+    assert [c.value for c in table[HEAD]][:5] == ["类别", "编号", "考核内容", "评分标准", "满分"]
+    assert table.freeze_panes == "F4"
+    assert table.cell(HEAD + len(ITEM_CODES) + 1, 3).value == "总分"
     g01 = wb["G01"]
-    assert g01.freeze_panes == "A2"
+    assert g01.freeze_panes == "A4"
     g01_text = [v for row in g01.iter_rows(values_only=True) for v in row if isinstance(v, str)]
     assert any("KP-07" in v for v in g01_text)  # the key person by code
     assert "工作日未巡查" in g01_text and "重点人员未按周期走访" in g01_text
-    total_row = next(r for r in g01.iter_rows(values_only=True) if r[0] == "total")
+    total_row = next(r for r in g01.iter_rows(values_only=True) if r[2] == "总分")
     assert total_row[4] == pytest.approx(db_total)
     notes = [r[1] for r in wb["说明"].iter_rows(min_row=2, values_only=True)]
-    assert ws.policy.hash in notes and MONTH in notes
+    assert ws.policy.hash in notes and "2026年10月" in notes
     assert any("inspections" in str(n) for n in notes)
     flags = list(wb["事项质量提示"].iter_rows(min_row=2, values_only=True))
     assert ("G01-E002", "G01", "前后照片缺失") in {r[:3] for r in flags}
@@ -213,3 +230,204 @@ def test_help_exits_zero(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--help"])
     assert exc.value.code == 0 and "--month" in capsys.readouterr().out
+
+
+# --- the printed workbook ----------------------------------------------------------------------
+
+
+def _exported(workspace, complaints: int = 0, toml: str | None = None):
+    """Score and export the fixture month; ``complaints`` verified public complaints for G02
+    (item 1 runs out of points after 4), ``toml`` a workspace patrol.toml."""
+    ws, con = workspace
+    root = ws.root
+    if complaints:
+        rows = [{"date": "2026-10-05", "grid_id": "G02", "kind": "public_complaint", "verified": "true"}] * complaints
+        pd.DataFrame(rows).to_csv(root / "indicators" / MONTH / "complaints.csv", index=False)
+    if toml is not None:
+        (root / "patrol.toml").write_text(toml, encoding="utf-8")
+        con.close()
+        ws = load_workspace(root)
+        con = connect(ws.paths)
+    score_and_store(ws, con, MONTH)
+    con.close()
+    assert main(["--workspace", str(root), "--month", MONTH]) == 0
+    return ws, openpyxl.load_workbook(root / "out" / MONTH / workbook_name(MONTH))
+
+
+def _texts(sheet) -> list[str]:
+    return [v for row in sheet.iter_rows(values_only=True) for v in row if isinstance(v, str)]
+
+
+def test_every_sheet_prints_on_a4_landscape_one_page_wide(workspace):
+    _, wb = _exported(workspace)
+    for sheet in wb.worksheets:
+        setup = sheet.page_setup
+        assert setup.orientation == "landscape" and int(setup.paperSize) == 9, sheet.title
+        assert setup.fitToWidth == 1 and setup.fitToHeight == 0, sheet.title
+        assert sheet.sheet_properties.pageSetUpPr.fitToPage, sheet.title
+        assert sheet.print_title_rows in ("$1:$3", "$1:$2"), sheet.title
+        assert sheet.freeze_panes and int(sheet.freeze_panes[1:]) == HEAD + 1, sheet.title
+        assert 0.2 <= sheet.page_margins.left <= 1 and 0.2 <= sheet.page_margins.bottom <= 1
+        title, when = sheet.cell(1, 1).value, sheet.cell(2, 1).value
+        assert "常州西太湖科技产业园网格化集成管理中心" in title and "2026年10月" in title, sheet.title
+        assert when == "制表日期：2026年10月31日"  # the month's last day: re-runs stay identical
+        last = [v for v in (sheet.cell(sheet.max_row, j).value for j in range(1, 4)) if v]
+        assert len(last) == 1 and "制表：" in last[0] and "审核：" in last[0], sheet.title
+        widths = [sheet.column_dimensions[get_column_letter(j)].width for j in range(1, sheet.max_column + 1)]
+        assert sum(widths) <= 200, sheet.title  # fit-to-width stays readable (~75 % or more)
+    assert wb["汇总"].print_title_rows == "$1:$3" and wb["G01"].print_title_rows == "$1:$2"
+
+
+def test_evidence_column_is_wide_and_wraps(workspace):
+    _, wb = _exported(workspace)
+    g01 = wb["G01"]
+    head = next(c for row in g01.iter_rows() for c in row if c.value == "依据")
+    span = next(r for r in g01.merged_cells.ranges if r.min_row == head.row and r.min_col == head.column)
+    width = sum(g01.column_dimensions[get_column_letter(j)].width for j in range(span.min_col, span.max_col + 1))
+    assert width >= 60
+    evidence = g01.cell(head.row + 1, head.column)
+    assert "2026-10-08" in evidence.value and evidence.alignment.wrap_text
+    assert g01.row_dimensions[HEAD + 1].height is None or g01.row_dimensions[HEAD + 1].height >= 15
+
+
+def test_figures_are_rounded_and_total_row_adds_up(workspace):
+    _, wb = _exported(workspace, complaints=46)  # item 1 of G02: 46 points lost, 4 applied
+    for sheet in wb.worksheets:
+        for row in sheet.iter_rows():
+            for cell in row:
+                if isinstance(cell.value, float):
+                    assert round(cell.value, 1) == cell.value, (sheet.title, cell.coordinate, cell.value)
+                    assert cell.number_format == "0.0", (sheet.title, cell.coordinate)
+    for gid in ("G01", "G02", "G03"):
+        sheet = wb[gid]
+        assert [c.value for c in sheet[HEAD]][:7] == [
+            "编号",
+            "类别",
+            "项目",
+            "满分",
+            "得分",
+            "扣分（计入）",
+            "扣分合计（未封底）",
+        ]
+        items = list(sheet.iter_rows(min_row=HEAD + 1, max_row=HEAD + len(ITEM_CODES), values_only=True))
+        total = next(r for r in sheet.iter_rows(values_only=True) if r[2] == "总分")
+        for r in items:
+            assert r[5] == pytest.approx(r[3] - r[4], abs=0.05) and r[6] >= r[5] - 0.05
+        assert total[3] == 100
+        assert total[3] - total[4] == pytest.approx(sum(r[5] for r in items), abs=0.05)
+        assert total[5] == pytest.approx(total[3] - total[4], abs=0.05)
+        assert total[6] == pytest.approx(sum(r[6] for r in items), abs=0.05)
+    g02 = {r[0]: r for r in wb["G02"].iter_rows(min_row=HEAD + 1, max_row=HEAD + len(ITEM_CODES), values_only=True)}
+    assert g02["1"][4:7] == (0.0, 4.0, 46.0)  # floored: 4 applied of 46 (0.2 × 230 would show 46.00000000000001)
+
+
+def test_labels_are_chinese_with_the_seed_numbering(workspace):
+    _, wb = _exported(workspace)
+    everything = [v for sheet in wb.worksheets for v in _texts(sheet)]
+    assert "总分" in everything
+    assert not any("total" in v.lower() for v in everything)
+    codes = [r[1] for r in wb["考核表"].iter_rows(min_row=HEAD + 1, max_row=HEAD + len(ITEM_CODES), values_only=True)]
+    assert codes == ["1", "2①(2.1)", "2②(2.2)", "2③(2.3)", "2④(2.4)", "2⑤(2.5)", "3", "4", "5"] + [
+        "6①(6.1a)",
+        "6①(6.1b)",
+        "6②(6.2)",
+        "7",
+        "8",
+    ]
+    g01 = _texts(wb["G01"])
+    assert "6②(6.2)" in g01 and "2⑤(2.5)" in g01  # deduction rows too
+    assert not any(v in ("6.1a", "6.1b", "6.2", "2.5") for v in everything)
+    # the category column of 考核表 is merged once per category, as on the paper form
+    assert wb["考核表"].cell(HEAD + 1, 1).value == "一、日常工作"
+
+
+def test_item_labels(policy):
+    assert [seed_number(k) for k in ITEM_CODES] == [
+        "1",
+        *(f"2{n}" for n in "①②③④⑤"),
+        "3",
+        "4",
+        "5",
+        "6①",
+        "6①",
+        "6②",
+        "7",
+        "8",
+    ]
+    assert item_label("6.1a", policy) == "6①(6.1a) 事项上报数量"
+    assert item_label("6.1b", policy) == "6①(6.1b) 服务纪录"
+    assert item_label("6.2", policy) == "6②(6.2) 事项上报质量"
+    assert item_label("2.5", policy) == "2⑤(2.5) 巡查走访"
+    assert item_label("1", policy) == "1 网格工作纪律"
+    assert item_label("total", policy) == "总分"
+    assert month_end("2026-10").isoformat() == "2026-10-31" and month_end("2028-02").day == 29
+
+
+def test_notes_show_no_absolute_path_and_unit_comes_from_policy(workspace, tmp_path):
+    ws, wb = _exported(workspace, toml='[export]\nunit = "测试网格中心"\nprepared_by_label = "制表人"\n')
+    about = {r[0]: r[1] for r in wb["说明"].iter_rows(min_row=HEAD + 1, values_only=True) if r[0]}
+    assert about["策略来源"] == "patrol.toml" and about["数据来源"].startswith("patrol.duckdb: ")
+    for sheet in wb.worksheets:
+        assert sheet.cell(1, 1).value.startswith("测试网格中心 基础网格考核 2026年10月")
+        assert "制表人：" in sheet.cell(sheet.max_row, 1).value
+    texts = _texts(wb["说明"])
+    assert not any(str(tmp_path) in v or str(ws.root) in v for v in texts)
+    assert not any(re.search(r"(^|[\s:：])/[^\s/]+/", v) for v in texts)
+    root = Path("/srv/centre/ws")
+    assert public_path_text("/srv/centre/ws/indicators/2026-10/events.csv: row 7", root) == (
+        "indicators/2026-10/events.csv: row 7"
+    )
+    assert public_path_text("cannot read /etc/other/x.toml; 6.1a/6.1b", root) == "cannot read x.toml; 6.1a/6.1b"
+
+
+def _synthetic(policy, n: int):
+    """Scores of ``n`` grids without a store (full marks but a few points), for write_workbook."""
+    gids = [f"XTH{i:03d}" for i in range(1, n + 1)]
+    grids = pd.DataFrame(
+        {"grid_id": gids, "grid_name": [f"第{i}网格" for i in range(1, n + 1)], "grid_type": "village"}
+    )
+    grids.loc[0, "grid_name"] = '=HYPERLINK("http://x")'  # a name that looks like a formula
+    rows = []
+    for i, gid in enumerate(gids):
+        for code in ITEM_CODES:
+            top = policy.items[code].max_score
+            rows.append((gid, MONTH, code, top, top - (0.2 * i if code == "6.1a" else 0.0)))
+        rows.append((gid, MONTH, "total", 100.0, 100.0 - 0.2 * i))
+    scores = pd.DataFrame(rows, columns=["grid_id", "month", "item_code", "max_score", "score"])
+    total = scores["item_code"] == "total"
+    scores["rank"] = scores["score"].where(total).rank(method="min", ascending=False)
+    scores["policy_hash"] = policy.hash
+    deductions = pd.DataFrame(
+        columns=["grid_id", "month", "item_code", "reason", "count", "points", "evidence", "worker_id", "kind"]
+    )
+    empty = pd.DataFrame(columns=["worker_id", "grid_id", "event_id", "flag", "detail"])
+    return scores, deductions, grids, empty
+
+
+def test_assessment_table_in_blocks_of_grids_and_formulas_stay_text(tmp_path, policy):
+    n = 2 * GRIDS_PER_PAGE + 3
+    scores, deductions, grids, empty = _synthetic(policy, n)
+    path = write_workbook(
+        tmp_path / "wb.xlsx",
+        MONTH,
+        scores,
+        deductions,
+        grids,
+        empty,
+        empty,
+        policy,
+        prepared_on=date(2026, 11, 3),
+    )
+    wb = openpyxl.load_workbook(path)
+    table = wb["考核表"]
+    heads = [c.row for c in table["A"] if c.value == "类别"]
+    assert len(heads) == 3 and [b.id for b in table.row_breaks.brk] == [h - 1 for h in heads[1:]]
+    assert table.print_title_rows == "$1:$2"  # blocks have their own header rows
+    grid_cols = [table.cell(h, j).value for h in heads for j in range(6, 6 + GRIDS_PER_PAGE)]
+    assert sum(v is not None for v in grid_cols) == n
+    assert table.max_column == 5 + GRIDS_PER_PAGE
+    assert wb["汇总"].cell(2, 1).value == "制表日期：2026年11月03日"
+    name = next(c for row in wb["汇总"].iter_rows() for c in row if str(c.value).startswith("=HYPERLINK"))
+    assert name.data_type == "s"
+    with zipfile.ZipFile(path) as z:
+        assert not any(b"<f>" in z.read(f) for f in z.namelist() if f.startswith("xl/worksheets/"))
