@@ -121,7 +121,7 @@ def detect_replays(point_use: pd.DataFrame, policy: Policy, noise: pd.DataFrame 
     if pu.empty:
         return pd.DataFrame(columns=cols)
     pu = pu.sort_values(["worker_id", "date", "ts"], kind="stable")
-    key = pu["worker_id"].astype(str) + "|" + pu["date"].astype(str)
+    key = pu["worker_id"].astype(str) + "|" + _day_text(pu["date"])
     tcode, tkeys = pd.factorize(key, sort=False)
     starts = np.flatnonzero(np.r_[True, tcode[1:] != tcode[:-1]])
     counts = np.diff(np.r_[starts, len(tcode)])
@@ -156,7 +156,7 @@ def detect_replays(point_use: pd.DataFrame, policy: Policy, noise: pd.DataFrame 
     off = np.median(np.hypot(rx[i] - rx[j], ry[i] - ry[j]), axis=1)
     sigma = np.zeros(len(starts))
     if noise is not None and len(noise) and "noise_m" in noise.columns:
-        nz = noise.assign(_k=noise["worker_id"].astype(str) + "|" + noise["date"].astype(str))
+        nz = noise.assign(_k=noise["worker_id"].astype(str) + "|" + _day_text(noise["date"]))
         sigma = nz.set_index("_k")["noise_m"].reindex(np.asarray(tkeys)[tcode[starts]]).fillna(0.0).to_numpy(float)
     limit = np.clip(a.replay_noise_ratio * np.minimum(sigma[i], sigma[j]), a.replay_min_offset_m, a.replay_max_offset_m)
     same_time = np.abs(duration[i] - duration[j]) <= 0.01 * np.maximum(duration[i], duration[j])
@@ -177,3 +177,8 @@ def detect_replays(point_use: pd.DataFrame, policy: Policy, noise: pd.DataFrame 
         }
     )
     return rows.sort_values(["worker_id", "date"]).reset_index(drop=True)
+
+
+def _day_text(dates: pd.Series) -> pd.Series:
+    """'YYYY-MM-DD' of dates given as datetime.date, Timestamp or text (one key for both frames)."""
+    return pd.to_datetime(dates.astype(str)).dt.strftime("%Y-%m-%d")
