@@ -82,6 +82,18 @@ class _RawLayer(Layer):
         _render_raw(self, kwargs)
 
 
+class _CategorisedLayer(_RawLayer):
+    """A layer of features coloured by a category code, with a tooltip each (or the category's
+    name): the JSON columns both :class:`PointsLayer` and :class:`CellsLayer` read."""
+
+    def _set_categories(
+        self, category: np.ndarray, categories: Sequence[tuple[str, str]], texts: Sequence[str] | None
+    ) -> None:
+        self.category = js_json(np.asarray(category, dtype=np.int64).tolist())
+        self.categories = js_json([list(c) for c in categories])
+        self.texts = js_json(list(texts)) if texts is not None else "null"
+
+
 class HeatLayer(_RawLayer):
     """leaflet.heat layer of points (lat, lon), drawn on a ``canvas.leaflet-heatmap-layer``."""
 
@@ -143,7 +155,7 @@ def heat_max(lat: np.ndarray, lon: np.ndarray, radius: int) -> float:
     return float(max(1.0, np.percentile(counts, 95) * scale))
 
 
-class PointsLayer(_RawLayer):
+class PointsLayer(_CategorisedLayer):
     """Circle markers from columns: colour by category, tooltip by category or per point.
 
     Parameters
@@ -195,13 +207,11 @@ class PointsLayer(_RawLayer):
         self._name = "PointsLayer"
         self.lat = js_json(_coords(lat))
         self.lon = js_json(_coords(lon))
-        self.category = js_json(np.asarray(category, dtype=np.int64).tolist())
-        self.categories = js_json([list(c) for c in categories])
-        self.texts = js_json(list(texts)) if texts is not None else "null"
+        self._set_categories(category, categories, texts)
         self.radius, self.weight, self.fill_opacity = float(radius), float(weight), float(fill_opacity)
 
 
-class CellsLayer(_RawLayer):
+class CellsLayer(_CategorisedLayer):
     """Translucent rectangles from columns (south, west, north, east): an area, not a pin.
 
     Personal sites are drawn as their privacy cell (:mod:`maps.privacy`) so the page does not
@@ -247,9 +257,7 @@ class CellsLayer(_RawLayer):
         self._name = "CellsLayer"
         self.south, self.west = js_json(_coords(south)), js_json(_coords(west))
         self.north, self.east = js_json(_coords(north)), js_json(_coords(east))
-        self.category = js_json(np.asarray(category, dtype=np.int64).tolist())
-        self.categories = js_json([list(c) for c in categories])
-        self.texts = js_json(list(texts)) if texts is not None else "null"
+        self._set_categories(category, categories, texts)
         self.weight, self.fill_opacity = float(weight), float(fill_opacity)
 
 
