@@ -6,7 +6,7 @@ noise; an *anchor hysteresis* then walks each segment: the anchor stays put unti
 point lies more than the segment's step from it, which becomes the next anchor and adds the
 chord between the two. The sequential scan is vectorised in two passes: (1) every point's
 successor ``nxt[i]`` = first later point of its segment more than a step away, searched
-``_LOOKAHEAD`` points ahead with a shrinking candidate set (a stay holds its anchor to its
+``_LOOKAHEAD`` (128) points ahead with a shrinking candidate set (a stay holds its anchor to its
 last point; a point with none that close is re-anchored ``_LOOKAHEAD`` points later without
 distance); (2) the chain of anchors from each segment start is collected by pointer doubling
 (``nxt ← nxt[nxt]``, log₂ of the chain length rounds). A stay adds no distance and counts at
