@@ -8,13 +8,18 @@ Privacy (PIPL): sites are drawn by code and type only. ``sites.label`` (names, a
 never read here; the frames are cut to the columns the maps need on entry. Personal sites (key
 persons, special groups, care subjects) are moved to the centre of their ``privacy.site_cell_m``
 cell on entry too (:func:`maps.privacy.coarsen_sites`) and drawn as that cell, never a pin.
+
+Hostile input: every workspace string (ids, names, reasons, file names, the tile attribution)
+goes through :mod:`maps.escape` on its way into a page: HTML-escaped once with ``html_text``,
+into scripts only as JSON, and page and link names only from :func:`_safe_name`.
 """
 
 from __future__ import annotations
 
-import html
+import hashlib
 import logging
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -26,10 +31,11 @@ import folium
 import numpy as np
 import pandas as pd
 import shapely
-from branca.element import Element, Figure
+from branca.element import Figure
 
 from maps.coverage import DEFAULT_CELL_M, DEFAULT_MAX_GAP_S, GridRaster, cell_polygons, grid_coverage
-from maps.elements import CellsLayer, HeatLayer, InfoBox, LinesLayer, PlaybackGeoJson, PointsLayer, html_escape
+from maps.elements import CellsLayer, HeatLayer, InfoBox, LinesLayer, PlaybackGeoJson, PointsLayer, RawHtml
+from maps.escape import html_text, html_texts, url_path
 from maps.offline import LIB_DIRNAME, check_offline, install_lib, lib_href, local_assets
 from maps.privacy import coarsen_sites, default_privacy
 from maps.tiles import TileConfig, overlay_transform, tile_layers
@@ -258,7 +264,8 @@ def write_index(
     """Write ``out_dir/index.html``: links (relative) to every map page, the workbook and exports.
 
     The exports are whatever ``*.xlsx``, ``*.csv`` and ``*.parquet`` files are in ``out_dir``
-    when this runs; call it again after the exports are written to list them.
+    when this runs; call it again after the exports are written to list them. ``titles`` (link
+    texts by page) are plain text; they are escaped here.
     """
     out_dir = Path(out_dir)
     titles = titles or {}
@@ -266,14 +273,14 @@ def write_index(
 
     def link(path: Path, text: str | None = None) -> str:
         href = Path(os.path.relpath(path.resolve(), out_dir.resolve())).as_posix()
-        return f'<li><a href="{html.escape(href)}">{html.escape(text or titles.get(path, path.stem))}</a></li>'
+        return f'<li><a href="{html_text(url_path(href))}">{html_text(text or titles.get(path, path.stem))}</a></li>'
 
     sections = [
         ("总览", [p for p in maps_pages if p.name == OVERVIEW_PAGE and p.parent == out_dir]),
         ("网格页面", sorted(p for p in maps_pages if p.parent.name == GRIDS_DIR)),
         ("轨迹回放（争议核查）", sorted(p for p in maps_pages if p.parent.name == PLAYBACK_DIR)),
     ]
-    body = [f"<h1>{html.escape(month)} 网格巡查地图与考核导出</h1>"]
+    body = [f"<h1>{html_text(month)} 网格巡查地图与考核导出</h1>"]
     for heading, items in sections:
         if items:
             body.append(f"<h2>{heading}</h2><ul>{''.join(link(p) for p in items)}</ul>")
@@ -292,7 +299,7 @@ def write_index(
     page = out_dir / INDEX_PAGE
     doc = (
         "<!DOCTYPE html><html lang='zh-CN'><head><meta charset='utf-8'>"
-        f"<title>{html.escape(month)} 网格巡查</title><style>body{{font-family:'Noto Sans CJK SC','Microsoft YaHei',"
+        f"<title>{html_text(month)} 网格巡查</title><style>body{{font-family:'Noto Sans CJK SC','Microsoft YaHei',"
         "sans-serif;margin:2em;max-width:60em}} h2{{margin-top:1.4em}} li{{margin:.2em 0}} .note{{color:#555}}</style>"
         f"</head><body>{''.join(body)}</body></html>"
     )
@@ -528,7 +535,10 @@ def reason_categories(reason: pd.Series, in_grid: pd.Series | None = None) -> np
 def _new_map(
     page: Path, lib_dir: Path, bounds: np.ndarray, tiles: TileConfig, title: str, plugins: tuple[str, ...]
 ) -> folium.Map:
-    """A map with local scripts only, the configured tiles, fitted to ``bounds`` (minx, miny, maxx, maxy)."""
+    """A map with local scripts only, the configured tiles, fitted to ``bounds`` (minx, miny, maxx, maxy).
+
+    ``title`` is plain text (escaped here).
+    """
     minx, miny, maxx, maxy = (float(v) for v in bounds)
     m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=14, tiles=None, control_scale=True)
     js, css = local_assets(lib_href(page, lib_dir), plugins)
@@ -537,9 +547,10 @@ def _new_map(
         layer.add_to(m)
     m.fit_bounds([[miny, minx], [maxy, maxx]], padding=(10, 10))
     root = cast(Figure, m.get_root())
-    root.header.add_child(Element(f"<title>{html.escape(title)}</title>"), name="page_title")
+    # not branca's Element(text): that compiles the text as Jinja, and the title holds grid names
+    root.header.add_child(RawHtml(f"<title>{html_text(title)}</title>"), name="page_title")
     if not tile_layers(tiles):
-        root.header.add_child(Element("<style>.leaflet-container{background:#f4f3ef;}</style>"), name="blank_bg")
+        root.header.add_child(RawHtml("<style>.leaflet-container{background:#f4f3ef;}</style>"), name="blank_bg")
     return m
 
 
@@ -558,9 +569,9 @@ def _write_overview(page: Path, lib_dir: Path, data: MonthData, stats: pd.DataFr
     fill = _compliance_colors(st["compliance"].to_numpy())
     props = pd.DataFrame(
         {
-            "grid_id": html_escape(st["grid_id"]),
-            "grid_name": html_escape(st["grid_name"]),
-            "type_zh": st["grid_type"].map(c.GRID_TYPE_ZH).fillna(st["grid_type"]),
+            "grid_id": html_texts(st["grid_id"]),
+            "grid_name": html_texts(st["grid_name"]),
+            "type_zh": html_texts(st["grid_type"].map(c.GRID_TYPE_ZH).fillna(st["grid_type"])),
             "compliance": _pct(st["compliance"])
             + " ("
             + st["ok_days"].astype(str)
@@ -577,19 +588,18 @@ def _write_overview(page: Path, lib_dir: Path, data: MonthData, stats: pd.DataFr
             "hours": st["patrol_h"].map("{:.1f}".format),
             "fill": fill,
             "link": "<a href='"
-            + GRIDS_DIR
-            + "/"
-            + st["grid_id"].map(_safe_name)
-            + ".html'>打开网格页面 "
-            + html_escape(st["grid_id"])
+            + st["grid_id"].map(lambda g: html_text(url_path(f"{GRIDS_DIR}/{_safe_name(g)}.html")))
+            + "'>打开网格页面 "
+            + html_texts(st["grid_id"])
             + "</a>",
         }
     )
     features = {
         "type": "FeatureCollection",
         "features": [
-            {"type": "Feature", "geometry": shapely.geometry.mapping(geom), "properties": p}
-            for geom, p in zip(display, props.to_dict("records"), strict=True)  # one per grid
+            # our own feature ids: folium would otherwise pick a unique property (a grid id) as the key
+            {"type": "Feature", "id": str(i), "geometry": shapely.geometry.mapping(geom), "properties": p}
+            for i, (geom, p) in enumerate(zip(display, props.to_dict("records"), strict=True))  # one per grid
         ],
     }
     folium.GeoJson(
@@ -635,11 +645,24 @@ def _write_grid_page(
     m = _new_map(
         page, lib_dir, shapely.bounds(grid["display"]), tiles, f"{data.month} {row.grid_id} {row.grid_name}", ("heat",)
     )
+    # the tooltip is a property shown by GeoJsonTooltip, not folium.Tooltip(text): that one puts
+    # its text in a JavaScript template literal, where a backtick or ${...} is code
+    boundary = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "id": "0",
+                "geometry": shapely.geometry.mapping(grid["display"]),
+                "properties": {"tip": html_text(f"{row.grid_id} {row.grid_name}")},
+            }
+        ],
+    }
     folium.GeoJson(
-        shapely.geometry.mapping(grid["display"]),
+        boundary,
         name="网格边界",
         style_function=lambda f: {"color": "#1a237e", "weight": 2.5, "fillOpacity": 0.04},
-        tooltip=f"{html.escape(str(row.grid_id))} {html.escape(str(row.grid_name))}",
+        tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False),
         control=False,
     ).add_to(m)
     if len(cells):
@@ -682,12 +705,13 @@ def _worker_day_layer(pts: pd.DataFrame, days: pd.DataFrame, max_gap_s: float) -
         d = days.loc[(worker, day)]
         d = d.iloc[0] if isinstance(d, pd.DataFrame) else d
         label += f" {c.STATUS_ZH.get(str(d['status']), d['status'])} {float(d['patrol_m'] or 0) / 1000:.1f} km {float(d['patrol_s'] or 0) / 3600:.1f} h"
-    group = folium.FeatureGroup(name=html.escape(label), show=False)
+    shown = html_text(label)  # the layer control's label and the track's tooltip are HTML
+    group = folium.FeatureGroup(name=shown, show=False)
     counted = pts[pts["counted"].to_numpy()]
     if len(counted) >= 2:
         gap = np.r_[False, np.diff(counted["t_s"].to_numpy()) > max_gap_s]
         LinesLayer(
-            counted["y"].to_numpy(), counted["x"].to_numpy(), np.cumsum(gap), tooltip=label, control=False
+            counted["y"].to_numpy(), counted["x"].to_numpy(), np.cumsum(gap), tooltip=shown, control=False
         ).add_to(group)
     dropped = pts[~pts["counted"].to_numpy()]
     idx = _stride(len(dropped), MAX_DISCARDED_PER_DAY)
@@ -796,11 +820,11 @@ def _write_playback(
             name="未计入的点（按原因）",
             radius=3,
         ).add_to(m)
-    head = f"轨迹回放：{html.escape(worker_id)} {day}"
+    head = f"轨迹回放：{worker_id} {day}"  # plain text: _title_box escapes it
     if status:
         head += f"（{c.STATUS_ZH.get(status, status)}{'，' + why if why else ''}）"
     summary = (
-        f"定位点 {len(pts)} 个，计入巡查 {int(counted.sum())} 个。时间为 {html.escape(tz)} 当地时间；"
+        f"定位点 {len(pts)} 个，计入巡查 {int(counted.sum())} 个。时间为 {html_text(tz)} 当地时间；"
         "拖动左下角时间轴或点 ▶ 播放。灰色虚线 = 全部定位点，蓝色 = 计入巡查。"
     )
     _title_box(m, head, summary, tiles, back=("../" + INDEX_PAGE) if page.parent.name == PLAYBACK_DIR else None)
@@ -824,7 +848,7 @@ def _site_layer(site_status: pd.DataFrame) -> folium.FeatureGroup:
     st = site_status
     cat = np.where(st["n"].to_numpy() == 0, 2, np.where(st["k"].to_numpy() >= st["n"].to_numpy(), 0, 1))
     texts = (
-        html_escape(st["site_id"])
+        html_texts(st["site_id"])
         + " · "
         + st["site_type"].map(c.SITE_TYPE_ZH).fillna("场所")
         + " · 走访周期 "
@@ -865,11 +889,13 @@ def _site_layer(site_status: pd.DataFrame) -> folium.FeatureGroup:
 
 
 def _title_box(m: folium.Map, title: str, summary: str, tiles: TileConfig, back: str | None = None) -> None:
-    parts = [f"<h1>{html.escape(title)}</h1>", f"<div>{summary}</div>"]
+    """The page's title box: ``title`` plain text (escaped here), ``summary`` HTML (ours, with any
+    workspace text in it already escaped), ``back`` a relative URL of ours."""
+    parts = [f"<h1>{html_text(title)}</h1>", f"<div>{summary}</div>"]
     if tiles.withheld_note:
-        parts.append(f"<div style='color:#8d6e63'>{html.escape(tiles.withheld_note)}</div>")
+        parts.append(f"<div style='color:#8d6e63'>{html_text(tiles.withheld_note)}</div>")
     if back:
-        parts.append(f"<div><a href='{html.escape(back)}'>返回目录</a></div>")
+        parts.append(f"<div><a href='{html_text(url_path(back))}'>返回目录</a></div>")
     InfoBox("".join(parts), position="topleft").add_to(m)
 
 
@@ -917,7 +943,7 @@ def _reason_texts(pts: pd.DataFrame) -> pd.Series:
     text = pd.Series(labels[pts["reason_cat"].to_numpy()], index=pts.index)
     other = pts["reason_cat"].to_numpy() == len(REASON_CATEGORIES)
     if other.any():
-        raw = html_escape(pts["reason"].fillna("未说明"))
+        raw = html_texts(pts["reason"].fillna("未说明"))
         text = text.where(~other, "其他：" + raw)
     return "未计入：" + text
 
@@ -1023,10 +1049,31 @@ def _local_clock(ts: pd.Series, tz: str) -> pd.Series:
     return ts.dt.tz_convert(tz).dt.strftime("%H:%M:%S")
 
 
+_UNSAFE_IN_NAME = re.compile(r"[^\w\-.]")
+_MAX_NAME = 48  # characters kept of an id: a page path stays far below Windows' 260
+# names Windows reserves for devices, with any extension (pages are opened from shared folders)
+_WINDOWS_RESERVED = frozenset({"CON", "PRN", "AUX", "NUL", *(f"{p}{i}" for p in ("COM", "LPT") for i in range(1, 10))})
+
+
 def _safe_name(value: object) -> str:
-    """A file name from an id: keep letters, digits, CJK, ``-_.``; replace the rest."""
-    s = pd.Series([str(value)]).str.replace(r"[^\w\-.]", "_", regex=True).iloc[0]
-    return s.strip(".") or "_"
+    """A portable file name from an id: letters and digits of any script, ``-_.``; ``_`` for the rest.
+
+    An id that had to change, or is longer than 48 characters, gets 8 hex digits of its SHA-256
+    appended, so two ids never share a page (``a/b`` and ``a?b``) and a 5 000-character id is
+    still a short name.
+
+    Examples
+    --------
+    >>> _safe_name("G01"), _safe_name("西太湖-1")
+    ('G01', '西太湖-1')
+    >>> _safe_name("a/b"), _safe_name("a?b")
+    ('a_b-c14cddc0', 'a_b-c2a7b64a')
+    """
+    text = str(value)
+    safe = _UNSAFE_IN_NAME.sub("_", text).strip(".")[:_MAX_NAME]
+    if safe == text and safe and safe.split(".")[0].upper() not in _WINDOWS_RESERVED:
+        return safe
+    return f"{safe or '_'}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:8]}"
 
 
 def _require(df: pd.DataFrame, columns: Sequence[str], name: str) -> None:

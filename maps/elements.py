@@ -5,44 +5,40 @@ Python loop and write one object per marker; a month of GPS is millions of point
 elements serialise whole columns once (coordinates rounded to 1e-6°, ≈ 0.1 m) and let the
 browser build the markers. They carry no script links of their own: the page's scripts are
 set by :func:`maps.offline.local_assets`.
+
+Every value reaches the page's script as JSON (:func:`maps.escape.script_json`), and text
+shown in a tooltip or box is HTML the caller escaped with :func:`maps.escape.html_text`: the
+rule of :mod:`maps.escape`. These elements are rendered without branca's second pass of their
+output through Jinja (:func:`_render_raw`), so no data is ever read as template code.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
+import folium
 import numpy as np
-import pandas as pd
 from branca.element import Element, MacroElement
 from folium.elements import ElementAddToElement
 from folium.map import Layer
 from folium.plugins import TimestampedGeoJson
 from folium.template import Template
 
+from maps.escape import script_json
+
 COORD_DECIMALS = 6
-
-
-def js_json(value: object) -> str:
-    """JSON safe to embed in a ``<script>`` block (no ``</script>`` can close it early)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
-
-
-def html_escape(values: pd.Series) -> pd.Series:
-    """Vectorised HTML escaping of a text column (Leaflet tooltips are HTML)."""
-    s = values.astype(str)
-    # braces too: folium re-reads its elements' output as Jinja, where "{{" would be code
-    for a, b in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"), ("{", "&#123;"), ("}", "&#125;")):
-        s = s.str.replace(a, b, regex=False)
-    return s
 
 
 def _coords(values: np.ndarray) -> list[float]:
     return np.round(np.asarray(values, dtype=np.float64), COORD_DECIMALS).tolist()
 
 
-class _Raw(Element):
-    """Finished text, rendered as is."""
+class RawHtml(Element):
+    """Finished HTML (escape workspace text in it with :func:`maps.escape.html_text`), rendered as is.
+
+    branca's ``Element(text)`` would compile ``text`` as a Jinja template: ``{{`` in a grid name
+    would run at build time. This one never does.
+    """
 
     def __init__(self, text: str) -> None:
         super().__init__()
@@ -64,7 +60,7 @@ def _render_raw(element: MacroElement, kwargs: dict) -> None:
     for part in ("header", "html", "script"):
         macro = module.get(part)
         if macro is not None:
-            getattr(figure, part).add_child(_Raw(macro(element, kwargs)), name=element.get_name())
+            getattr(figure, part).add_child(RawHtml(macro(element, kwargs)), name=element.get_name())
     for child in element._children.values():
         child.render(**kwargs)
 
@@ -89,9 +85,9 @@ class _CategorisedLayer(_RawLayer):
     def _set_categories(
         self, category: np.ndarray, categories: Sequence[tuple[str, str]], texts: Sequence[str] | None
     ) -> None:
-        self.category = js_json(np.asarray(category, dtype=np.int64).tolist())
-        self.categories = js_json([list(c) for c in categories])
-        self.texts = js_json(list(texts)) if texts is not None else "null"
+        self.category = script_json(np.asarray(category, dtype=np.int64).tolist())
+        self.categories = script_json([list(c) for c in categories])
+        self.texts = script_json(list(texts)) if texts is not None else "null"
 
 
 class HeatLayer(_RawLayer):
@@ -120,11 +116,11 @@ class HeatLayer(_RawLayer):
     ) -> None:
         super().__init__(name=name, overlay=True, control=True, show=show)
         self._name = "HeatLayer"
-        self.lat = js_json(_coords(lat))
-        self.lon = js_json(_coords(lon))
+        self.lat = script_json(_coords(lat))
+        self.lon = script_json(_coords(lon))
         options = {"radius": radius, "blur": blur, "minOpacity": min_opacity, "maxZoom": HEAT_MAX_ZOOM}
         options["max"] = heat_max(np.asarray(lat, float), np.asarray(lon, float), radius)
-        self.options = js_json(options)
+        self.options = script_json(options)
 
 
 HEAT_MAX_ZOOM = 17
@@ -166,7 +162,7 @@ class PointsLayer(_CategorisedLayer):
     categories : list of (label, colour)
         Label shown in the tooltip when ``texts`` is None.
     texts : sequence of str, optional
-        Per-point tooltip HTML (escape it first: :func:`html_escape`).
+        Per-point tooltip HTML: workspace text in it escaped with :func:`maps.escape.html_texts`.
     """
 
     _template = Template(
@@ -205,8 +201,8 @@ class PointsLayer(_CategorisedLayer):
     ) -> None:
         super().__init__(name=name, overlay=overlay, control=control, show=show)
         self._name = "PointsLayer"
-        self.lat = js_json(_coords(lat))
-        self.lon = js_json(_coords(lon))
+        self.lat = script_json(_coords(lat))
+        self.lon = script_json(_coords(lon))
         self._set_categories(category, categories, texts)
         self.radius, self.weight, self.fill_opacity = float(radius), float(weight), float(fill_opacity)
 
@@ -255,14 +251,17 @@ class CellsLayer(_CategorisedLayer):
     ) -> None:
         super().__init__(name=name, overlay=overlay, control=control, show=show)
         self._name = "CellsLayer"
-        self.south, self.west = js_json(_coords(south)), js_json(_coords(west))
-        self.north, self.east = js_json(_coords(north)), js_json(_coords(east))
+        self.south, self.west = script_json(_coords(south)), script_json(_coords(west))
+        self.north, self.east = script_json(_coords(north)), script_json(_coords(east))
         self._set_categories(category, categories, texts)
         self.weight, self.fill_opacity = float(weight), float(fill_opacity)
 
 
 class LinesLayer(_RawLayer):
-    """Polylines from columns: consecutive points with the same ``part`` code form one line."""
+    """Polylines from columns: consecutive points with the same ``part`` code form one line.
+
+    ``tooltip`` is HTML: workspace text in it escaped with :func:`maps.escape.html_text`.
+    """
 
     _template = Template(
         """
@@ -301,18 +300,22 @@ class LinesLayer(_RawLayer):
         self._name = "LinesLayer"
         part = np.asarray(part)
         starts = np.flatnonzero(np.r_[True, part[1:] != part[:-1]]) if len(part) else np.empty(0, dtype=np.int64)
-        self.breaks = js_json([*starts.tolist(), len(part)] if len(part) else [])
-        self.lat = js_json(_coords(lat))
-        self.lon = js_json(_coords(lon))
+        self.breaks = script_json([*starts.tolist(), len(part)] if len(part) else [])
+        self.lat = script_json(_coords(lat))
+        self.lon = script_json(_coords(lon))
         style: dict[str, object] = {"color": color, "weight": weight, "opacity": opacity}
         if dash:
             style["dashArray"] = dash
-        self.style = js_json(style)
-        self.tooltip = js_json(tooltip) if tooltip else ""
+        self.style = script_json(style)
+        self.tooltip = script_json(tooltip) if tooltip else ""
 
 
 class InfoBox(MacroElement):
-    """A Leaflet control holding fixed HTML (page title, legend, notes)."""
+    """A Leaflet control holding fixed HTML (page title, legend, notes).
+
+    ``html`` is inserted with ``innerHTML``: escape workspace text in it with
+    :func:`maps.escape.html_text`.
+    """
 
     _template = Template(
         """
@@ -331,7 +334,7 @@ class InfoBox(MacroElement):
             (function(){
               var box = L.control({position: {{ this.position }}});
               box.onAdd = function () {
-                var div = L.DomUtil.create("div", "gp-box {{ this.css_class }}");
+                var div = L.DomUtil.create("div", {{ this.css_class }});
                 div.innerHTML = {{ this.html }};
                 L.DomEvent.disableClickPropagation(div);
                 return div;
@@ -345,9 +348,9 @@ class InfoBox(MacroElement):
     def __init__(self, html: str, position: str = "bottomright", css_class: str = "") -> None:
         super().__init__()
         self._name = "InfoBox"
-        self.html = js_json(html)
-        self.position = js_json(position)
-        self.css_class = css_class
+        self.html = script_json(html)
+        self.position = script_json(position)
+        self.css_class = script_json(f"gp-box {css_class}".strip())
 
     def render(self, **kwargs: object) -> None:  # type: ignore[override]
         _render_raw(self, kwargs)
@@ -390,7 +393,7 @@ class PlaybackGeoJson(TimestampedGeoJson):
     )
 
     def __init__(self, data: dict, utc_offset_min: int, **kwargs: object) -> None:
-        super().__init__(js_json(data), **kwargs)  # type: ignore[arg-type]
+        super().__init__(script_json(data), **kwargs)  # type: ignore[arg-type]
         self.embed = True
         self.utc_offset_min = int(utc_offset_min)
         self.default_js: list[tuple[str, str]] = []
@@ -398,3 +401,12 @@ class PlaybackGeoJson(TimestampedGeoJson):
 
     def render(self, **kwargs: object) -> None:  # type: ignore[override]
         _render_raw(self, kwargs)
+
+
+class TileLayer(_RawLayer, folium.TileLayer):
+    """folium's TileLayer, rendered without the Jinja pass (:func:`_render_raw`).
+
+    Its URL template and attribution come from ``patrol.toml``: ``{{`` in them must stay text.
+    The attribution is shown with ``innerHTML`` by Leaflet: pass workspace text escaped with
+    :func:`maps.escape.html_text`.
+    """

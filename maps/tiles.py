@@ -24,10 +24,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import folium
 import numpy as np
 
 from maps.coverage import LonLatTransform
+from maps.elements import TileLayer
+from maps.escape import html_text
 from trajectory.errors import PolicyError
 
 PROVIDERS = ("none", "osm", "tianditu", "amap", "url")
@@ -133,23 +134,24 @@ class TileConfig:
         return None
 
 
-def tile_layers(config: TileConfig) -> list[folium.TileLayer]:
-    """The tile layers a page gets for ``config`` (empty for ``none`` or a withheld key)."""
+def tile_layers(config: TileConfig) -> list[TileLayer]:
+    """The tile layers a page gets for ``config`` (empty for ``none`` or a withheld key).
+
+    The configured attribution is workspace text, shown as text (Leaflet inserts attributions
+    as HTML; the defaults here are ours and carry ``&copy;``).
+    """
     z = config.max_zoom
+    own = html_text(config.attribution) if config.attribution else ""
     if config.provider == "osm":
-        return [folium.TileLayer(OSM_URL, attr=config.attribution or OSM_ATTR, name="OpenStreetMap", max_zoom=z)]
+        return [TileLayer(OSM_URL, attr=own or OSM_ATTR, name="OpenStreetMap", max_zoom=z)]
     if config.provider == "amap":
-        return [
-            folium.TileLayer(
-                AMAP_URL, attr=config.attribution or AMAP_ATTR, name="高德地图", subdomains="1234", max_zoom=z
-            )
-        ]
+        return [TileLayer(AMAP_URL, attr=own or AMAP_ATTR, name="高德地图", subdomains="1234", max_zoom=z)]
     if config.provider == "url":
-        return [folium.TileLayer(config.url, attr=config.attribution or "内网底图", name="底图", max_zoom=z)]
+        return [TileLayer(config.url, attr=own or "内网底图", name="底图", max_zoom=z)]
     if config.provider == "tianditu" and config.include_key_in_exports:
-        attr = config.attribution or TIANDITU_ATTR
+        attr = own or TIANDITU_ATTR
         return [
-            folium.TileLayer(
+            TileLayer(
                 TIANDITU_URL.format(layer=layer, key=config.tianditu_key),
                 attr=attr,
                 name=name,

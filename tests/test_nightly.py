@@ -421,3 +421,52 @@ def test_logs_are_key_value_lines_without_personal_data(clean_month: tuple) -> N
     for line in lines:
         if " INFO " in line:
             assert STEP_LINE.match(line), f"not a key=value step line: {line}"
+
+
+def test_month_step_reads_no_points(demo_workspace: Path, tmp_path: Path) -> None:
+    """Issue 12: replays come from the days' stored track signatures; with the point stores gone
+    the month step still finds exactly the same replays."""
+    from trajectory.run import main, recompute_month
+
+    root = tmp_path / "ws"
+    shutil.copytree(demo_workspace, root)
+    ws = load_workspace(root)
+    con = store.connect(ws.paths)
+    try:
+        # a copied track: one worker's busiest day replayed on a day that worker sent nothing
+        days = con.execute(
+            "SELECT worker_id, date, count(*) AS n FROM gps_point GROUP BY ALL ORDER BY n DESC, worker_id, date"
+        ).df()
+        days["date"] = pd.to_datetime(days["date"]).dt.date
+        full_time = set(ws.workers.loc[ws.workers["full_time"].astype(bool), "worker_id"].astype(str))
+        days = days[days["worker_id"].astype(str).isin(full_time)]
+        worker, day = days.iloc[0]["worker_id"], days.iloc[0]["date"]
+        have = set(days.loc[days["worker_id"] == worker, "date"])
+        target = next(d for d in pd.date_range("2026-10-01", "2026-10-31").date if d not in have)
+        pts = con.execute(
+            "SELECT worker_id, ts, lon, lat, accuracy_m, speed_mps, mock FROM gps_point WHERE worker_id = ? AND date = ?",
+            [worker, day],
+        ).df()
+    finally:
+        con.close()
+    shift = pd.Timestamp(target) - pd.Timestamp(day)
+    pts["ts"] = (pd.to_datetime(pts["ts"], utc=True) + shift).dt.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    pts.to_csv(ws.paths.inbox_gps / "replayed.csv", index=False)
+    assert main(["--workspace", str(root), "--month", "2026-10", "--no-progress", "-q"]) == 0
+    con = store.connect(ws.paths)
+    try:
+        before = con.execute(
+            "SELECT worker_id, date, detail FROM day_flag WHERE flag = 'replay' ORDER BY ALL"
+        ).fetchall()
+        assert {(str(w), d) for w, d, _ in before} >= {(str(worker), day), (str(worker), target)}
+        for folder in ("point_use", "gps"):  # the month's points: gone
+            shutil.rmtree(ws.paths.store / folder)
+        store.refresh_views(con, ws.paths)
+        assert con.execute("SELECT count(*) FROM point_use").fetchone()[0] == 0
+        recompute_month(ws, con, "2026-10")
+        after = con.execute(
+            "SELECT worker_id, date, detail FROM day_flag WHERE flag = 'replay' ORDER BY ALL"
+        ).fetchall()
+    finally:
+        con.close()
+    assert after == before

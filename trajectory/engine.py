@@ -31,7 +31,7 @@ from trajectory.contract import (
     STATUS_SHORT,
     WORKER_DAY_COLUMNS,
 )
-from trajectory.flags import DAY_FLAG_COLUMNS, day_flags
+from trajectory.flags import DAY_FLAG_COLUMNS, day_flags, encode_signatures
 from trajectory.geo import geoms_to_local, grid_frames, to_grid_local
 from trajectory.metrics import clock_s, path_distance, window_overlap
 from trajectory.segment import build_intervals, inside_points
@@ -71,6 +71,9 @@ WORKER_DAY_EXTRA = (
     "stationary_s",
     "stationary_uncounted_s",
     "longest_stationary_s",
+    "track_signature",
+    "track_duration_s",
+    "track_spread_m",
     "flags",
 )
 
@@ -236,6 +239,7 @@ def process_days(points: pd.DataFrame, ctx: EngineContext, dates: Sequence[date]
     stationary_s = np.bincount(stray, still["duration_s"].to_numpy(), minlength=n_traj)
     uncounted_s = np.bincount(stray, (still["patrol_s"] - still["counted_s"]).to_numpy(), minlength=n_traj)
     noise_m = _median_by(ktraj, path.sigma, n_traj)
+    signature, sig_duration, sig_spread = _track_signatures(track, ktraj, n_traj, int(p.anomalies.replay_min_points))
 
     # --- visits ------------------------------------------------------------------------------
     kw = ktraj[runs["first"].to_numpy()] // max(n_days, 1)
@@ -319,6 +323,9 @@ def process_days(points: pd.DataFrame, ctx: EngineContext, dates: Sequence[date]
             "stationary_s": stationary_s,
             "stationary_uncounted_s": uncounted_s,
             "longest_stationary_s": still_s,
+            "track_signature": signature,
+            "track_duration_s": sig_duration,
+            "track_spread_m": sig_spread,
             # working columns for the flags
             "still_s": still_s,
             "still_from": still_from,
@@ -329,6 +336,7 @@ def process_days(points: pd.DataFrame, ctx: EngineContext, dates: Sequence[date]
         }
     )
     day["exempt_reason"] = day["exempt_reason"].where(day["exempt"], None)
+    day["leave_note"] = pd.Series(late_note, index=day.index, dtype=object)  # text or None, as the other notes
     flags = day_flags(day, policy) if n_traj else pd.DataFrame(columns=list(DAY_FLAG_COLUMNS))
     if len(flags):
         per_day = flags.groupby(["worker_id", "date"])["flag"].agg(",".join)
@@ -507,6 +515,35 @@ def _max_jump_m(pts: cl.Frame, reason: np.ndarray, iv: cl.Frame, ktraj: np.ndarr
         d = np.where((pos > 0) & (traj[prev] == traj[sp]), np.hypot(x[sp] - x[prev], y[sp] - y[prev]), 0.0)
         np.maximum.at(out, traj[sp], d)
     return out
+
+
+def _track_signatures(
+    track: cl.Frame, ktraj: np.ndarray, n_traj: int, m: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each worker-day's replay signature (flags.replays_from_signatures): its trustworthy fixes
+    resampled to ``m`` positions evenly along the sequence (metres in the grid's frame), its
+    duration and spread. None / NaN for a day with fewer than ``m`` fixes. The month step
+    compares these small rows instead of reading the month's points (issue 12)."""
+    sig = np.full(n_traj, None, dtype=object)
+    dur = np.full(n_traj, np.nan)
+    spread = np.full(n_traj, np.nan)
+    n = len(ktraj)
+    if n == 0 or m < 2:
+        return sig, dur, spread
+    starts = np.flatnonzero(np.r_[True, ktraj[1:] != ktraj[:-1]])
+    counts = np.diff(np.r_[starts, n])
+    keep = counts >= m
+    starts, counts = starts[keep], counts[keep]
+    if len(starts) == 0:
+        return sig, dur, spread
+    pos = starts[:, None] + np.rint(np.linspace(0.0, 1.0, m)[None, :] * (counts[:, None] - 1)).astype(np.int64)
+    rx, ry = np.asarray(track["x"])[pos], np.asarray(track["y"])[pos]
+    t = np.asarray(track["t"])
+    tr = ktraj[starts]
+    sig[tr] = encode_signatures(rx, ry)
+    dur[tr] = t[starts + counts - 1] - t[starts]
+    spread[tr] = np.hypot(rx - rx[:, :1], ry - ry[:, :1]).max(axis=1)
+    return sig, dur, spread
 
 
 def _median_by(group: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:

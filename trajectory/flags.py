@@ -10,6 +10,8 @@ Details carry figures only, no personal data.
 
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 import pandas as pd
 
@@ -144,6 +146,35 @@ def detect_replays(point_use: pd.DataFrame, policy: Policy, noise: pd.DataFrame 
     workers = pu["worker_id"].to_numpy()[starts]
     dates = pu["date"].to_numpy()[starts]
     grids = pu["grid_id"].to_numpy()[starts] if "grid_id" in pu.columns else np.full(len(starts), None, object)
+    sigma = np.zeros(len(starts))
+    if noise is not None and len(noise) and "noise_m" in noise.columns:
+        nz = noise.assign(_k=noise["worker_id"].astype(str) + "|" + _day_text(noise["date"]))
+        sigma = nz.set_index("_k")["noise_m"].reindex(np.asarray(tkeys)[tcode[starts]]).fillna(0.0).to_numpy(float)
+    return replay_pairs(workers, grids, dates, rx, ry, duration, spread, sigma, policy)
+
+
+def replay_pairs(
+    workers: np.ndarray,
+    grids: np.ndarray,
+    dates: np.ndarray,
+    rx: np.ndarray,
+    ry: np.ndarray,
+    duration: np.ndarray,
+    spread: np.ndarray,
+    sigma: np.ndarray,
+    policy: Policy,
+) -> pd.DataFrame:
+    """Replay rows from per-day track signatures: ``rx, ry`` (days × m positions, metres in one
+    frame per worker), ``duration`` (s), ``spread`` (m) and ``sigma`` (the day's noise, m);
+    rows sorted by worker. All pairs of days of each worker are compared at once."""
+    cols = list(DAY_FLAG_COLUMNS)
+    a = policy.patrol.anomalies
+    m = rx.shape[1] if rx.ndim == 2 else 0
+    if len(workers) < 2 or m == 0:
+        return pd.DataFrame(columns=cols)
+    order = np.argsort(pd.factorize(workers)[0], kind="stable")
+    workers, grids, dates = workers[order], grids[order], dates[order]
+    rx, ry, duration, spread, sigma = rx[order], ry[order], duration[order], spread[order], sigma[order]
     # all pairs (i < j) of days of the same worker
     wcode = pd.factorize(workers)[0]
     gfirst = np.flatnonzero(np.r_[True, wcode[1:] != wcode[:-1]])
@@ -154,10 +185,6 @@ def detect_replays(point_use: pd.DataFrame, policy: Policy, noise: pd.DataFrame 
     if len(i) == 0:
         return pd.DataFrame(columns=cols)
     off = np.median(np.hypot(rx[i] - rx[j], ry[i] - ry[j]), axis=1)
-    sigma = np.zeros(len(starts))
-    if noise is not None and len(noise) and "noise_m" in noise.columns:
-        nz = noise.assign(_k=noise["worker_id"].astype(str) + "|" + _day_text(noise["date"]))
-        sigma = nz.set_index("_k")["noise_m"].reindex(np.asarray(tkeys)[tcode[starts]]).fillna(0.0).to_numpy(float)
     limit = np.clip(a.replay_noise_ratio * np.minimum(sigma[i], sigma[j]), a.replay_min_offset_m, a.replay_max_offset_m)
     same_time = np.abs(duration[i] - duration[j]) <= 0.01 * np.maximum(duration[i], duration[j])
     hit = (off <= limit) & same_time & (np.minimum(spread[i], spread[j]) > 4 * a.replay_max_offset_m)
@@ -177,6 +204,67 @@ def detect_replays(point_use: pd.DataFrame, policy: Policy, noise: pd.DataFrame 
         }
     )
     return rows.sort_values(["worker_id", "date"]).reset_index(drop=True)
+
+
+def encode_signatures(rx: np.ndarray, ry: np.ndarray) -> np.ndarray:
+    """Per-day track signatures as text: positions in decimetres as int32, base64 (one string a
+    day, fixed length, vectorised over days).
+
+    Examples
+    --------
+    >>> s = encode_signatures(np.array([[0.0, 12.34, -5.0]]), np.array([[1.0, 2.0, 3.0]]))
+    >>> rx, ry = decode_signatures(s, 3); rx.tolist(), ry.tolist()
+    ([[0.0, 12.3, -5.0]], [[1.0, 2.0, 3.0]])
+    """
+    n, m = rx.shape
+    if n == 0:
+        return np.zeros(0, dtype=object)
+    ints = np.rint(np.concatenate([rx, ry], axis=1) * 10.0).astype("<i4")  # (n, 2m)
+    width = 2 * m * 4
+    pad = (-width) % 3  # whole base64 quanta per day, so the days split at fixed offsets
+    raw = np.zeros((n, width + pad), np.uint8)
+    raw[:, :width] = ints.view(np.uint8).reshape(n, width)
+    text = base64.b64encode(raw.tobytes()).decode("ascii")
+    size = (width + pad) // 3 * 4
+    return np.frombuffer(text.encode("ascii"), dtype=f"S{size}").astype(str).astype(object)
+
+
+def decode_signatures(signatures: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of :func:`encode_signatures`: ``rx, ry`` (days × m), metres."""
+    n = len(signatures)
+    if n == 0:
+        return np.zeros((0, m)), np.zeros((0, m))
+    width = 2 * m * 4
+    pad = (-width) % 3
+    raw = np.frombuffer(base64.b64decode("".join(signatures)), np.uint8).reshape(n, width + pad)
+    ints = raw[:, :width].copy().view("<i4").reshape(n, 2 * m) / 10.0
+    return ints[:, :m], ints[:, m:]
+
+
+def replays_from_signatures(worker_day: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+    """Replay rows of a month from ``worker_day``'s stored track signatures (no points read).
+
+    ``worker_day`` needs ``worker_id, grid_id, date, noise_m, track_signature,
+    track_duration_s, track_spread_m`` (the engine writes them with each day).
+    """
+    need = {"worker_id", "grid_id", "date", "track_signature", "track_duration_s", "track_spread_m"}
+    if not need <= set(worker_day.columns):
+        return pd.DataFrame(columns=list(DAY_FLAG_COLUMNS))
+    wd = worker_day[worker_day["track_signature"].notna()]
+    m = int(policy.patrol.anomalies.replay_min_points)
+    rx, ry = decode_signatures(wd["track_signature"].to_numpy(dtype=object), m)
+    sigma = wd["noise_m"].to_numpy(dtype=float) if "noise_m" in wd.columns else np.zeros(len(wd))
+    return replay_pairs(
+        wd["worker_id"].to_numpy(dtype=object),
+        wd["grid_id"].to_numpy(dtype=object),
+        wd["date"].to_numpy(dtype=object),
+        rx,
+        ry,
+        wd["track_duration_s"].to_numpy(dtype=float),
+        wd["track_spread_m"].to_numpy(dtype=float),
+        np.nan_to_num(sigma),
+        policy,
+    )
 
 
 def _day_text(dates: pd.Series) -> pd.Series:

@@ -422,7 +422,7 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
 def recompute_month(ws: Workspace, con: duckdb.DuckDBPyConnection, month: str) -> None:
     """Weeks, site checks, replay flags and item 2.5 findings of a month, from the stored days."""
     from trajectory.findings import patrol_findings
-    from trajectory.flags import detect_replays
+    from trajectory.flags import replays_from_signatures
     from trajectory.metrics import compute_weeks
     from trajectory.visits import site_checks
 
@@ -439,9 +439,8 @@ def recompute_month(ws: Workspace, con: duckdb.DuckDBPyConnection, month: str) -
     visits["date"] = pd.to_datetime(visits["date"]).dt.date
     weeks = compute_weeks(worker_day, ws.policy)
     checks = site_checks(visits, ws.sites, worker_day, days[0], days[-1], ws.policy)
-    point_use = con.execute("SELECT * FROM point_use WHERE date BETWEEN ? AND ? AND counted", [days[0], days[-1]]).df()
-    noise = worker_day[["worker_id", "date", "noise_m"]] if "noise_m" in worker_day.columns else None
-    replays = detect_replays(point_use, ws.policy, noise)
+    # replays from the days' stored track signatures: the month step reads no points (issue 12)
+    replays = replays_from_signatures(worker_day, ws.policy)
     findings = patrol_findings(worker_day, weeks, checks, ws.policy, month)
     by_month = "month = ?"
     with store.transaction(con):

@@ -70,6 +70,9 @@ _TYPES: dict[str, pa.DataType] = {
     "stationary_s": pa.float64(),
     "stationary_uncounted_s": pa.float64(),
     "longest_stationary_s": pa.float64(),
+    "track_signature": pa.string(),
+    "track_duration_s": pa.float64(),
+    "track_spread_m": pa.float64(),
     "flags": pa.string(),
     # site_visit
     "site_id": pa.string(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import geopandas as gpd
@@ -14,6 +15,9 @@ from maps_fixtures import LAT0, LON0, MONTH, SECRET_LABELS, SITE_POSITIONS
 from maps.build import render_month
 from maps.tiles import TileConfig
 from trajectory.contract import WORKER_DAY_COLUMNS
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 
 def _box(i: int) -> shapely.Polygon:
@@ -137,3 +141,49 @@ def rendered(tmp_path_factory, month_frames) -> tuple[Path, list[Path]]:
     (out / "deductions.csv").write_text("grid_id\n", encoding="utf-8")
     pages = render_month(out, MONTH, tiles=TileConfig(), workbook_name="2026-10_考核.xlsx", **month_frames)
     return out, pages
+
+
+def _missing_browser() -> str | None:
+    for exe in (CHROMIUM, CHROMEDRIVER):
+        if not exe.exists() and shutil.which(exe.name) is None:
+            return f"{exe} not installed (run tests/setup_system.sh as root to install chromium and chromium-driver)"
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed in the venv"
+    return None
+
+
+@pytest.fixture(scope="session")
+def driver(tmp_path_factory):
+    """Headless Chromium (one for the session: starting it costs seconds) with the network blocked."""
+    reason = _missing_browser()
+    if reason:
+        pytest.skip(f"browser tests skipped: {reason}")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM if CHROMIUM.exists() else shutil.which("chromium"))
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1200,900",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    service = Service(str(CHROMEDRIVER if CHROMEDRIVER.exists() else shutil.which("chromedriver")))
+    drv = webdriver.Chrome(options=options, service=service)
+    drv.set_page_load_timeout(30)
+    # any request to another host fails (and would log a SEVERE net::ERR_BLOCKED_BY_CLIENT)
+    drv.execute_cdp_cmd("Network.enable", {})
+    drv.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["http://*", "https://*"]})
+    yield drv
+    drv.quit()

@@ -1,4 +1,7 @@
-"""Constants shared by the map tests' fixtures and assertions."""
+"""Constants and helpers shared by the map tests' fixtures and assertions."""
+
+import time
+from pathlib import Path
 
 MONTH = "2026-10"
 LON0, LAT0 = 119.88, 31.68
@@ -46,3 +49,19 @@ def write_workspace(root, grids, worker_day, site_check, sites, point_use, polic
         )
     con.close()
     return paths
+
+
+def open_page(driver, page: Path, is_map: bool = True) -> list[dict]:
+    """Open ``page`` in the browser, wait for the map to draw; the SEVERE console entries it logged."""
+    driver.get_log("browser")  # drain what an earlier page logged
+    driver.get(page.resolve().as_uri())
+    deadline = time.time() + 10
+    while (
+        is_map
+        and time.time() < deadline
+        and not driver.execute_script("return !!document.querySelector('.leaflet-container')")
+    ):
+        time.sleep(0.1)
+    if is_map:
+        time.sleep(0.5)  # let the heat canvas and controls draw
+    return [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]

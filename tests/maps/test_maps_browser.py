@@ -3,76 +3,12 @@
 from __future__ import annotations
 
 import io
-import shutil
 import time
-from pathlib import Path
 
 import pytest
+from maps_fixtures import open_page as _open
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-
-
-def _missing_browser() -> str | None:
-    for exe in (CHROMIUM, CHROMEDRIVER):
-        if not exe.exists() and shutil.which(exe.name) is None:
-            return f"{exe} not installed (run tests/setup_system.sh as root to install chromium and chromium-driver)"
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        return "selenium is not installed in the venv"
-    return None
-
-
-@pytest.fixture(scope="module")
-def driver(tmp_path_factory):
-    reason = _missing_browser()
-    if reason:
-        pytest.skip(f"browser tests skipped: {reason}")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM if CHROMIUM.exists() else shutil.which("chromium"))
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1200,900",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-    ):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    service = Service(str(CHROMEDRIVER if CHROMEDRIVER.exists() else shutil.which("chromedriver")))
-    drv = webdriver.Chrome(options=options, service=service)
-    drv.set_page_load_timeout(30)
-    # any request to another host fails (and would log a SEVERE net::ERR_BLOCKED_BY_CLIENT)
-    drv.execute_cdp_cmd("Network.enable", {})
-    drv.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["http://*", "https://*"]})
-    yield drv
-    drv.quit()
-
-
-def _open(driver, page: Path, is_map: bool = True) -> list[dict]:
-    driver.get_log("browser")  # drain what an earlier page logged
-    driver.get(page.resolve().as_uri())
-    deadline = time.time() + 10
-    while (
-        is_map
-        and time.time() < deadline
-        and not driver.execute_script("return !!document.querySelector('.leaflet-container')")
-    ):
-        time.sleep(0.1)
-    if is_map:
-        time.sleep(0.5)  # let the heat canvas and controls draw
-    return [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
 
 def _count(driver, selector: str) -> int:

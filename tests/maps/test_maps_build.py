@@ -94,7 +94,8 @@ def test_discard_reasons_in_chinese_and_escaped(rendered):
     text = _html(out / "grids" / "G01.html")
     for zh in ("重复", "精度差", "模拟定位", "漂移点", "车速", "网格外"):
         assert f"未计入：{zh}" in text
-    assert "其他：mystery&lt;b&gt;" in text and "mystery<b>" not in text
+    # HTML-escaped text (maps.escape.html_text), in a JSON string whose "&" is \u0026
+    assert "其他：mystery\\u0026lt;b\\u0026gt;" in text and "mystery<b>" not in text
 
 
 def test_grid_month_stats(month_frames, rendered):

@@ -28,7 +28,7 @@ from walks import (
 
 from scoring.policy import load_policy
 from trajectory.engine import process_days
-from trajectory.flags import detect_replays
+from trajectory.flags import detect_replays, replays_from_signatures
 
 CTX = context(grids=[("g1", "community", square(1000))])
 POLICY = load_policy()
@@ -142,3 +142,7 @@ def test_replay_flags_a_copied_track_and_never_the_same_route_walked_again(jitte
     pu = r.point_use[r.point_use["counted"]]
     out = detect_replays(pu, POLICY, r.worker_day[["worker_id", "date", "noise_m"]])
     assert sorted(out["date"]) == days[:2]  # the copy and its original, not the re-walk
+    # the month step's way: the days' stored signatures alone give the same rows (issue 12)
+    from_rows = replays_from_signatures(r.worker_day, POLICY)
+    assert sorted(from_rows["date"]) == days[:2]
+    assert r.worker_day["track_signature"].notna().all()
