@@ -282,10 +282,37 @@ def export_month(
     return written
 
 
+# a spreadsheet reads a cell starting with one of these as a formula (OWASP CSV injection)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """Text cells that a spreadsheet would run as a formula, prefixed with ``'`` (numbers untouched).
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"a": ["=HYPERLINK(1)", "ok", "+86 call", "@x"], "b": [-1.0, 2.0, 3.0, 4.0]})
+    >>> neutralise_formulas(df).to_dict("list")
+    {'a': ["'=HYPERLINK(1)", 'ok', "'+86 call", "'@x"], 'b': [-1.0, 2.0, 3.0, 4.0]}
+    """
+    out = df.copy()
+    for col in out.columns:
+        s = out[col]
+        if s.dtype != object and not pd.api.types.is_string_dtype(s):
+            continue
+        text = s.astype("string")
+        risky = text.str.startswith(_FORMULA_START).fillna(False).astype(bool)
+        if risky.any():
+            out[col] = s.where(~risky, "'" + text)
+    return out
+
+
 def write_table(df: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
-    """``name.csv`` (UTF-8 with BOM) and ``name.parquet``, each replaced atomically."""
+    """``name.csv`` (UTF-8 with BOM, formulas neutralised) and ``name.parquet`` (values as they
+    are: a typed store, not a spreadsheet), each replaced atomically."""
     csv_path, pq_path = out_dir / f"{name}.csv", out_dir / f"{name}.parquet"
-    _atomic_write(csv_path, df.to_csv(index=False, lineterminator="\n").encode("utf-8-sig"))
+    csv_text = neutralise_formulas(df).to_csv(index=False, lineterminator="\n")
+    _atomic_write(csv_path, csv_text.encode("utf-8-sig"))
     plain = df.astype({col: "object" for col in df.columns if df[col].dtype == object})
     write_parquet_atomic(pa.Table.from_pandas(plain, preserve_index=False), pq_path)
     return [csv_path, pq_path]

@@ -431,3 +431,17 @@ def test_assessment_table_in_blocks_of_grids_and_formulas_stay_text(tmp_path, po
     assert name.data_type == "s"
     with zipfile.ZipFile(path) as z:
         assert not any(b"<f>" in z.read(f) for f in z.namelist() if f.startswith("xl/worksheets/"))
+
+
+def test_csv_exports_neutralise_formulas(tmp_path):
+    """OWASP CSV injection: text a spreadsheet would run is prefixed with ', numbers stay numbers."""
+    from scoring.export import write_table
+
+    hostile = ['=HYPERLINK("http://x","y")', "+86 123", "-cmd|' /C calc'!A0", "@SUM(1)", "\tx", "正常文本"]
+    df = pd.DataFrame({"grid_id": ["G01"] * 6, "evidence": hostile, "points": [-0.2, 0.2, 1.0, 0.5, 0.0, 3.0]})
+    csv_path, pq_path = write_table(df, tmp_path, "deduction")
+    back = pd.read_csv(csv_path, encoding="utf-8-sig", keep_default_na=False)
+    assert back["evidence"].tolist()[:5] == ["'" + v for v in hostile[:5]]
+    assert back["evidence"].iloc[5] == "正常文本"
+    assert back["points"].tolist() == [-0.2, 0.2, 1.0, 0.5, 0.0, 3.0]  # negative numbers untouched
+    assert pd.read_parquet(pq_path)["evidence"].tolist() == hostile  # the typed store keeps the value
