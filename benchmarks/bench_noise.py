@@ -7,7 +7,7 @@ One worker, one workday of 2 × 2.5 h (08:30–11:00, 14:00–16:30). Cases: a p
 (truth 0 m), laps of the issue's 480 m square loop and laps along city blocks at 1.0 m/s.
 Noise: white σ 3/8/15/30 m; AR(1) drift σ/τ 10 m/30 s, 15 m/100 s, 10 m/300 s, 30 m/30 s and
 30 m/300 s with 1 % multipath outliers (50–150 m); sampling 1/5/10/30 s; ``accuracy_m`` =
-1.515 σ reported ("A") or not ("n"). Each cell prints the worst of its seeds: the signed
+r68 = 1.51 σ reported ("A") or not ("n"). Each cell prints the worst of its seeds: the signed
 error in % for walks (largest |error|), metres credited for the still phone, and "·" after a
 still-phone value where the desk_phone flag did not fire.
 """
@@ -29,6 +29,7 @@ from benchmarks.phones import loop_positions, patrol_schedule, phone_noise, stre
 from scoring.policy import load_policy
 from trajectory.engine import EngineContext, process_days
 from trajectory.geo import from_local
+from trajectory.noise import RAYLEIGH_68
 
 TZ = ZoneInfo("Asia/Shanghai")
 ORIGIN = (119.88, 31.68)
@@ -74,7 +75,7 @@ def cell(ctx: EngineContext, case: str, dt: float, model: str, sigma: float, tau
     worst, flagged = 0.0, True
     for seed in range(seeds):
         noise = phone_noise(len(t), dt, sigma, model, tau or 100.0, 0.01 if model == "ar1" else 0.0, seed=seed)
-        d = process_days(_points(x, y, t, noise, 1.515 * sigma if acc else None), ctx, [DAY.date()]).worker_day
+        d = process_days(_points(x, y, t, noise, RAYLEIGH_68 * sigma if acc else None), ctx, [DAY.date()]).worker_day
         row = d.iloc[0]
         if case == "still":
             worst = max(worst, float(row["patrol_m"]))

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from scoring.policy import PointRules
+from trajectory.noise import RAYLEIGH_68
 
 # Internal stage frames are column mappings: a DataFrame or a dict of equal-length arrays
 # (a dict avoids pandas' block consolidation copy on the hot path).
@@ -111,16 +112,17 @@ def noise_allowance_m(accuracy_m: np.ndarray, rules: PointRules) -> np.ndarray:
 
     Two fixes of σ each differ by up to ``jump_noise_sigmas``·√2·σ without moving: at 1 s
     sampling and 30 m noise that is a few hundred km/h of apparent speed. σ is the point's
-    ``accuracy_m`` / 1.515 (Android's 68 % radius) or ``unknown_sigma_m`` when not reported.
+    ``accuracy_m`` / :data:`trajectory.noise.RAYLEIGH_68` (Android's 68 % radius, 1.51 σ) or
+    ``unknown_sigma_m`` when not reported.
 
     Examples
     --------
     >>> from scoring.policy import load_policy
     >>> noise_allowance_m(np.array([15.15, np.nan]), load_policy().patrol.points).round(1)
-    array([ 77.8, 233.3])
+    array([ 78.1, 233.3])
     """
     acc = np.asarray(accuracy_m, dtype=np.float64)
-    sigma = np.where(np.isfinite(acc) & (acc > 0), acc / 1.515, rules.unknown_sigma_m)
+    sigma = np.where(np.isfinite(acc) & (acc > 0), acc / RAYLEIGH_68, rules.unknown_sigma_m)
     return rules.jump_noise_sigmas * np.sqrt(2.0) * sigma
 
 

@@ -7,7 +7,7 @@ windows are found with ``np.searchsorted`` on a segment-major time key, window s
 from cumulative sums and window extents from block minima/maxima (``np.maximum.reduceat``).
 
 - :func:`segment_sigma` — the noise σ (metres per axis) of each segment: from ``accuracy_m``
-  (Android's 68 % radius, σ = r / 1.515) where the phone reports it, else from the data.
+  (Android's 68 % radius, σ = r / 1.51) where the phone reports it, else from the data.
 - :func:`running_line` — a local-linear fit over ``[t − h, t + h]`` (Friedman's running
   lines): unbiased on straight walking, a bandwidth per point.
 - :func:`stay_mask` — points of a stay (Li et al. 2008 stay points with a radius that adapts
@@ -50,7 +50,6 @@ class NoiseTrack:
     step_m: np.ndarray  # hysteresis step of the point's segment (m)
     stay: np.ndarray  # bool: the point belongs to a stay
     stay_id: np.ndarray  # run id of the point's stay (-1 outside stays)
-    outlier: np.ndarray  # bool: a multipath outlier, ignored for positions (its time counts)
 
 
 def _segment_index(seg: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -209,7 +208,7 @@ def segment_sigma(
 ) -> np.ndarray:
     """Noise σ (metres per axis) of each point's segment.
 
-    Where at least half of a segment's fixes report ``accuracy_m``: its median / 1.515. Else
+    Where at least half of a segment's fixes report ``accuracy_m``: its median / :data:`RAYLEIGH_68`. Else
     from the data: the larger of the second-difference scale (white noise) and the median
     distance of the fixes from a 30 s running line (``smooth``, computed when not given: a slow
     drift that second differences miss).
@@ -417,4 +416,4 @@ def denoise(
         ys = ys.copy()
         xs[k] = cx.to_numpy()[pos]
         ys[k] = cy.to_numpy()[pos]
-    return NoiseTrack(sigma=sigma, xs=xs, ys=ys, step_m=step, stay=stay, stay_id=stay_id, outlier=outlier)
+    return NoiseTrack(sigma=sigma, xs=xs, ys=ys, step_m=step, stay=stay, stay_id=stay_id)

@@ -10,6 +10,7 @@ import pytest
 from walks import DAY, at, context, loop, loop_positions, patrol_schedule, phone_noise, square, track, walk
 
 from trajectory.engine import process_days
+from trajectory.noise import RAYLEIGH_68
 
 mpd = pytest.importorskip("movingpandas")
 
@@ -59,7 +60,7 @@ def test_noisy_distance_never_exceeds_movingpandas_raw_length(model, sigma, tau,
     t = patrol_schedule(5.0)
     x, y = loop_positions(t) if moving else (np.zeros(len(t)), np.zeros(len(t)))
     noise = phone_noise(len(t), 5.0, sigma, model, tau or 100.0, 0.01 if model == "ar1" else 0.0, seed=5)
-    pts = track(x, y, t, at(8), noise, 1.515 * sigma)
+    pts = track(x, y, t, at(8), noise, RAYLEIGH_68 * sigma)
     ctx = context(grids=[("g1", "community", square(1000))])
     d = process_days(pts, ctx, [DAY]).worker_day.iloc[0]
     raw_length, _ = _movingpandas_length(pts, ctx)

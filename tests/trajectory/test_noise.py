@@ -3,7 +3,7 @@
 Ground truth: a phone lying still for 5 h (truth 0 m) and walks of known length (the issue's
 480 m square loop and a walk along city blocks, 1.0 m/s, 2 × 2.5 h) under white noise σ 3–30 m
 and AR(1) drift σ 10–30 m (time constant 30–300 s) with 1 % multipath outliers, sampled every
-1–30 s, with ``accuracy_m`` (1.515 σ, Android's 68 % radius) and without it. The full table is
+1–30 s, with ``accuracy_m`` (1.51 σ, Android's 68 % radius) and without it. The full table is
 in docs/methods.md (``python -m benchmarks.bench_noise``); the cells asserted here are those
 the targets name, sampled so that the suite stays short.
 """
@@ -29,6 +29,7 @@ from walks import (
 from scoring.policy import load_policy
 from trajectory.engine import process_days
 from trajectory.flags import detect_replays, replays_from_signatures
+from trajectory.noise import RAYLEIGH_68
 
 CTX = context(grids=[("g1", "community", square(1000))])
 POLICY = load_policy()
@@ -40,7 +41,7 @@ DRIFT = [("ar1", 10, 30.0), ("ar1", 15, 100.0), ("ar1", 10, 300.0), ("ar1", 30, 
 def _day(x, y, t, model, sigma, tau, with_accuracy, seed):
     noise = phone_noise(len(t), float(np.median(np.diff(t))), sigma, model, tau or 100.0,
                         0.01 if model == "ar1" else 0.0, seed=seed)  # fmt: skip
-    pts = track(x, y, t, at(8), noise, 1.515 * sigma if with_accuracy else None)
+    pts = track(x, y, t, at(8), noise, RAYLEIGH_68 * sigma if with_accuracy else None)
     return process_days(pts, CTX, [DAY])
 
 
