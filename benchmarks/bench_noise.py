@@ -2,6 +2,7 @@
 
     python -m benchmarks.bench_noise            # the full grid, 3 seeds per cell (~2 min)
     python -m benchmarks.bench_noise --seeds 1  # quicker
+    python -m benchmarks.bench_noise --issue    # the cases of issue 11's own table
 
 One worker, one workday of 2 × 2.5 h (08:30–11:00, 14:00–16:30). Cases: a phone lying still
 (truth 0 m), laps of the issue's 480 m square loop and laps along city blocks at 1.0 m/s.
@@ -88,11 +89,29 @@ def cell(ctx: EngineContext, case: str, dt: float, model: str, sigma: float, tau
     return f"{worst:+.0f}"
 
 
+def issue_cases(ctx: EngineContext) -> None:
+    """Issue 11's own measurement: 10 s, white noise, accuracy_m = 1.5 σ, the 480 m loop."""
+    t = patrol_schedule(10.0)
+    print("| case | σ | patrol_m | status | flags |\n|---|---:|---:|---|---|")
+    for case, sigmas in (("phone lying still", (5, 8, 12, 20, 30)), ("walk, 480 m loop", (8, 12, 20, 30))):
+        for sigma in sigmas:
+            still = case.startswith("phone")
+            x, y = (np.zeros(len(t)), np.zeros(len(t))) if still else loop_positions(t)
+            noise = phone_noise(len(t), 10.0, sigma, seed=1)
+            row = process_days(_points(x, y, t, noise, 1.5 * sigma), ctx, [DAY.date()]).worker_day.iloc[0]
+            value = f"{row['patrol_m']:.0f} m" if still else f"{100 * (row['patrol_m'] / walked_metres(t) - 1):+.1f} %"
+            print(f"| {case} | {sigma} m | {value} | {row['status']} | {row['flags'] or ''} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--issue", action="store_true", help="only the cases of issue 11's own table")
     args = ap.parse_args(argv)
     ctx = _context()
+    if args.issue:
+        issue_cases(ctx)
+        return 0
     t0 = time.perf_counter()
     head = [f"{m[0]}{s}" + (f"/τ{tau}" if tau else "") for m, s, tau in MODELS]
     for case, unit in (("still", "m credited"), ("loop", "% error"), ("street", "% error")):
