@@ -31,9 +31,10 @@ from trajectory.contract import (
     STATUS_SHORT,
     WORKER_DAY_COLUMNS,
 )
-from trajectory.flags import DAY_FLAG_COLUMNS, day_flags, encode_signatures
+from trajectory.flags import DAY_FLAG_COLUMNS, day_flags, day_signatures, encode_signatures
 from trajectory.geo import geoms_to_local, grid_frames, to_grid_local
 from trajectory.metrics import clock_s, path_distance, window_overlap
+from trajectory.noise import group_median
 from trajectory.segment import build_intervals, inside_points
 from trajectory.visits import SITE_VISIT_COLUMNS, stay_runs
 
@@ -238,7 +239,7 @@ def process_days(points: pd.DataFrame, ctx: EngineContext, dates: Sequence[date]
     stray = still["traj"].to_numpy().astype(np.int64)
     stationary_s = np.bincount(stray, still["duration_s"].to_numpy(), minlength=n_traj)
     uncounted_s = np.bincount(stray, (still["patrol_s"] - still["counted_s"]).to_numpy(), minlength=n_traj)
-    noise_m = _median_by(ktraj, path.sigma, n_traj)
+    noise_m = np.nan_to_num(group_median(path.sigma, ktraj, n_traj))  # 0 on a day without fixes
     signature, sig_duration, sig_spread = _track_signatures(track, ktraj, n_traj, int(p.anomalies.replay_min_points))
 
     # --- visits ------------------------------------------------------------------------------
@@ -317,7 +318,7 @@ def process_days(points: pd.DataFrame, ctx: EngineContext, dates: Sequence[date]
             "max_speed_kmh": max_speed,
             "leave_filed_late": late,
             "exempt_reason": why,
-            "leave_note": late_note,
+            "leave_note": pd.Series(late_note, dtype=object),  # text or None, as the other notes
             "short_reasons": short_reasons,
             "noise_m": noise_m,
             "stationary_s": stationary_s,
@@ -336,7 +337,6 @@ def process_days(points: pd.DataFrame, ctx: EngineContext, dates: Sequence[date]
         }
     )
     day["exempt_reason"] = day["exempt_reason"].where(day["exempt"], None)
-    day["leave_note"] = pd.Series(late_note, index=day.index, dtype=object)  # text or None, as the other notes
     flags = day_flags(day, policy) if n_traj else pd.DataFrame(columns=list(DAY_FLAG_COLUMNS))
     if len(flags):
         per_day = flags.groupby(["worker_id", "date"])["flag"].agg(",".join)
@@ -527,32 +527,15 @@ def _track_signatures(
     sig = np.full(n_traj, None, dtype=object)
     dur = np.full(n_traj, np.nan)
     spread = np.full(n_traj, np.nan)
-    n = len(ktraj)
-    if n == 0 or m < 2:
+    if len(ktraj) == 0 or m < 2:
         return sig, dur, spread
-    starts = np.flatnonzero(np.r_[True, ktraj[1:] != ktraj[:-1]])
-    counts = np.diff(np.r_[starts, n])
-    keep = counts >= m
-    starts, counts = starts[keep], counts[keep]
-    if len(starts) == 0:
-        return sig, dur, spread
-    pos = starts[:, None] + np.rint(np.linspace(0.0, 1.0, m)[None, :] * (counts[:, None] - 1)).astype(np.int64)
-    rx, ry = np.asarray(track["x"])[pos], np.asarray(track["y"])[pos]
-    t = np.asarray(track["t"])
+    starts, rx, ry, d, sp = day_signatures(
+        ktraj, np.asarray(track["x"]), np.asarray(track["y"]), np.asarray(track["t"]), m
+    )
     tr = ktraj[starts]
     sig[tr] = encode_signatures(rx, ry)
-    dur[tr] = t[starts + counts - 1] - t[starts]
-    spread[tr] = np.hypot(rx - rx[:, :1], ry - ry[:, :1]).max(axis=1)
+    dur[tr], spread[tr] = d, sp
     return sig, dur, spread
-
-
-def _median_by(group: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    """Median of ``values`` per group code (0 where a group has none)."""
-    out = np.zeros(n)
-    if len(group):
-        med = pd.Series(values).groupby(group).median()
-        out[med.index.to_numpy(dtype=np.int64)] = med.to_numpy(dtype=np.float64)
-    return out
 
 
 def _longest_still(still: pd.DataFrame, tod: np.ndarray, n_traj: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -125,24 +125,17 @@ def detect_replays(point_use: pd.DataFrame, policy: Policy, noise: pd.DataFrame 
     pu = pu.sort_values(["worker_id", "date", "ts"], kind="stable")
     key = pu["worker_id"].astype(str) + "|" + _day_text(pu["date"])
     tcode, tkeys = pd.factorize(key, sort=False)
-    starts = np.flatnonzero(np.r_[True, tcode[1:] != tcode[:-1]])
-    counts = np.diff(np.r_[starts, len(tcode)])
-    keep = counts >= m
-    starts, counts = starts[keep], counts[keep]
-    if len(starts) < 2:
-        return pd.DataFrame(columns=cols)
     lat0 = float(pu["lat"].mean())
     lon0 = float(pu["lon"].mean())
     x, y = to_local(pu["lon"].to_numpy(), pu["lat"].to_numpy(), lon0, lat0)
-    pos = starts[:, None] + np.rint(np.linspace(0.0, 1.0, m)[None, :] * (counts[:, None] - 1)).astype(np.int64)
-    rx, ry = x[pos], y[pos]  # (days, m)
-    spread = np.hypot(rx - rx[:, :1], ry - ry[:, :1]).max(axis=1)
     tsec = (
         pu["ts"].astype("int64").to_numpy() / 1e6
         if pu["ts"].dtype.kind == "M"
         else np.asarray(pd.to_datetime(pu["ts"], utc=True).astype("int64")) / 1e6
     )
-    duration = tsec[starts + counts - 1] - tsec[starts]
+    starts, rx, ry, duration, spread = day_signatures(tcode, x, y, tsec, m)
+    if len(starts) < 2:
+        return pd.DataFrame(columns=cols)
     workers = pu["worker_id"].to_numpy()[starts]
     dates = pu["date"].to_numpy()[starts]
     grids = pu["grid_id"].to_numpy()[starts] if "grid_id" in pu.columns else np.full(len(starts), None, object)
@@ -151,6 +144,32 @@ def detect_replays(point_use: pd.DataFrame, policy: Policy, noise: pd.DataFrame 
         nz = noise.assign(_k=noise["worker_id"].astype(str) + "|" + _day_text(noise["date"]))
         sigma = nz.set_index("_k")["noise_m"].reindex(np.asarray(tkeys)[tcode[starts]]).fillna(0.0).to_numpy(float)
     return replay_pairs(workers, grids, dates, rx, ry, duration, spread, sigma, policy)
+
+
+def day_signatures(
+    group: np.ndarray, x: np.ndarray, y: np.ndarray, t: np.ndarray, m: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Replay signatures of the days (runs of equal ``group``, sorted by time) with ≥ ``m`` fixes.
+
+    Returns each day's first index, its fixes resampled to ``m`` positions evenly along the
+    sequence (``rx, ry``: days × m), its duration (``t`` units) and spread (largest distance
+    from its first position).
+
+    Examples
+    --------
+    >>> first, rx, ry, dur, spread = day_signatures(np.zeros(5, int), np.arange(5.0), np.zeros(5), np.arange(5.0), 3)
+    >>> first.tolist(), rx.tolist(), dur.tolist(), spread.tolist()
+    ([0], [[0.0, 2.0, 4.0]], [4.0], [4.0])
+    """
+    n = len(group)
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if n else np.zeros(0, np.int64)
+    counts = np.diff(np.r_[starts, n])
+    keep = counts >= max(m, 2)
+    starts, counts = starts[keep], counts[keep]
+    pos = starts[:, None] + np.rint(np.linspace(0.0, 1.0, m)[None, :] * (counts[:, None] - 1)).astype(np.int64)
+    rx, ry = x[pos], y[pos]
+    spread = np.hypot(rx - rx[:, :1], ry - ry[:, :1]).max(axis=1) if len(starts) else np.zeros(0)
+    return starts, rx, ry, t[starts + counts - 1] - t[starts], spread
 
 
 def replay_pairs(

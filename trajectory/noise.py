@@ -20,6 +20,7 @@ __all__ = [
     "RAYLEIGH_68",
     "NoiseTrack",
     "denoise",
+    "group_median",
     "running_line",
     "segment_sigma",
     "stay_mask",
@@ -66,10 +67,10 @@ def _time_key(t: np.ndarray, seg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ordinal * _SEG_SPAN_S + tt, tt
 
 
-def _per_segment_median(
+def group_median(
     values: np.ndarray, ordinal: np.ndarray, n_seg: int, first: np.ndarray | None = None, every: int = 1
 ) -> np.ndarray:
-    """Median of the finite values of each segment (NaN where it has none).
+    """Median of the finite values of each group code 0…n−1 (NaN where a group has none).
 
     With ``first`` (each value's segment start) and ``every`` > 1, only every k-th value of a
     segment counts, from its first: a noise scale needs hundreds of values, not all of a
@@ -182,7 +183,7 @@ def _accuracy_and_white(
     neighbours has variance 1.5 σ²; MAD, both axes pooled)."""
     n = len(x)
     acc = np.where(np.isfinite(accuracy_m) & (accuracy_m > 0), accuracy_m, np.nan)
-    acc_med = _per_segment_median(acc, ordinal, n_seg, first, _MEDIAN_EVERY)
+    acc_med = group_median(acc, ordinal, n_seg, first, _MEDIAN_EVERY)
     acc_share = np.bincount(ordinal, np.isfinite(acc), minlength=n_seg) / np.maximum(np.bincount(ordinal), 1)
     acc_sigma = np.where((acc_share >= 0.5) & np.isfinite(acc_med), acc_med / RAYLEIGH_68, np.nan)
     white = np.zeros(n_seg)
@@ -192,7 +193,7 @@ def _accuracy_and_white(
         if len(inner):
             i = inner
             resid = np.abs(np.r_[x[i] - 0.5 * (x[i - 1] + x[i + 1]), y[i] - 0.5 * (y[i - 1] + y[i + 1])])
-            med = _per_segment_median(resid, np.r_[ordinal[i], ordinal[i]], n_seg)
+            med = group_median(resid, np.r_[ordinal[i], ordinal[i]], n_seg)
             white = np.nan_to_num(med, nan=0.0) * _MAD / np.sqrt(1.5)
     return acc_sigma, white
 
@@ -219,7 +220,7 @@ def segment_sigma(
     acc_sigma, white = accuracy_white or _accuracy_and_white(x, y, seg, accuracy_m, ordinal, first, len(starts))
     fx, fy = smooth if smooth is not None else _LineFits(t, seg, [x, y]).at(30.0)
     resid = np.hypot(x - fx, y - fy)
-    drift = _per_segment_median(resid, ordinal, len(starts), first, _MEDIAN_EVERY) / _RAYLEIGH_MEDIAN
+    drift = group_median(resid, ordinal, len(starts), first, _MEDIAN_EVERY) / _RAYLEIGH_MEDIAN
     data = np.fmax(white, np.nan_to_num(drift, nan=0.0))
     return np.where(np.isfinite(acc_sigma), acc_sigma, data)[ordinal]
 
@@ -332,7 +333,7 @@ def _stay_spread(
     r = rid[k]
     cx = pd.Series(x[k]).groupby(r).transform("median").to_numpy()
     cy = pd.Series(y[k]).groupby(r).transform("median").to_numpy()
-    med = _per_segment_median(np.hypot(x[k] - cx, y[k] - cy), ordinal[k], n_seg) / _RAYLEIGH_MEDIAN
+    med = group_median(np.hypot(x[k] - cx, y[k] - cy), ordinal[k], n_seg) / _RAYLEIGH_MEDIAN
     return np.nan_to_num(med, nan=0.0)[ordinal]
 
 
@@ -394,7 +395,7 @@ def denoise(
     if n > 1:
         d = np.diff(t)
         ok = seg[1:] == seg[:-1]
-        dt_med = _per_segment_median(np.where(ok, d, np.nan), ordinal[:-1], len(starts))
+        dt_med = group_median(np.where(ok, d, np.nan), ordinal[:-1], len(starts))
     dt_pt = np.nan_to_num(dt_med, nan=1.0)[ordinal]
     n_avg = (rules.smooth_sigmas * sig / rules.min_step_m) ** 2
     # from a few metres of noise on, at least a neighbour on each side where the sampling allows:
