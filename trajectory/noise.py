@@ -68,16 +68,16 @@ def _time_key(t: np.ndarray, seg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def group_median(
-    values: np.ndarray, ordinal: np.ndarray, n_seg: int, first: np.ndarray | None = None, every: int = 1
+    values: np.ndarray, ordinal: np.ndarray, n_seg: int, offset: np.ndarray | None = None, every: int = 1
 ) -> np.ndarray:
     """Median of the finite values of each group code 0…n−1 (NaN where a group has none).
 
-    With ``first`` (each value's segment start) and ``every`` > 1, only every k-th value of a
-    segment counts, from its first: a noise scale needs hundreds of values, not all of a
-    day's, and the pick depends on the segment alone.
+    With ``offset`` (each value's position in its segment) and ``every`` > 1, only every k-th
+    value of a segment counts, from its first: a noise scale needs hundreds of values, not all
+    of a day's, and the pick depends on the segment alone.
     """
-    if every > 1 and first is not None and len(values):
-        pick = (np.arange(len(values)) - first) % every == 0
+    if every > 1 and offset is not None and len(values):
+        pick = offset % every == 0
         values, ordinal = values[pick], ordinal[pick]
     s = pd.Series(values).groupby(ordinal).median()
     out = np.full(n_seg, np.nan)
@@ -85,9 +85,9 @@ def group_median(
     return out
 
 
-def _windows(t: np.ndarray, seg: np.ndarray, lo_s: np.ndarray, hi_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index bounds ``[a, b)`` of the points of each point's segment within ``[t − lo_s, t + hi_s]``."""
-    key, _ = _time_key(t, seg)
+def _windows(key: np.ndarray, lo_s: np.ndarray, hi_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index bounds ``[a, b)`` of the points of each point's segment within ``[t − lo_s, t + hi_s]``
+    (``key``: :func:`_time_key`)."""
     return np.searchsorted(key, key - lo_s, side="left"), np.searchsorted(key, key + hi_s, side="right")
 
 
@@ -102,7 +102,8 @@ class _LineFits:
 
     def __init__(self, t: np.ndarray, seg: np.ndarray, values: list[np.ndarray]) -> None:
         _, first, _ = _segment_index(seg)
-        self.t, self.seg, self.n = t, seg, len(t)
+        self.n = len(t)
+        self.key, _ = _time_key(t, seg)
         ti = np.rint((t - t[first]) * 10.0).astype(np.int64)
         self.tq = ti / 10.0
         with np.errstate(over="ignore"):
@@ -112,30 +113,40 @@ class _LineFits:
             for v in values:
                 v0 = v[first]
                 vi = np.rint((v - v0) * 100.0).astype(np.int64)
-                self.values.append((v0, vi, _prefix(vi), _prefix(ti * vi)))
+                self.values.append((v0, _prefix(vi), _prefix(ti * vi)))
 
     def at(self, half_s: np.ndarray | float) -> list[np.ndarray]:
-        """Each value's line over ``[t − h, t + h]`` (same segment), at each point's own time."""
-        h = np.broadcast_to(np.asarray(half_s, dtype=np.float64), (self.n,))
-        a, b = _windows(self.t, self.seg, h, h)
+        """Each value's line over ``[t − h, t + h]`` (same segment), at each point's own time.
 
-        def window(p: np.ndarray) -> np.ndarray:
+        A window always holds its own point; one whose times barely differ gets a flat line
+        (the mean).
+        """
+        h = np.asarray(half_s, dtype=np.float64)
+        a, b = _windows(self.key, h, h)
+
+        def window(p: np.ndarray, scale: np.ndarray) -> np.ndarray:
             with np.errstate(over="ignore"):
-                return (p[b] - p[a]).astype(np.float64)
+                d = (p[b] - p[a]).astype(np.float64)
+            d *= scale
+            return d
 
-        s0 = (b - a).astype(np.float64)
-        has = s0 > 0.5
-        s0s = np.where(has, s0, 1.0)
-        mt = window(self.p_t) / 10.0 / s0s
-        var = window(self.p_tt) / 100.0 / s0s - mt * mt
-        fit_slope = var > 1e-3
-        inv_var = np.where(fit_slope, 1.0 / np.where(fit_slope, var, 1.0), 0.0)
+        inv = 1.0 / (b - a)
+        mt = window(self.p_t, 0.1 * inv)
+        var = window(self.p_tt, 0.01 * inv)
+        var -= mt * mt
+        inv_var = np.zeros(self.n)
+        np.divide(1.0, var, out=inv_var, where=var > 1e-3)
         dtq = self.tq - mt
         fits = []
-        for v0, vi, p_v, p_tv in self.values:
-            mv = window(p_v) / 100.0 / s0s
-            slope = (window(p_tv) / 1000.0 / s0s - mt * mv) * inv_var
-            fits.append(np.where(has, mv + slope * dtq + v0, v0 + vi / 100.0))
+        for v0, p_v, p_tv in self.values:
+            mv = window(p_v, 0.01 * inv)
+            slope = window(p_tv, 0.001 * inv)
+            slope -= mt * mv
+            slope *= inv_var
+            slope *= dtq
+            slope += mv
+            slope += v0
+            fits.append(slope)
         return fits
 
 
@@ -183,13 +194,14 @@ def _accuracy_and_white(
     neighbours has variance 1.5 σ²; MAD, both axes pooled)."""
     n = len(x)
     acc = np.where(np.isfinite(accuracy_m) & (accuracy_m > 0), accuracy_m, np.nan)
-    acc_med = group_median(acc, ordinal, n_seg, first, _MEDIAN_EVERY)
+    acc_med = group_median(acc, ordinal, n_seg, np.arange(n) - first, _MEDIAN_EVERY)
     acc_share = np.bincount(ordinal, np.isfinite(acc), minlength=n_seg) / np.maximum(np.bincount(ordinal), 1)
     acc_sigma = np.where((acc_share >= 0.5) & np.isfinite(acc_med), acc_med / RAYLEIGH_68, np.nan)
     white = np.zeros(n_seg)
-    if n > 2:
+    need = ~np.isfinite(acc_sigma)  # the data's own scale is read only where accuracy_m is not
+    if n > 2 and need.any():
         inner = np.flatnonzero((seg[2:] == seg[1:-1]) & (seg[:-2] == seg[1:-1])) + 1
-        inner = inner[(inner - first[inner]) % _MEDIAN_EVERY == 0]
+        inner = inner[((inner - first[inner]) % _MEDIAN_EVERY == 0) & need[ordinal[inner]]]
         if len(inner):
             i = inner
             resid = np.abs(np.r_[x[i] - 0.5 * (x[i - 1] + x[i + 1]), y[i] - 0.5 * (y[i - 1] + y[i + 1])])
@@ -218,11 +230,15 @@ def segment_sigma(
     if len(t) == 0:
         return np.zeros(0)
     acc_sigma, white = accuracy_white or _accuracy_and_white(x, y, seg, accuracy_m, ordinal, first, len(starts))
+    known = np.isfinite(acc_sigma)
+    if known.all():
+        return acc_sigma[ordinal]
+    k = np.flatnonzero(~known[ordinal])  # points of the segments without accuracy_m
     fx, fy = smooth if smooth is not None else _LineFits(t, seg, [x, y]).at(30.0)
-    resid = np.hypot(x - fx, y - fy)
-    drift = group_median(resid, ordinal, len(starts), first, _MEDIAN_EVERY) / _RAYLEIGH_MEDIAN
+    resid = np.hypot(x[k] - fx[k], y[k] - fy[k])
+    drift = group_median(resid, ordinal[k], len(starts), k - first[k], _MEDIAN_EVERY) / _RAYLEIGH_MEDIAN
     data = np.fmax(white, np.nan_to_num(drift, nan=0.0))
-    return np.where(np.isfinite(acc_sigma), acc_sigma, data)[ordinal]
+    return np.where(known, acc_sigma, data)[ordinal]
 
 
 def window_half_extent(t: np.ndarray, x: np.ndarray, y: np.ndarray, seg: np.ndarray, window_s: float) -> np.ndarray:
