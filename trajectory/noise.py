@@ -241,6 +241,25 @@ def segment_sigma(
     return np.where(known, acc_sigma, data)[ordinal]
 
 
+def independent_share(white: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """Share of a window's fixes that are independent, for AR(1) noise of σ ``sigma`` whose
+    second differences read ``white`` (see :func:`_accuracy_and_white`).
+
+    A fix's residual from the mean of its two neighbours has variance σ²(1.5 − 2ρ + 0.5ρ²)
+    for a lag-one correlation ρ, so q = white / σ gives ρ = 2 − √(1 + 3q²); the mean of m
+    correlated fixes varies like that of m(1 − ρ)/(1 + ρ) independent ones. White noise
+    (q = 1) gives 1; a slow drift (q → 0) gives → 0.
+
+    Examples
+    --------
+    >>> independent_share(np.array([10.0, 5.0, 1.0]), np.array([10.0, 10.0, 10.0])).round(3)
+    array([1.   , 0.193, 0.008])
+    """
+    q = np.clip(white / np.maximum(sigma, 1e-9), 0.0, 1.0)
+    rho = 2.0 - np.sqrt(1.0 + 3.0 * q * q)
+    return (1.0 - rho) / (1.0 + rho)
+
+
 def window_half_extent(t: np.ndarray, x: np.ndarray, y: np.ndarray, seg: np.ndarray, window_s: float) -> np.ndarray:
     """Half the diagonal of the bounding box of the points around each point, over about
     ``window_s`` of its segment.
@@ -418,7 +437,10 @@ def denoise(
     # one fix alone keeps all its noise (4 m on 12 m between fixes is +5 %)
     floor = np.where(sig >= rules.smooth_neighbours_from_m, dt_pt, 0.0)
     half = np.clip(np.maximum(0.5 * n_avg * dt_pt, floor), rules.smooth_min_s, rules.smooth_max_s)
-    n_eff = np.maximum(2.0 * half / np.maximum(dt_pt, 1e-3), 1.0)
+    n_eff = 2.0 * half / np.maximum(dt_pt, 1e-3)
+    # σ read from the data: a drift averages out more slowly than white noise does
+    from_data = ~np.isfinite(acc_sigma)[ordinal]
+    n_eff = np.maximum(np.where(from_data, n_eff * independent_share(white[ordinal], sig), n_eff), 1.0)
     step = np.maximum(rules.min_step_m, rules.step_sigmas * sig / np.sqrt(n_eff))
     xs, ys = fits.at(half)
     # a stay is one place: its points sit at the median of its smoothed positions

@@ -72,6 +72,7 @@ def test_phone_lying_still_without_accuracy_earns_under_150_m(dt_s, model, sigma
 CELLS = (
     [("street", dt, acc, *m) for dt in (1.0, 5.0, 10.0, 30.0) for acc in (True, False) for m in WHITE]
     + [("street", dt, True, *m) for dt in (5.0, 10.0, 30.0) for m in DRIFT[:3]]
+    + [("street", dt, False, *m) for dt in (10.0, 30.0) for m in DRIFT[:3]]
     + [("loop", dt, acc, *m) for dt in (1.0, 5.0, 10.0) for acc in (True, False) for m in WHITE[:2] + WHITE[3:]]
     + [("loop", dt, True, *WHITE[2]) for dt in (1.0, 5.0, 10.0)]
 )
@@ -88,6 +89,16 @@ def test_walk_measures_within_target_of_its_true_length(route, dt_s, with_accura
     assert d["patrol_s"] == pytest.approx(5 * 3600, rel=0.01)  # walking time counts in full
     assert "desk_phone" not in (d["flags"] or "")
     assert "teleport" not in (d["flags"] or "")
+
+
+@pytest.mark.parametrize("route", ["loop", "street"])
+def test_a_30_m_drift_without_accuracy_is_not_counted_as_walking(route):
+    # σ read from the data misses most of a drift (second differences see little of it): the
+    # smoothing must not take its correlated fixes for independent ones (was +73 % at 1 s)
+    t = patrol_schedule(1.0)
+    x, y = (loop_positions if route == "loop" else street_positions)(t)
+    d = _day(x, y, t, "ar1", 30, 30.0, False, seed=61).worker_day.iloc[0]
+    assert d["patrol_m"] == pytest.approx(walked_metres(t), rel=0.25)
 
 
 @pytest.mark.parametrize("sigma", [5.0, 15.0])
