@@ -226,19 +226,33 @@ def segment_sigma(
     distance of the fixes from a 30 s running line (``smooth``, computed when not given: a slow
     drift that second differences miss).
     """
-    ordinal, first, starts = _segment_index(seg)
     if len(t) == 0:
         return np.zeros(0)
+    ordinal, _, _ = _segment_index(seg)
+    return _sigma_of_segments(t, x, y, seg, accuracy_m, smooth, accuracy_white)[ordinal]
+
+
+def _sigma_of_segments(
+    t: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    seg: np.ndarray,
+    accuracy_m: np.ndarray,
+    smooth: tuple[np.ndarray, np.ndarray] | None,
+    accuracy_white: tuple[np.ndarray, np.ndarray] | None,
+) -> np.ndarray:
+    """:func:`segment_sigma`, one value per segment (in order)."""
+    ordinal, first, starts = _segment_index(seg)
     acc_sigma, white = accuracy_white or _accuracy_and_white(x, y, seg, accuracy_m, ordinal, first, len(starts))
     known = np.isfinite(acc_sigma)
     if known.all():
-        return acc_sigma[ordinal]
+        return acc_sigma
     k = np.flatnonzero(~known[ordinal])  # points of the segments without accuracy_m
     fx, fy = smooth if smooth is not None else _LineFits(t, seg, [x, y]).at(30.0)
     resid = np.hypot(x[k] - fx[k], y[k] - fy[k])
     drift = group_median(resid, ordinal[k], len(starts), k - first[k], _MEDIAN_EVERY) / _RAYLEIGH_MEDIAN
     data = np.fmax(white, np.nan_to_num(drift, nan=0.0))
-    return np.where(known, acc_sigma, data)[ordinal]
+    return np.where(known, acc_sigma, data)
 
 
 def independent_share(white: np.ndarray, sigma: np.ndarray) -> np.ndarray:
@@ -357,19 +371,19 @@ def _stay_spread(
     n_seg: int,
     min_s: float,
 ) -> np.ndarray:
-    """Per point: the noise σ its segment's long stays (≥ ``min_s``) show — the median distance
-    of their fixes from their stay's median position / the Rayleigh median — 0 where none.
+    """Per segment: the noise σ its long stays (≥ ``min_s``) show — the median distance of
+    their fixes from their stay's median position / the Rayleigh median — 0 where none.
     Short stays are left out: a slow stretch of a walk must not widen the radius."""
     rid, first, last = _runs(stay, seg)
     long_run = stay[first] & (t[last] - t[first] >= min_s)
     k = np.flatnonzero(long_run[rid])
     if len(k) == 0:
-        return np.zeros(len(x))
+        return np.zeros(n_seg)
     r = rid[k]
     cx = pd.Series(x[k]).groupby(r).transform("median").to_numpy()
     cy = pd.Series(y[k]).groupby(r).transform("median").to_numpy()
     med = group_median(np.hypot(x[k] - cx, y[k] - cy), ordinal[k], n_seg) / _RAYLEIGH_MEDIAN
-    return np.nan_to_num(med, nan=0.0)[ordinal]
+    return np.nan_to_num(med, nan=0.0)
 
 
 def denoise(
@@ -394,7 +408,7 @@ def denoise(
     n = len(t)
     ordinal, first, starts = _segment_index(seg)
     acc_sigma, white = _accuracy_and_white(x, y, seg, accuracy_m, ordinal, first, len(starts))
-    pre = np.maximum(np.where(np.isfinite(acc_sigma), acc_sigma, white)[ordinal], rules.min_sigma_m)
+    pre = np.maximum(np.where(np.isfinite(acc_sigma), acc_sigma, white), rules.min_sigma_m)[ordinal]
     # multipath outliers: far from the per-axis median of their two neighbours (an L-shaped
     # corner is its own median, so corners survive at any sampling); an outlier takes that
     # median position, its time still counts
@@ -413,36 +427,34 @@ def denoise(
     # the track smoothed at the stay scale: for the stays and for the drift part of σ
     fits = _LineFits(t, seg, [x, y])
     bx, by = fits.at(rules.stay_smooth_s)
-    sigma = segment_sigma(t, x, y, seg, accuracy_m, smooth=(bx, by), accuracy_white=(acc_sigma, white))
+    # every scale below is one value per segment
+    sigma = _sigma_of_segments(t, x, y, seg, accuracy_m, (bx, by), (acc_sigma, white))
     sig = np.maximum(sigma, rules.min_sigma_m)
     radius = np.clip(rules.stay_radius_sigmas * sig, rules.stay_radius_m, rules.stay_radius_max_m)
-    stay = stay_mask(t, bx, by, seg, radius, rules)
+    stay = stay_mask(t, bx, by, seg, radius[ordinal], rules)
     # second look: the spread of the fixes inside the stays measures the noise a still phone
     # really has (a slow drift that neither accuracy_m nor short-scale residuals show); where
     # it is larger, the segment's stay radius grows and its stays are found again
     spread = _stay_spread(t, x, y, seg, stay, ordinal, len(starts), 2.0 * rules.stay_window_s)
-    wider = spread > 1.1 * sig
-    if wider.any():
+    if (spread > 1.1 * sig).any():
         radius = np.clip(rules.stay_radius_sigmas * np.fmax(sig, spread), rules.stay_radius_m, rules.stay_radius_max_m)
-        stay = stay_mask(t, bx, by, seg, radius, rules)
+        stay = stay_mask(t, bx, by, seg, radius[ordinal], rules)
     # distance track: enough points averaged that the residual noise is a small part of a step
-    dt_med = np.ones(len(starts))
+    dt_seg = np.ones(len(starts))
     if n > 1:
         d = np.diff(t)
         ok = seg[1:] == seg[:-1]
-        dt_med = group_median(np.where(ok, d, np.nan), ordinal[:-1], len(starts))
-    dt_pt = np.nan_to_num(dt_med, nan=1.0)[ordinal]
+        dt_seg = np.nan_to_num(group_median(np.where(ok, d, np.nan), ordinal[:-1], len(starts)), nan=1.0)
     n_avg = (rules.smooth_sigmas * sig / rules.min_step_m) ** 2
     # from a few metres of noise on, at least a neighbour on each side where the sampling allows:
     # one fix alone keeps all its noise (4 m on 12 m between fixes is +5 %)
-    floor = np.where(sig >= rules.smooth_neighbours_from_m, dt_pt, 0.0)
-    half = np.clip(np.maximum(0.5 * n_avg * dt_pt, floor), rules.smooth_min_s, rules.smooth_max_s)
-    n_eff = 2.0 * half / np.maximum(dt_pt, 1e-3)
+    floor = np.where(sig >= rules.smooth_neighbours_from_m, dt_seg, 0.0)
+    half = np.clip(np.maximum(0.5 * n_avg * dt_seg, floor), rules.smooth_min_s, rules.smooth_max_s)
+    n_eff = 2.0 * half / np.maximum(dt_seg, 1e-3)
     # σ read from the data: a drift averages out more slowly than white noise does
-    from_data = ~np.isfinite(acc_sigma)[ordinal]
-    n_eff = np.maximum(np.where(from_data, n_eff * independent_share(white[ordinal], sig), n_eff), 1.0)
+    n_eff = np.maximum(np.where(np.isfinite(acc_sigma), n_eff, n_eff * independent_share(white, sig)), 1.0)
     step = np.maximum(rules.min_step_m, rules.step_sigmas * sig / np.sqrt(n_eff))
-    xs, ys = fits.at(half)
+    xs, ys = fits.at(half[ordinal])
     # a stay is one place: its points sit at the median of its smoothed positions
     rid, _, _ = _runs(stay, seg)
     stay_id = np.where(stay, rid, -1)
@@ -455,4 +467,4 @@ def denoise(
         ys = ys.copy()
         xs[k] = cx.to_numpy()[pos]
         ys[k] = cy.to_numpy()[pos]
-    return NoiseTrack(sigma=sigma, xs=xs, ys=ys, step_m=step, stay=stay, stay_id=stay_id)
+    return NoiseTrack(sigma=sigma[ordinal], xs=xs, ys=ys, step_m=step[ordinal], stay=stay, stay_id=stay_id)
