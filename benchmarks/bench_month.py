@@ -1,0 +1,125 @@
+"""Benchmark: does the nightly run cost what the new day costs, whatever the month has piled up?
+
+    python -m benchmarks.bench_month                              # 30 nights × 1.5 M points (~10 min)
+    python -m benchmarks.bench_month --nights 5 --points 200000   # a quick look
+
+One synthetic workspace (benchmarks.generate: ~700 workers at 1.5 M points a day, stays at
+sites, spikes, a teleport, mock and repeated points), November 2026. Each night one Parquet
+file of that day's points is dropped into the inbox, then the plain nightly command
+``python -m trajectory.run --workspace DIR`` runs in a fresh child process: ingest, the day
+job, the month step (weeks, findings, replays from the stored day signatures). Each night's
+wall time and the child's peak RSS (``os.wait4``) are printed; the last lines compare the
+last night with the first (issue 12's targets: ≤ 1.2× the time, ≤ 1.3× and ≤ 1.5 GB the memory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from benchmarks.generate import DAY0, make_data, write_inbox, write_workspace
+
+MONTH_START = date(2026, 11, 1)
+
+
+def _day_points(n: int, night: int) -> pd.DataFrame:
+    """The points of night ``night`` (0-based): a fresh walk of every worker, on that date."""
+    pts, _ = make_data(n, 1, seed=1000 + night, extras=True)
+    shift = pd.Timedelta(days=(MONTH_START - DAY0).days + night)
+    return pts.assign(ts=pts["ts"] + shift)
+
+
+def _drop(inbox: Path, pts: pd.DataFrame, night: int) -> None:
+    ts_ms = np.asarray(pts["ts"].dt.as_unit("ms").array.asi8, dtype=np.int64)
+    day_dir = inbox / f"night{night + 1:02d}"
+    write_inbox(
+        day_dir,
+        pa.array(pts["worker_id"].astype(str).to_numpy()),
+        ts_ms,
+        pts["lon"].to_numpy(),
+        pts["lat"].to_numpy(),
+        pts["accuracy_m"].to_numpy().round(1),
+        np.zeros(len(pts), bool),
+        files=1,
+        formats=("parquet-typed",),
+        mock=pts["mock"].to_numpy(),
+    )
+    for f in day_dir.iterdir():  # one file per night, straight into the inbox
+        f.rename(inbox / f"{MONTH_START + timedelta(days=night)}-{f.name}")
+    day_dir.rmdir()
+
+
+def _night(root: Path) -> tuple[float, float, int]:
+    """Run the nightly command once; wall seconds, the child's peak RSS in MB, exit code."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trajectory.run", "--workspace", str(root), "--no-progress", "-q"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    if proc.stderr is not None:
+        err = proc.stderr.read().decode(errors="replace")
+        proc.stderr.close()
+        if os.waitstatus_to_exitcode(status) != 0:
+            print(err[-2000:], file=sys.stderr)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return wall, usage.ru_maxrss / 1024.0, proc.returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--nights", type=int, default=30)
+    ap.add_argument("--points", type=int, default=1_500_000, help="points a night")
+    ap.add_argument("--dir", type=Path, default=None, help="workspace folder (default: a temporary one)")
+    a = ap.parse_args(argv)
+    root = a.dir or Path(tempfile.mkdtemp(prefix="gridpatrol-month-"))
+    if root.exists() and any(root.iterdir()):
+        shutil.rmtree(root)
+    t0 = time.perf_counter()
+    first = _day_points(a.points, 0)
+    _, ctx = make_data(a.points, 1, seed=1000, extras=True)
+    write_workspace(root, first.iloc[:0], ctx, files=1)
+    for f in (root / "inbox" / "gps").iterdir():  # the generator's empty file
+        f.unlink()
+    print(
+        f"workspace {root}: {ctx.workers.shape[0]} workers, {ctx.grids.shape[0]} grids, "
+        f"{len(first):,} points a night, {a.nights} nights from {MONTH_START}",
+        file=sys.stderr,
+    )
+    print("| night | date | points | wall s | peak RSS MB |\n|---:|---|---:|---:|---:|")
+    rows = []
+    for night in range(a.nights):
+        pts = first if night == 0 else _day_points(a.points, night)
+        _drop(root / "inbox" / "gps", pts, night)
+        wall, rss, code = _night(root)
+        if code != 0:
+            print(f"night {night + 1}: the nightly run exited {code}", file=sys.stderr)
+            return 1
+        rows.append((wall, rss))
+        print(
+            f"| {night + 1} | {MONTH_START + timedelta(days=night)} | {len(pts):,} | {wall:.1f} | {rss:.0f} |",
+            flush=True,
+        )
+    (w1, r1), (wn, rn) = rows[0], rows[-1]
+    print(
+        f"\nnight {a.nights} / night 1: wall {wn / w1:.2f}× (target ≤ 1.2), peak RSS {rn / r1:.2f}× "
+        f"(target ≤ 1.3), {rn:.0f} MB (target ≤ 1536); total {time.perf_counter() - t0:.0f} s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
