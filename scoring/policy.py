@@ -17,12 +17,15 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from trajectory.contract import GPS_CRS_CHOICES, ITEM_CODES, SITE_TYPES
+from trajectory.contract import GPS_CRS_CHOICES, GPS_OPTIONAL_COLUMNS, GPS_POINT_COLUMNS, ITEM_CODES, SITE_TYPES
 from trajectory.errors import PolicyError
 
 DEFAULT_POLICY_PATH = Path(__file__).with_name("default_policy.toml")
 VISIT_PERIODS = ("workday", "week", "month")
 WEEK_MONTH_RULES = ("split",)
+# tables a patrol.toml may add although the defaults lack them (the policy hash is unchanged
+# without them): [gps.columns], a GPS file's header -> contract column (docs/ingest.md)
+OPTIONAL_TABLES = (("gps",), ("gps", "columns"))
 
 
 @dataclass(frozen=True)
@@ -209,6 +212,8 @@ class Policy:
     events: EventsPolicy
     privacy: PrivacyPolicy = PrivacyPolicy(150.0, ("key_person", "special_group", "care_subject"))
     export: ExportPolicy = ExportPolicy("常州西太湖科技产业园网格化集成管理中心", "制表", "审核")
+    # [gps.columns]: a GPS file's header (as written) -> contract column, "" = not read
+    gps_columns: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     source: str = "default"
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -263,10 +268,12 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any], file: str, at: tuple[s
     """Deep-merge ``over`` into ``base``; unknown keys are an error (a typo must not pass)."""
     for key, value in over.items():
         where = ".".join((*at, key))
+        if key not in base and (*at, key) in OPTIONAL_TABLES:
+            base[key] = {}
         if key not in base:
             # open tables: items' deductions, ranking bonus, category minimums
             # ([maps] is validated by maps.tiles.TileConfig, which names its own unknown keys)
-            if at and at[-1] in ("deduct", "ranking_bonus", "category_minimums", "maps"):
+            if at and at[-1] in ("deduct", "ranking_bonus", "category_minimums", "maps", "columns"):
                 base[key] = value
                 continue
             raise PolicyError(file, f"unknown setting '{where}'", column=where)
@@ -405,9 +412,26 @@ def _build(raw: dict[str, Any], source: str) -> Policy:
             prepared_by_label=f.sub("export").text("prepared_by_label"),
             reviewed_by_label=f.sub("export").text("reviewed_by_label"),
         ),
+        gps_columns=MappingProxyType(_gps_columns(raw.get("gps", {}).get("columns", {}), source)),
         source=source,
         raw=raw,
     )
+
+
+def _gps_columns(columns: Mapping[str, Any], source: str) -> dict[str, str]:
+    """[gps.columns]: each key a header of the centre's GPS files, each value a contract column or ""."""
+    names = (*GPS_POINT_COLUMNS, *GPS_OPTIONAL_COLUMNS)
+    for header, target in columns.items():
+        where = f"gps.columns.{header}"
+        if not header.strip():
+            raise PolicyError(source, "'gps.columns' has an empty header name", column="gps.columns")
+        if not isinstance(target, str) or target not in (*names, ""):
+            raise PolicyError(
+                source,
+                f"'{where}' was {target!r} but is expected to be one of {', '.join(names)} (or \"\": not read)",
+                column=where,
+            )
+    return dict(columns)
 
 
 def _privacy(pv: _Fields, source: str) -> PrivacyPolicy:

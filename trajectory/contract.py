@@ -25,6 +25,35 @@ RUN_LOG = "run_log"
 GPS_POINT_COLUMNS = ("worker_id", "ts", "lon", "lat")
 GPS_OPTIONAL_COLUMNS = ("accuracy_m", "speed_mps", "mock", "device_id")
 QUARANTINE_COLUMNS = ("source_file", "row_number", "reason")
+# quarantine.reason: one of these, possibly followed by detail ("missing column lat",
+# "malformed CSV line (too many columns)", "ts before 2000-01-01 (read as epoch seconds)");
+# row 0 stands for a whole file (docs/ingest.md)
+REASON_UNREADABLE_FILE = "unreadable file"
+REASON_FILE_REJECTED = "file rejected"  # row 0: the header has no column for a required one
+REASON_LINE_TOO_LONG = "line too long"
+REASON_CONFLICTING_DUPLICATE = "conflicting_duplicate"  # (worker_id, ts) stored with other coordinates
+QUARANTINE_REASONS = (
+    REASON_UNREADABLE_FILE,
+    REASON_FILE_REJECTED,
+    REASON_LINE_TOO_LONG,
+    "malformed CSV line",
+    "malformed JSON line",
+    "missing column",
+    "missing worker_id",
+    "unknown worker (not in workers.csv)",
+    "missing ts",
+    "unparseable ts",
+    "missing lon",
+    "non-numeric lon",
+    "missing lat",
+    "non-numeric lat",
+    "lon outside [-180, 180]",
+    "lat outside [-90, 90]",
+    "null island (0, 0)",
+    "ts before 2000-01-01",
+    "ts more than 1 day after the run",
+    REASON_CONFLICTING_DUPLICATE,
+)
 WORKER_DAY_COLUMNS = (
     "worker_id",
     "grid_id",

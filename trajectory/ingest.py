@@ -6,12 +6,19 @@ Each file of ``inbox/gps/`` (CSV, optionally gzipped; Parquet; JSON Lines) goes 
    again, under any name, changes nothing; a new name is recorded once in ``ingest_alias``).
 2. Columnar parsing in DuckDB (no Python per row): every field is read as delivered and
    converted with ``TRY_CAST`` / regular expressions, ``ts`` from ISO-8601 with offset, naive
-   local time (workspace time zone) or epoch milliseconds; coordinates to WGS-84 per
-   ``gps_crs`` (:mod:`trajectory.coords`).
-3. Rows that cannot be a point go to ``quarantine`` with one specific reason and their raw
-   values as JSON. Accuracy, speed and mock flags are never reasons: judging a valid point is
-   the engine's job.
-4. A point is (worker_id, ts): duplicates inside the file and against the store are stored once.
+   local time (workspace time zone) or epoch seconds / milliseconds (told apart by
+   magnitude); coordinates to WGS-84 per ``gps_crs`` (:mod:`trajectory.coords`). Text is
+   UTF-8 (with or without BOM), else GB18030 (GBK); headers are mapped to the contract's
+   columns by name, by the built-in Chinese aliases (``GPS_HEADER_ALIASES``) and by
+   ``[gps.columns]`` of ``patrol.toml``. A file without a column for a required field is
+   rejected as a whole (row 0, ``file rejected``) and read again once its header maps.
+   A text line longer than ``_MAX_LINE_BYTES`` is quarantined alone (``line too long``).
+3. Rows that cannot be a point go to ``quarantine`` with one specific reason
+   (``contract.QUARANTINE_REASONS``) and their raw values as JSON. Accuracy, speed and mock
+   flags are never reasons: judging a valid point is the engine's job.
+4. A point is (worker_id, ts): duplicates inside the file and against the store are stored once;
+   a copy with other coordinates is quarantined as ``conflicting_duplicate`` (the first copy,
+   stored or earlier in the file, stays).
 5. The file is read and classified a chunk of rows at a time (``_CHUNK_ROWS``), so memory is
    bounded by the chunk whatever the file's size. Each chunk's new points are written to
    ``store/gps/date=<local date>/<hash[:16]>[-<chunk>].parquet`` by atomic rename; then
@@ -24,9 +31,11 @@ Each file of ``inbox/gps/`` (CSV, optionally gzipped; Parquet; JSON Lines) goes 
    in the same transaction as the manifest row, so a run killed after ingest still
    recomputes them next time.
 
-Inbox entries that are not regular files (a folder named like a file, a broken link, a pipe)
-and files that cannot be opened are skipped with a warning, every run until they are fixed:
-they have no content to record.
+Inbox entries that are not regular files (a folder named like a file, a broken link, a pipe),
+hidden or temporary names (``.x.csv``, ``x.csv.part``: an upload or editor may still be
+writing them), symbolic links resolving outside the inbox (never opened) and files that
+cannot be opened are skipped with a warning, every run until they are fixed: they have no
+content to record. docs/ingest.md states the rules.
 
 The caller (``trajectory.run``) holds the workspace lock.
 """
@@ -38,10 +47,14 @@ import gzip
 import hashlib
 import json
 import logging
+import mmap
+import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+import unicodedata
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -80,6 +93,35 @@ _MIN_TS_US = int(datetime(2000, 1, 1, tzinfo=UTC).timestamp() * 1_000_000)
 _FUTURE_SLACK_US = 86_400 * 1_000_000  # "> 1 day in the future of the run"
 _ENCODING_PROBE_BYTES = 1 << 20
 _RAW_MAX_CHARS = 2000  # a quarantined row's raw JSON is cut here (a broken file can have megabyte lines)
+# A GPS line is ~100 bytes. A longer line than this is broken (a binary blob, a lost newline)
+# and quarantined alone; DuckDB, whose own limit stops the whole file, is given twice as much.
+_MAX_LINE_BYTES = 1 << 20
+_SCAN_BLOCK_BYTES = 1 << 22
+# Epoch numbers in ``ts``: below 1e11 seconds, below 1e14 milliseconds. Every instant from
+# 2000 to 5000 has one reading (s: 9.5e8..9.6e10, ms: 9.5e11..9.6e13); the rest is out of range.
+_EPOCH_S_BELOW = 1e11
+_EPOCH_MS_BELOW = 1e14
+# Copies of (worker_id, ts) whose coordinates differ by more than this (degrees, ~0.1 m:
+# finer than any phone reports, coarser than a re-export's rounding) are conflicting.
+_SAME_POSITION_DEG = 1e-6
+# Names an upload tool or editor gives a file it is still writing: never ingested
+# (docs/ingest.md: upload as .x.csv or x.csv.part, then rename)
+_TEMP_PREFIXES = (".", "~$")
+_TEMP_SUFFIXES = (".part", ".partial", ".filepart", ".crdownload", ".download", ".tmp", ".temp", ".swp", "~", "#")
+# Headers of the centre platform's own exports, per contract column in priority order (a file
+# with two of them reads the first listed). Compared after NFKC (full-width brackets), case
+# folding and removing blanks; ``[gps.columns]`` in patrol.toml adds more. 速度 is m/s, as
+# phones report it (Android Location.getSpeed); a km/h column is mapped to "" (not read).
+GPS_HEADER_ALIASES: dict[str, tuple[str, ...]] = {
+    "worker_id": ("人员编号", "网格员编号", "网格员id", "人员id", "员工编号", "工号", "用户编号", "用户id"),
+    "ts": ("定位时间", "采集时间", "gps时间", "时间", "时间戳"),
+    "lon": ("经度",),
+    "lat": ("纬度",),
+    "accuracy_m": ("定位精度", "精度", "定位精度(米)", "精度(米)", "定位精度(m)", "精度(m)"),
+    "speed_mps": ("速度", "速度(米/秒)", "速度(m/s)"),
+    "mock": ("模拟定位", "是否模拟定位", "虚拟定位", "是否虚拟定位"),
+    "device_id": ("设备编号", "设备号", "设备id", "终端编号", "终端号", "imei"),
+}
 
 # The store's Parquet schema (ARCHITECTURE "Points handed to the engine" + provenance)
 GPS_STORE_SCHEMA = pa.schema(
@@ -101,8 +143,7 @@ _RE_DATE_TIME = r"[0-9]{4}[-/][0-9]{1,2}[-/][0-9]{1,2}[T ][0-9]{1,2}:[0-9]{2}(:[
 _RE_OFFSET = r"\s*(Z|[+-][0-9]{2}(:?[0-9]{2})?)"
 # AND does not short-circuit in SQL: json_type on a malformed line would stop the scan
 _JSON_OBJECT = "(CASE WHEN json_valid({line}) THEN json_type({line}) = 'OBJECT' ELSE false END)"
-_RE_EPOCH_MS = r"-?[0-9]{1,15}"
-_RE_EPOCH_MS_FRACTION = r"-?[0-9]{1,15}\.[0-9]*"
+_RE_EPOCH = r"-?[0-9]{1,19}(\.[0-9]*)?"
 # A point's key within one local date: worker_idx << _KEY_TS_BITS | microseconds since the
 # start of the day before (UTC). A local date spans at most 25 h and lies within 14 h of
 # its UTC date, so the offset is below 61 h < 2**38 us (76 h).
@@ -133,7 +174,8 @@ class IngestReport:
     files : list of dict
         One per inbox file with a GPS format: ``name, hash, format, rows_read, accepted,
         duplicate, quarantined, skipped_as_known, size`` (plus ``error`` when the file could not
-        be read at all, and ``dates``: the local dates that received new points).
+        be read at all or was rejected for its header, and ``dates``: the local dates that
+        received new points). ``quarantined`` counts conflicting duplicates too.
     dates_touched : set of datetime.date
         Local dates that received new points (the days to recompute).
     warnings : list of str
@@ -201,17 +243,20 @@ def ingest_inbox(
     inbox = ws.paths.inbox_gps
     for table in (c.QUARANTINE, c.INGEST_MANIFEST, store.INGEST_ALIAS, store.PENDING_WORK):
         con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({store.TABLE_DDL[table]})")
+    # why a file was not read (unreadable, rejected header): NULL for a file read normally; in
+    # TABLE_DDL, and added here to a store made before the column existed
+    con.execute(f"ALTER TABLE {c.INGEST_MANIFEST} ADD COLUMN IF NOT EXISTS error VARCHAR")
     report.warnings.extend(_remove_orphan_parts(con, ws))
-    entries = sorted(p for p in inbox.iterdir() if not p.name.startswith(".")) if inbox.is_dir() else []
-    files = [p for p in entries if p.is_file()]
-    report.warnings.extend(_not_regular_files(entries))
+    files, skipped = _inbox_files(inbox)
+    report.warnings.extend(skipped)
     if not files:
         log_step("ingest_file", files=0)
     roster = pa.array(sorted(set(ws.workers["worker_id"].astype(str))), pa.string())
     if len(roster) >= 1 << (63 - _KEY_TS_BITS):
         most = (1 << (63 - _KEY_TS_BITS)) - 1
         raise StoreError(f"workers.csv lists {len(roster)} workers; ingest handles at most {most}")
-    ctx = _Context(ws, con, run_id, int(now.timestamp() * 1_000_000), roster)
+    columns = {_norm(k): v for k, v in ws.policy.gps_columns.items()}
+    ctx = _Context(ws, con, run_id, int(now.timestamp() * 1_000_000), roster, columns)
     # worker_idx: position in the sorted roster, so (worker_idx, ts) sorts like (worker_id, ts)
     worker_idx = pa.array(np.arange(len(roster), dtype=np.int32))
     con.register("_gp_workers", pa.table({"worker_id": roster, "worker_idx": worker_idx}))
@@ -219,7 +264,7 @@ def ingest_inbox(
         for path in tqdm(files, desc="ingest", unit="file", file=sys.stderr, disable=not progress):
             fmt = _format_of(path)
             if fmt is None:
-                msg = f"inbox file {path.name}: not a GPS file (expected .csv, .csv.gz, .parquet, .jsonl, .ndjson); skipped"
+                msg = f"inbox file {path.name}: 非GPS文件 not a GPS file (expected .csv, .csv.gz, .parquet, .jsonl, .ndjson); skipped"
                 log.warning(msg)
                 report.warnings.append(msg)
                 continue
@@ -260,6 +305,7 @@ class _Context:
     run_id: str
     now_us: int
     roster: pa.Array  # worker ids of workers.csv, sorted (a point's worker_idx indexes it)
+    columns: Mapping[str, str] = field(default_factory=dict)  # [gps.columns], headers normalised
 
 
 class _ReadError(Exception):
@@ -286,6 +332,21 @@ class _Source:
     lenient: bool = False
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    # the file's column names (JSON Lines: keys); None when it has none to judge (empty)
+    header: list[str] | None = None
+    closers: list[Callable[[], object]] = field(default_factory=list)
+
+    def missing_required(self) -> list[str]:
+        """Required contract columns the header has no column for (none when there is no header)."""
+        if self.error is not None or self.header is None:
+            return []
+        return [name for name in _REQUIRED if name not in self.fields]
+
+    def close(self) -> None:
+        """Release the reader (also when its batches were never read)."""
+        for close in self.closers:
+            close()
+        self.closers = []
 
     def row_numbers_of(self, provisional: np.ndarray, parsed: int) -> np.ndarray:
         """Final row numbers of rows given by provisional ``_row`` (1-based position among parsed rows).
@@ -308,22 +369,54 @@ class _Source:
         return out
 
 
-def _not_regular_files(entries: list[Path]) -> list[str]:
-    """Warnings for inbox entries that cannot be read as files (root reads any regular file)."""
-    out = []
-    for p in entries:
-        if p.is_file() or (p.is_dir() and not p.is_symlink() and _format_of(p) is None):
-            continue  # a plain sub-folder (an archive, say) is not a delivery
-        if p.is_symlink() and not p.exists():
-            what = "a broken symbolic link"
-        elif p.is_dir():
-            what = "a folder"
-        else:
-            what = "not a regular file (a pipe, socket or device)"
-        msg = f"inbox entry {p.name}: {what}, not a GPS file; skipped"
-        log.warning(msg)
-        out.append(msg)
-    return out
+def _inbox_files(inbox: Path) -> tuple[list[Path], list[str]]:
+    """The inbox entries to read (sorted by name), and a warning for each entry skipped.
+
+    Nothing outside the inbox is ever opened: a symbolic link (to a file or a folder) is
+    followed only when its target lies inside the inbox, checked before any ``stat`` of the
+    target. A plain sub-folder (an archive, say) is not a delivery and is passed silently.
+    """
+    if not inbox.is_dir():
+        return [], []
+    root = inbox.resolve()
+    files, warnings = [], []
+    for p in sorted(inbox.iterdir()):
+        what = _skipped_entry(p, root)
+        if what is None:
+            files.append(p)
+        elif what:
+            msg = f"inbox entry {p.name}: {what}; skipped"
+            log.warning(msg)
+            warnings.append(msg)
+    return files, warnings
+
+
+def _skipped_entry(p: Path, root: Path) -> str | None:
+    """Why inbox entry ``p`` is not read ("" = silently), or None when it is a file to read."""
+    if p.is_symlink():
+        try:
+            target = p.resolve()
+        except (OSError, RuntimeError):  # a loop of links
+            return "损坏的符号链接 a broken symbolic link (a loop)"
+        if not target.is_relative_to(root):
+            if not p.exists():
+                return "损坏的符号链接 a broken symbolic link (to a place outside the inbox), not a GPS file"
+            return "指向收件箱以外的符号链接，拒绝读取 a symbolic link to a place outside the inbox, refused and not opened"
+    name = p.name
+    if p.is_dir() and not p.is_symlink() and (_format_of(p) is None or name.startswith(_TEMP_PREFIXES)):
+        return ""
+    if name.startswith(_TEMP_PREFIXES) or name.lower().endswith(_TEMP_SUFFIXES):
+        return (
+            "隐藏或临时文件，未入库 a hidden or temporary name (starts with '.' or '~$', or ends like .part/.tmp): "
+            "an upload or editor may still be writing it; it is read once renamed to its final name"
+        )
+    if p.is_file():
+        return None
+    if p.is_symlink() and not p.exists():
+        return "损坏的符号链接 a broken symbolic link, not a GPS file"
+    if p.is_dir():
+        return "文件夹 a folder, not a GPS file"
+    return "非普通文件 not a regular file (a pipe, socket or device), not a GPS file"
 
 
 def _format_of(path: Path) -> str | None:
@@ -356,16 +449,22 @@ def _ingest_one(
         "dates": [],
         "size": size,
     }
-    known = _first(con, f"SELECT file_name, ingested_run FROM {c.INGEST_MANIFEST} WHERE file_hash = ?", [file_hash])
-    if known is not None:
-        entry["skipped_as_known"] = True
-        warnings = _record_alias(ctx, path.name, file_hash, known)
-        # every night re-lists the inbox: files already known are logged only at DEBUG level
-        log_step("ingest_file", logging.DEBUG, file=path.name, skipped="known", same_as=known[0], run=known[1])
-        return entry, set(), warnings
+    known = _first(
+        con, f"SELECT file_name, ingested_run, error FROM {c.INGEST_MANIFEST} WHERE file_hash = ?", [file_hash]
+    )
+    # a file rejected for its header is looked at again: [gps.columns] may map it now
+    retry = known is not None and str(known[2] or "").startswith(c.REASON_FILE_REJECTED)
+    if known is not None and not retry:
+        return _skip_known(ctx, path, file_hash, entry, known)
 
     with tempfile.TemporaryDirectory(prefix="gridpatrol-ingest-") as tmp:
-        src = _load(con, path, fmt, Path(tmp))
+        src = _load(con, path, fmt, Path(tmp), ctx.columns)
+        missing = src.missing_required()
+        if missing:
+            src.close()
+            if known is not None:  # still rejected: said once, when it was
+                return _skip_known(ctx, path, file_hash, entry, known)
+            return _reject_file(ctx, path, file_hash, fmt, entry, src, missing)
         result = None
         while src.error is None:
             try:
@@ -375,14 +474,14 @@ def _ingest_one(
                 # a reader failing half-way: the chunks already written are this file's, removed
                 _remove_parts_of(ctx, file_hash)
                 if fmt == "csv" and not src.lenient:
-                    src = _load(con, path, fmt, Path(tmp), lenient=True, strict_error=str(exc))
+                    src = _load(con, path, fmt, Path(tmp), ctx.columns, lenient=True, strict_error=str(exc))
                 else:
                     src = _Source(error=str(exc), warnings=src.warnings)
         if result is None:
             assert src.error is not None
-            entry["error"] = src.error
-            _commit(ctx, path, file_hash, fmt, entry, [(0, f"unreadable file: {src.error}", _head_of(path))], None)
-            msg = f"inbox file {path.name}: {src.error}; recorded in quarantine (row 0) and skipped"
+            entry["error"] = f"{c.REASON_UNREADABLE_FILE}: {src.error}"
+            _commit(ctx, path, file_hash, fmt, entry, [(0, entry["error"], _head_of(path))], None)
+            msg = f"inbox file {path.name}: 无法读取 {src.error}; recorded in quarantine (row 0) and skipped"
             log.warning(msg)
             return entry, set(), [*src.warnings, msg]
         counts, parts_rows, quarantined = result
@@ -390,8 +489,8 @@ def _ingest_one(
         entry.update(
             rows_read=counts["parsed"] + len(src.rejected),
             accepted=counts["accepted"],
-            duplicate=counts["ok"] - counts["accepted"],
-            quarantined=counts["rejected"] + len(src.rejected),
+            duplicate=counts["ok"] - counts["accepted"] - counts["conflicting"],
+            quarantined=counts["rejected"] + counts["conflicting"] + len(src.rejected),
             dates=sorted(parts_rows),
         )
         _reconcile(path.name, entry, counts["classified"], sum(parts_rows.values()), counts["parsed"])
@@ -419,23 +518,36 @@ def _ingest_chunks(
     """Classify, dedupe and write the file a chunk at a time.
 
     Returns the summed counts, the rows written per local date and the quarantined rows
-    (``_row`` final, ``reason``, ``raw``). The keys of the points accepted from earlier chunks
-    and of the store's points are kept per local date, so a point is stored once whatever
-    chunk its copies are in (the first copy in the file wins).
+    (``_row`` final, ``reason``, ``raw``; conflicting copies among them). The keys of the
+    points accepted from earlier chunks and of the store's points are kept per local date, so
+    a point is stored once whatever chunk its copies are in (the stored copy, else the first
+    in the file, wins) and a copy elsewhere is a ``conflicting_duplicate`` in any chunk.
     """
     con = ctx.con
     counts = dict.fromkeys(
-        ("parsed", "classified", "ok", "rejected", "accepted", "bad_mock", "bad_accuracy", "bad_speed"), 0
+        ("parsed", "classified", "ok", "rejected", "accepted", "conflicting", "bad_mock", "bad_accuracy", "bad_speed"),
+        0,
     )
     parts_rows: dict[date, int] = {}
     quarantined: list[pa.Table] = []
     seen: dict[int, _SeenKeys] = {}
+    point_cols = ["worker_idx", "ts_us", "lon", "lat", "accuracy_m", "speed_mps", "mock", "device_id", "local_date"]
     for chunk, table in enumerate(src.batches):
         con.register("_gp_src", table)
         try:
             chunk_counts, rows, ok = _classify(ctx, src)
-            # the rejected rows (few) with their raw values, for the quarantine insert of _commit
-            con.register("_gp_rows", rows.filter(pc.invert(ok)).select(["_row", "reason"]))
+            row_numbers = rows["_row"].to_numpy()
+            ok_rows = np.flatnonzero(ok.to_numpy(zero_copy_only=False))
+            new_points, conflicting = _new_points(ctx, file_hash, rows.select(point_cols), ok_rows, row_numbers, seen)
+            # the rejected rows and conflicting copies (few) with their raw values, for _commit
+            bad = rows.filter(pc.invert(ok)).select(["_row", "reason"])
+            if len(conflicting):
+                reason = pa.array([c.REASON_CONFLICTING_DUPLICATE] * len(conflicting), bad.schema.field("reason").type)
+                extra = pa.table(
+                    [pa.array(row_numbers[conflicting], bad.schema.field("_row").type), reason], schema=bad.schema
+                )
+                bad = pa.concat_tables([bad, extra])
+            con.register("_gp_rows", bad)
             quarantined.append(
                 con.sql(
                     f"""SELECT r._row, r.reason, left({src.raw_sql}, {_RAW_MAX_CHARS}) AS raw
@@ -446,16 +558,12 @@ def _ingest_chunks(
             con.unregister("_gp_src")
             con.unregister("_gp_rows")
         parsed = table.num_rows
-        del table
-        point_cols = ["worker_idx", "ts_us", "lon", "lat", "accuracy_m", "speed_mps", "mock", "device_id", "local_date"]
-        ok_rows = np.flatnonzero(ok.to_numpy(zero_copy_only=False))
-        new_points = _new_points(ctx, file_hash, rows.select(point_cols), ok_rows, rows["_row"].to_numpy(), seen)
-        del rows, ok
+        del table, rows, ok
         # (chunk 0 keeps the part name of a file read in one piece)
         written = _write_parts(ctx, file_hash, new_points, chunk)
         for day, n in written.items():
             parts_rows[day] = parts_rows.get(day, 0) + n
-        chunk_counts.update(parsed=parsed, accepted=new_points.num_rows)
+        chunk_counts.update(parsed=parsed, accepted=new_points.num_rows, conflicting=len(conflicting))
         for key, value in chunk_counts.items():
             counts[key] += value
         del new_points
@@ -466,8 +574,38 @@ def _ingest_chunks(
     return counts, parts_rows, q.set_column(0, "_row", pa.array(final, pa.int64()))
 
 
-def _record_alias(ctx: _Context, name: str, file_hash: str, known: tuple[str, str]) -> list[str]:
-    first_name, first_run = known
+def _skip_known(
+    ctx: _Context, path: Path, file_hash: str, entry: dict[str, Any], known: tuple[Any, ...]
+) -> tuple[dict[str, Any], set[date], list[str]]:
+    entry["skipped_as_known"] = True
+    warnings = _record_alias(ctx, path.name, file_hash, known)
+    # every night re-lists the inbox: files already known are logged only at DEBUG level
+    log_step("ingest_file", logging.DEBUG, file=path.name, skipped="known", same_as=known[0], run=known[1])
+    return entry, set(), warnings
+
+
+def _reject_file(
+    ctx: _Context, path: Path, file_hash: str, fmt: str, entry: dict[str, Any], src: _Source, missing: list[str]
+) -> tuple[dict[str, Any], set[date], list[str]]:
+    """A file whose header has no column for a required one: one row 0 and one warning, not a row each."""
+    need = ", ".join(missing)
+    entry["error"] = (
+        f"{c.REASON_FILE_REJECTED}: the header has no column for {need}; "
+        "name its columns under [gps.columns] in patrol.toml and the file is read again"
+    )
+    raw = json.dumps({"header": [h[:100] for h in (src.header or [])[:200]]}, ensure_ascii=False)
+    _commit(ctx, path, file_hash, fmt, entry, [(0, entry["error"], raw)], None)
+    msg = (
+        f"inbox file {path.name}: 文件被拒收，表头缺少必需列 {need} (file rejected: no column for {need}; nothing "
+        "stored, quarantine row 0) — 在 patrol.toml 的 [gps.columns] 中对应表头后自动重读 (map its headers under "
+        "[gps.columns] in patrol.toml: the file is read again on the next run)"
+    )
+    log.warning(msg)
+    return entry, set(), [*src.warnings, msg]
+
+
+def _record_alias(ctx: _Context, name: str, file_hash: str, known: tuple[Any, ...]) -> list[str]:
+    first_name, first_run = known[0], known[1]
     if name == first_name:
         return []
     seen = _first(
@@ -498,6 +636,11 @@ def _soft_value_warnings(name: str, counts: dict[str, int]) -> list[str]:
         ("bad_mock", "mock values that are not true/false/1/0 (stored as false)"),
         ("bad_accuracy", "non-numeric accuracy_m values (stored as unknown)"),
         ("bad_speed", "non-numeric speed_mps values (stored as unknown)"),
+        (
+            "conflicting",
+            f"个点与已有点同一人员同一时间但坐标不同，已隔离 points re-sent for the same (worker_id, ts) with other "
+            f"coordinates, quarantined as {c.REASON_CONFLICTING_DUPLICATE} (the first copy is kept)",
+        ),
     ):
         if counts.get(key):
             out.append(f"inbox file {name}: {counts[key]} {what}")
@@ -528,7 +671,11 @@ def _ident(name: str) -> str:
 
 
 def _norm(name: str) -> str:
-    return name.replace("\ufeff", "").strip().lower()
+    """A header as compared: NFKC (full-width forms), case folded, without BOM and blanks."""
+    return "".join(unicodedata.normalize("NFKC", name.replace("\ufeff", "")).casefold().split())
+
+
+_ALIASES = {_norm(a): (col, rank) for col, aliases in GPS_HEADER_ALIASES.items() for rank, a in enumerate(aliases)}
 
 
 def _load(
@@ -536,23 +683,45 @@ def _load(
     path: Path,
     fmt: str,
     tmp: Path,
+    columns: Mapping[str, str],
     *,
     lenient: bool = False,
     strict_error: str | None = None,
 ) -> _Source:
-    """Open a file for reading in chunks (``lenient``: CSV read again after a strict read failed)."""
+    """Open a file for reading in chunks (``lenient``: CSV read again after a strict read failed).
+
+    ``columns``: ``[gps.columns]`` with normalised headers. Text is made UTF-8 and cleared of
+    overlong lines first (into ``tmp``), so that neither can stop the reader.
+    """
     if path.stat().st_size == 0:
         return _Source(warnings=[f"inbox file {path.name}: empty file"])
     if fmt == "parquet":
-        return _load_parquet(path)
+        return _load_parquet(path, columns)
     text_path, warnings, error = _as_utf8(path, tmp)
     if error is not None:
         return _Source(error=error)
     assert text_path is not None
+    try:
+        if _is_blank(text_path):
+            return _Source(warnings=[f"inbox file {path.name}: empty file"])
+        long_lines: list[tuple[int, str]] = []
+        if _has_long_line(text_path, _MAX_LINE_BYTES):
+            out = tmp / (path.name.removesuffix(".gz") + ".lines")
+            long_lines = _drop_long_lines(text_path, out, _MAX_LINE_BYTES)
+            text_path = out
+    except (OSError, EOFError, zlib.error) as exc:
+        return _Source(error=f"cannot be read: {exc}")
+    if long_lines:
+        warnings.append(
+            f"inbox file {path.name}: {len(long_lines)} 行超长已隔离 line(s) longer than {_MAX_LINE_BYTES} bytes "
+            f"quarantined ({c.REASON_LINE_TOO_LONG}); the other lines are read"
+        )
     if fmt == "csv":
-        src = _load_csv(con, text_path, path.name, lenient=lenient, strict_error=strict_error)
+        if long_lines and long_lines[0][0] == 1:
+            return _Source(error=f"the header line is longer than {_MAX_LINE_BYTES} bytes", warnings=warnings)
+        src = _load_csv(con, text_path, path.name, columns, long_lines, lenient=lenient, strict_error=strict_error)
     else:
-        src = _load_jsonl(con, text_path, path.name)
+        src = _load_jsonl(con, text_path, path.name, columns, long_lines)
     src.warnings[:0] = warnings
     return src
 
@@ -623,7 +792,7 @@ def _open_bytes(path: Path) -> Any:
 
 
 def _as_utf8(path: Path, tmp: Path) -> tuple[Path | None, list[str], str | None]:
-    """UTF-8 (with or without BOM) is read as is; GBK (common in Chinese exports) is transcoded.
+    """UTF-8 (with or without BOM) is read as is; anything else as GB18030 (GBK's superset), transcoded.
 
     The encoding is decided on the first MiB; a later undecodable line is rejected by the
     CSV reader and quarantined.
@@ -631,19 +800,22 @@ def _as_utf8(path: Path, tmp: Path) -> tuple[Path | None, list[str], str | None]
     try:
         with _open_bytes(path) as fh:
             head = fh.read(_ENCODING_PROBE_BYTES)
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         return None, [], f"cannot be read: {exc}"
     if _decodes(head, "utf-8"):
         return path, [], None
-    if not _decodes(head, "gbk"):
-        return None, [], "not a text file in UTF-8 or GBK (garbage or binary bytes)"
+    if not _decodes(head, "gb18030"):
+        return None, [], "not a text file in UTF-8 or GB18030/GBK (garbage or binary bytes)"
     out = tmp / (path.name.removesuffix(".gz") + ".utf8")
-    decoder = codecs.getincrementaldecoder("gbk")(errors="replace")
-    with _open_bytes(path) as fin, out.open("w", encoding="utf-8", newline="") as fout:
-        while chunk := fin.read(1 << 22):
-            fout.write(decoder.decode(chunk))
-        fout.write(decoder.decode(b"", final=True))
-    return out, [f"inbox file {path.name}: GBK-encoded text, read as GBK"], None
+    decoder = codecs.getincrementaldecoder("gb18030")(errors="replace")
+    try:
+        with _open_bytes(path) as fin, out.open("w", encoding="utf-8", newline="") as fout:
+            while chunk := fin.read(1 << 22):
+                fout.write(decoder.decode(chunk))
+            fout.write(decoder.decode(b"", final=True))
+    except (OSError, EOFError, zlib.error) as exc:
+        return None, [], f"cannot be read: {exc}"
+    return out, [f"inbox file {path.name}: GB18030/GBK 编码 GB18030/GBK-encoded text, read as GB18030"], None
 
 
 def _decodes(head: bytes, encoding: str) -> bool:
@@ -655,12 +827,122 @@ def _decodes(head: bytes, encoding: str) -> bool:
     return True
 
 
+def _is_blank(path: Path) -> bool:
+    """A text file holding nothing but a BOM and blanks (an export of nothing)."""
+    with _open_bytes(path) as fh:
+        head = fh.read(4096)
+    return len(head) < 4096 and not head.removeprefix(b"\xef\xbb\xbf").strip()
+
+
+def _has_long_line(path: Path, limit: int, block_bytes: int | None = None) -> bool:
+    """Whether a line of the file is longer than ``limit`` bytes (newline excluded), streamed.
+
+    Every window of ``limit + 1`` bytes must hold a newline: one ``rfind`` per window, each
+    hop landing past the window before it, so a file costs a few searches per ``limit`` bytes,
+    not one per line. An uncompressed file is searched in place (memory-mapped, no copy);
+    ``block_bytes`` forces reading blocks of that size.
+    """
+    with _open_bytes(path) as fh:
+        if block_bytes is None and not path.name.lower().endswith(".gz"):
+            if os.fstat(fh.fileno()).st_size == 0:
+                return False
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as whole:
+                return _long_line_in([whole], limit)
+        return _long_line_in(iter(lambda: fh.read(block_bytes or _SCAN_BLOCK_BYTES), b""), limit)
+
+
+def _long_line_in(blocks: Iterable[Any], limit: int) -> bool:
+    start = 0  # the current line's start, relative to the block (negative: in a block before)
+    for block in blocks:
+        size = len(block)
+        while start + limit < size:
+            nl = block.rfind(b"\n", max(start, 0), start + limit + 1)
+            if nl < 0:
+                return True
+            start = nl + 1
+        nl = block.rfind(b"\n", max(start, 0))  # the last line's start, carried to the next block
+        start = (nl + 1 if nl >= 0 else start) - size
+    return False
+
+
+def _drop_long_lines(path: Path, out: Path, limit: int, block_bytes: int = _SCAN_BLOCK_BYTES) -> list[tuple[int, str]]:
+    """Copy ``path`` to ``out`` without its lines longer than ``limit`` bytes; returns those lines.
+
+    Each removed line is given as (line number from 1, its first ``_RAW_MAX_CHARS`` bytes as
+    text). Streamed a block at a time: memory is a block plus at most one line's ``limit``.
+    """
+    removed: list[tuple[int, str]] = []
+    line_no = 1  # of the line that ``pending`` begins
+    pending = b""  # the current line so far, while not known to be long
+    head: bytes | None = None  # the current line's head once it is known to be long
+
+    def drop(number: int, text: bytes) -> None:
+        removed.append((number, text[:_RAW_MAX_CHARS].decode("utf-8", errors="replace")))
+
+    with _open_bytes(path) as fin, out.open("wb") as fout:
+        while block := fin.read(block_bytes):
+            ends = np.flatnonzero(np.frombuffer(block, np.uint8) == 0x0A)
+            if not len(ends):
+                if head is not None:
+                    head += block[: _RAW_MAX_CHARS - len(head)]
+                else:
+                    pending += block
+                    if len(pending) > limit:
+                        head, pending = pending[:_RAW_MAX_CHARS], b""
+                continue
+            first = int(ends[0])
+            if head is not None or len(pending) + first > limit:
+                drop(line_no, (head if head is not None else pending) + block[:first])
+            else:
+                fout.write(pending)
+                fout.write(block[: first + 1])
+            pending, head = b"", None
+            # whole lines of the block: the long ones (few) are cut out of what is written
+            lengths = np.diff(ends) - 1
+            written = first + 1
+            for j in np.flatnonzero(lengths > limit):
+                lo, hi = int(ends[j]) + 1, int(ends[j + 1])
+                fout.write(block[written:lo])
+                drop(line_no + 1 + int(j), block[lo:hi])
+                written = hi + 1
+            fout.write(block[written : int(ends[-1]) + 1])
+            line_no += len(ends)
+            tail = block[int(ends[-1]) + 1 :]
+            if len(tail) > limit:
+                head = tail[:_RAW_MAX_CHARS]
+            else:
+                pending = tail
+        if head is not None:
+            drop(line_no, head)
+        else:
+            fout.write(pending)
+    return removed
+
+
+def _original_lines(lines: np.ndarray, removed: np.ndarray) -> np.ndarray:
+    """Line numbers in the copy without the ``removed`` lines (sorted) -> line numbers in the file."""
+    if not len(removed):
+        return lines
+    before = removed - np.arange(len(removed))  # a removed line's number in the copy, were it kept
+    return lines + np.searchsorted(before, lines, side="right")
+
+
 def _rejects_options() -> str:
-    return "store_rejects = true, rejects_table = '_gp_rejects', rejects_scan = '_gp_reject_scans'"
+    return (
+        "store_rejects = true, rejects_table = '_gp_rejects', rejects_scan = '_gp_reject_scans', "
+        f"max_line_size = {2 * _MAX_LINE_BYTES}"
+    )
 
 
 def _load_csv(
-    con: duckdb.DuckDBPyConnection, path: Path, name: str, *, lenient: bool = False, strict_error: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    name: str,
+    columns: Mapping[str, str],
+    long_lines: list[tuple[int, str]],
+    *,
+    lenient: bool = False,
+    strict_error: str | None = None,
 ) -> _Source:
     compression = "gzip" if path.name.lower().endswith(".gz") else "none"
     reader_sql = (
@@ -685,13 +967,26 @@ def _load_csv(
         lenient = True
     schema = reader.schema
     names = _sql_safe_names(schema.names)
-    fields, warnings = _map_columns(pa.schema([pa.field(n, t) for n, t in zip(names, schema.types, strict=True)]), name)
+    found, warnings = _resolve_columns(names, columns, name)
+    types = dict(zip(names, schema.types, strict=True))
+    fields = {col: (f"s.{_ident(n)}", _kind(types[n])) for col, n in found.items()}
     raw_cols = ", ".join(f"{_ident(n)} := s.{_ident(n)}" for n in names)
     raw_sql = f"to_json(struct_pack({raw_cols}))" if raw_cols else "NULL"
     notes = (
         [f"inbox file {name}: not strict CSV (mixed line endings or stray quotes); read leniently"] if lenient else []
     )
-    src = _Source(fields=fields, raw_sql=raw_sql, renumber=True, lenient=lenient, warnings=notes + warnings)
+    removed = np.array([n for n, _ in long_lines], dtype=np.int64)
+    # the header is line 1: data row = line - 1
+    too_long = [(n - 1, _line_too_long(), json.dumps({"line": text}, ensure_ascii=False)) for n, text in long_lines]
+    src = _Source(
+        fields=fields,
+        raw_sql=raw_sql,
+        header=names,
+        renumber=True,
+        lenient=lenient,
+        warnings=notes + warnings,
+        closers=[reader.close, cur.close],
+    )
 
     def batches() -> Iterator[pa.Table]:
         done = 0
@@ -701,30 +996,37 @@ def _load_csv(
                 yield table.append_column("_row", pa.array(np.arange(done + 1, done + 1 + table.num_rows), pa.int64()))
                 done += table.num_rows
             # reader lines count the header as line 1
-            src.rejected = _rejected_lines(rejects, "CSV", "CSV", line_offset=-1)
+            src.rejected = sorted(too_long + _rejected_lines(rejects, "CSV", "CSV", -1, removed))
         finally:
-            reader.close()
-            cur.close()
+            src.close()
 
     src.batches = batches()
     return src
 
 
+def _line_too_long() -> str:
+    return f"{c.REASON_LINE_TOO_LONG} (over {_MAX_LINE_BYTES} bytes)"
+
+
 def _rejected_lines(
-    rejects: Callable[[], list[tuple[int, str, str]]], fmt: str, what: str, line_offset: int
+    rejects: Callable[[], list[tuple[int, str, str]]], fmt: str, what: str, line_offset: int, removed: np.ndarray
 ) -> list[tuple[int, str, str]]:
-    """The reader's rejected lines as ``(row_number, reason, raw)`` quarantine entries."""
+    """The reader's rejected lines as ``(row_number, reason, raw)`` quarantine entries.
+
+    ``removed``: the file's lines that the reader did not see (too long), for its line numbers.
+    """
     try:
         found = rejects()
     except duckdb.Error as exc:
         raise _ReadError(f"cannot be read as {fmt}: {str(exc).splitlines()[0]}") from exc
+    lines = _original_lines(np.array([line for line, _, _ in found], dtype=np.int64), removed)
     return [
         (
-            line + line_offset,
+            int(line) + line_offset,
             _reject_reason(kind, what),
             json.dumps({"line": text[:_RAW_MAX_CHARS]}, ensure_ascii=False),
         )
-        for line, kind, text in found
+        for line, (_, kind, text) in zip(lines, found, strict=True)
     ]
 
 
@@ -734,7 +1036,9 @@ def _reject_reason(kind: str, what: str) -> str:
     return f"malformed {what} line ({kind.lower()})"
 
 
-def _load_jsonl(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> _Source:
+def _load_jsonl(
+    con: duckdb.DuckDBPyConnection, path: Path, name: str, columns: Mapping[str, str], long_lines: list[tuple[int, str]]
+) -> _Source:
     compression = "gzip" if path.name.lower().endswith(".gz") else "none"
     # one VARCHAR per line (a delimiter that cannot occur in JSON text); blank lines are not rows
     reader_sql = (
@@ -756,49 +1060,57 @@ def _load_jsonl(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> _Sourc
     except duckdb.Error as exc:
         cur.close()
         return _Source(error=f"cannot be read as JSON Lines: {str(exc).splitlines()[0]}")
-    fields: dict[str, tuple[str, str]] = {}
-    warnings: list[str] = []
-    for key in sorted(keys):
-        norm = _norm(key)
-        if norm in (*_REQUIRED, *_OPTIONAL):
-            if norm in fields:
-                warnings.append(f"inbox file {name}: keys '{key}' and another both read as {norm}; the first is used")
-                continue
-            # a malformed line must not stop the scan: extract only from valid JSON
-            path_sql = _sql_str("$." + json.dumps(key))
-            fields[norm] = (f"json_extract_string(CASE WHEN json_valid(s.line) THEN s.line END, {path_sql})", "text")
-    src = _Source(fields=fields, raw_sql="s.line", json_lines=True, warnings=warnings)
+    keys = sorted(keys)
+    found, warnings = _resolve_columns(keys, columns, name)
+    # a malformed line must not stop the scan: extract only from valid JSON
+    fields = {
+        col: (
+            f"json_extract_string(CASE WHEN json_valid(s.line) THEN s.line END, {_sql_str('$.' + json.dumps(key))})",
+            "text",
+        )
+        for col, key in found.items()
+    }
+    removed = np.array([n for n, _ in long_lines], dtype=np.int64)
+    too_long = [(n, _line_too_long(), json.dumps({"line": text}, ensure_ascii=False)) for n, text in long_lines]
+    src = _Source(
+        fields=fields,
+        raw_sql="s.line",
+        json_lines=True,
+        # no key at all (every line malformed): the lines are quarantined one by one
+        header=keys or None,
+        warnings=warnings,
+        closers=[reader.close, cur.close],
+    )
 
     def batches() -> Iterator[pa.Table]:
         done = 0  # lines returned by the reader so far, blank ones included
         try:
             for table in _rebatch(_scan(reader, "JSON Lines"), reader.schema):
                 # JSON Lines rows are numbered by line (blank lines included), not by position
-                line_no = pa.array(np.arange(done + 1, done + 1 + table.num_rows), pa.int64())
+                line_no = _original_lines(np.arange(done + 1, done + 1 + table.num_rows, dtype=np.int64), removed)
                 done += table.num_rows
                 keep = pc.invert(pc.fill_null(pc.equal(pc.utf8_trim_whitespace(table["line"]), ""), True))
-                kept = pa.table({"line": table["line"], "_row": line_no}).filter(keep)
+                kept = pa.table({"line": table["line"], "_row": pa.array(line_no, pa.int64())}).filter(keep)
                 if kept.num_rows:
                     yield kept
-            src.rejected = _rejected_lines(rejects, "JSON Lines", "JSON", line_offset=0)
+            src.rejected = sorted(too_long + _rejected_lines(rejects, "JSON Lines", "JSON", 0, removed))
         finally:
-            reader.close()
-            cur.close()
+            src.close()
 
     src.batches = batches()
     return src
 
 
-def _load_parquet(path: Path) -> _Source:
+def _load_parquet(path: Path, columns: Mapping[str, str]) -> _Source:
     try:
         pf = pq.ParquetFile(path)
         schema = pf.schema_arrow
     except (pa.ArrowException, OSError) as exc:
         return _Source(error=f"cannot be read as Parquet: {str(exc).splitlines()[0]}")
     names = _sql_safe_names(schema.names)
-    fields, warnings = _map_columns(
-        pa.schema([pa.field(n, t) for n, t in zip(names, schema.types, strict=True)]), path.name
-    )
+    found, warnings = _resolve_columns(names, columns, path.name)
+    types = dict(zip(names, schema.types, strict=True))
+    fields = {col: (f"s.{_ident(n)}", _kind(types[n])) for col, n in found.items()}
     raw_cols = ", ".join(f"{_ident(n)} := s.{_ident(n)}" for n in names)
 
     def batches() -> Iterator[pa.Table]:
@@ -817,15 +1129,18 @@ def _load_parquet(path: Path) -> _Source:
         batches=batches(),
         fields=fields,
         raw_sql=f"to_json(struct_pack({raw_cols}))" if raw_cols else "NULL",
+        # a table without columns has no rows either: nothing to reject
+        header=names or None,
         warnings=warnings,
+        closers=[pf.close],
     )
 
 
 def _sql_safe_names(names: list[str]) -> list[str]:
     """Rename columns SQL cannot name (an empty header cell) or tell apart (a repeated name).
 
-    The raw values of quarantined rows are kept under these names; contract columns are
-    found by :func:`_map_columns` on the names as delivered, so renaming never hides one.
+    The raw values of quarantined rows are kept under these names; a repeated name is read
+    from its first column (:func:`_resolve_columns`), so renaming the others hides nothing.
     """
     seen: set[str] = set()
     out = []
@@ -838,19 +1153,45 @@ def _sql_safe_names(names: list[str]) -> list[str]:
     return out
 
 
-def _map_columns(schema: pa.Schema, name: str) -> tuple[dict[str, tuple[str, str]], list[str]]:
-    """Contract columns found in a header (case and blanks ignored), as SQL expressions and kinds."""
-    fields: dict[str, tuple[str, str]] = {}
-    warnings: list[str] = []
-    for col, typ in zip(schema.names, schema.types, strict=True):
-        norm = _norm(col)
-        if norm not in (*_REQUIRED, *_OPTIONAL):
+def _resolve_columns(names: list[str], columns: Mapping[str, str], file_name: str) -> tuple[dict[str, str], list[str]]:
+    """Which delivered column (or JSON key) is read as each contract column, and warnings.
+
+    A header means, in this order: what ``columns`` (``[gps.columns]``, normalised headers)
+    says ("" = not read), the contract column it names, the column of its built-in alias
+    (:data:`GPS_HEADER_ALIASES`). Of two headers for one contract column, the contract's own
+    name beats ``[gps.columns]``, which beats an alias (the earlier listed first); then the
+    first in the file is read, with a warning.
+    """
+    contract = (*_REQUIRED, *_OPTIONAL)
+    best: dict[str, tuple[tuple[int, int, int], str]] = {}
+    others: dict[str, list[str]] = {}
+    for i, name in enumerate(names):
+        norm = _norm(name)
+        if norm in columns:
+            target, rank = columns[norm], (1, 0)
+        elif norm in contract:
+            target, rank = norm, (0, 0)
+        elif norm in _ALIASES:
+            target, alias_rank = _ALIASES[norm]
+            rank = (2, alias_rank)
+        else:
             continue
-        if norm in fields:
-            warnings.append(f"inbox file {name}: two columns read as {norm}; the first is used")
+        if not target:
             continue
-        fields[norm] = (f"s.{_ident(col)}", _kind(typ))
-    return fields, warnings
+        key = (*rank, i)
+        if target in best and best[target][0] < key:
+            others.setdefault(target, []).append(name)
+            continue
+        if target in best:
+            others.setdefault(target, []).append(best[target][1])
+        best[target] = (key, name)
+    found = {target: name for target, (_, name) in best.items()}
+    warnings = [
+        f"inbox file {file_name}: columns {', '.join(repr(h) for h in [found[t], *rest])} all read as {t}; "
+        f"'{found[t]}' is used"
+        for t, rest in others.items()
+    ]
+    return found, warnings
 
 
 def _kind(typ: pa.DataType) -> str:
@@ -874,28 +1215,35 @@ def _text(expr: str) -> str:
     return f"NULLIF(trim(CAST({expr} AS VARCHAR)), '')"
 
 
-def _ts_us_sql(expr: str, kind: str, zone: str) -> str:
-    """Expression giving the instant in epoch microseconds (NULL when unparseable)."""
+def _datetime_us_sql(expr: str, kind: str, zone: str) -> str:
+    """Expression giving a date-time ``ts`` in epoch microseconds (NULL when it is not one)."""
     z = _sql_str(zone)
     if kind == "ts_tz":
         return f"epoch_us({expr})"
     if kind == "ts_naive":
         return f"epoch_us(timezone({z}, CAST({expr} AS TIMESTAMP)))"
-    if kind == "int":
-        return f"CASE WHEN abs({expr}) < 1e15 THEN CAST({expr} AS BIGINT) * 1000 END"
-    if kind == "float":
-        return f"CASE WHEN isfinite({expr}) AND abs({expr}) < 1e15 THEN CAST(round({expr} * 1000) AS BIGINT) END"
+    if kind in ("int", "float"):
+        return "NULL"
     t = f"upper({_text(expr)})"
     norm = f"replace({t}, '/', '-')"
-    # a date-time has a ':', epoch milliseconds never: one cheap test spares two regexes a row
+    # a date-time has a ':', an epoch number never: one cheap test spares the regexes
     return f"""CASE WHEN contains({t}, ':') THEN CASE
             WHEN regexp_full_match({t}, '{_RE_DATE_TIME}{_RE_OFFSET}') THEN epoch_us(TRY_CAST({norm} AS TIMESTAMPTZ))
             WHEN regexp_full_match({t}, '{_RE_DATE_TIME}') THEN epoch_us(timezone({z}, TRY_CAST({norm} AS TIMESTAMP)))
-        END ELSE CASE
-            WHEN regexp_full_match({t}, '{_RE_EPOCH_MS}') THEN CAST({t} AS BIGINT) * 1000
-            WHEN regexp_full_match({t}, '{_RE_EPOCH_MS_FRACTION}') THEN CAST(round(CAST({t} AS DOUBLE) * 1000) AS BIGINT)
-        END
-    END"""
+        END END"""
+
+
+def _epoch_sql(expr: str, kind: str) -> str:
+    """Expression giving an epoch-number ``ts`` as DOUBLE (NULL when it is not one); unit by magnitude later."""
+    if kind == "int":
+        return f"CAST({expr} AS DOUBLE)"
+    if kind == "float":
+        return f"CASE WHEN isfinite({expr}) THEN CAST({expr} AS DOUBLE) END"
+    if kind in ("ts_tz", "ts_naive"):
+        return "NULL"
+    t = _text(expr)
+    # CASE, not AND: DuckDB then runs the regex only on the rows without a ':'
+    return f"CASE WHEN contains({t}, ':') THEN NULL WHEN regexp_full_match({t}, '{_RE_EPOCH}') THEN CAST({t} AS DOUBLE) END"
 
 
 def _number_sql(expr: str, kind: str) -> str:
@@ -943,6 +1291,9 @@ def _classify(ctx: _Context, src: _Source) -> tuple[dict[str, int], pa.Table, pa
             return f"({expr} IS NOT NULL AND NOT isnan({expr}))"
         return f"({expr} IS NOT NULL)"
 
+    # an out-of-range epoch number names how it was read (evaluated for those rows only)
+    read_as = f"""CASE WHEN ts_epoch IS NULL THEN ''
+        WHEN abs(ts_epoch) < {_EPOCH_S_BELOW} THEN ' (read as epoch seconds)' ELSE ' (read as epoch milliseconds)' END"""
     # one reason per row, the first that applies, in the order a person would fix them; the
     # result comes back as Arrow (no temporary table, no second pass for the local date)
     rows = con.sql(
@@ -952,7 +1303,8 @@ def _classify(ctx: _Context, src: _Source) -> tuple[dict[str, int], pa.Table, pa
                    {json_ok} AS json_ok,
                    {_text(w_expr)} AS worker_id,
                    {present("ts")} AS ts_present,
-                   {_ts_us_sql(ts_expr, ts_kind, zone)} AS ts_us,
+                   {_datetime_us_sql(ts_expr, ts_kind, zone)} AS ts_datetime_us,
+                   {_epoch_sql(ts_expr, ts_kind)} AS ts_epoch,
                    {present("lon")} AS lon_present,
                    {present("lat")} AS lat_present,
                    {_number_sql(lon_expr, lon_kind)} AS lon,
@@ -965,6 +1317,14 @@ def _classify(ctx: _Context, src: _Source) -> tuple[dict[str, int], pa.Table, pa
                    {present("mock")} AS mock_present,
                    {_text(dev_expr)} AS device_id
             FROM _gp_src s
+        ), q AS (
+            -- epoch seconds and milliseconds told apart by magnitude (no instant has both readings)
+            SELECT *,
+                   CASE WHEN ts_epoch IS NULL THEN ts_datetime_us
+                        WHEN abs(ts_epoch) < {_EPOCH_S_BELOW} THEN CAST(round(ts_epoch * 1e6) AS BIGINT)
+                        WHEN abs(ts_epoch) < {_EPOCH_MS_BELOW} THEN CAST(round(ts_epoch * 1e3) AS BIGINT)
+                   END AS ts_us
+            FROM p
         ), r AS (
             SELECT p._row, CASE
                     WHEN NOT json_ok THEN 'malformed JSON line (not a JSON object)'
@@ -972,6 +1332,8 @@ def _classify(ctx: _Context, src: _Source) -> tuple[dict[str, int], pa.Table, pa
                     WHEN p.worker_id IS NULL THEN 'missing worker_id'
                     WHEN w.worker_id IS NULL THEN 'unknown worker (not in workers.csv)'
                     WHEN NOT ts_present THEN 'missing ts'
+                    WHEN ts_us IS NULL AND ts_epoch IS NOT NULL
+                        THEN 'unparseable ts (an epoch number too large for seconds or milliseconds)'
                     WHEN ts_us IS NULL THEN 'unparseable ts'
                     WHEN NOT lon_present THEN 'missing lon'
                     WHEN lon IS NULL OR NOT isfinite(lon) THEN 'non-numeric lon'
@@ -980,14 +1342,14 @@ def _classify(ctx: _Context, src: _Source) -> tuple[dict[str, int], pa.Table, pa
                     WHEN lon < -180 OR lon > 180 THEN 'lon outside [-180, 180]'
                     WHEN lat < -90 OR lat > 90 THEN 'lat outside [-90, 90]'
                     WHEN lon = 0 AND lat = 0 THEN 'null island (0, 0)'
-                    WHEN ts_us < {_MIN_TS_US} THEN 'ts before 2000-01-01'
-                    WHEN ts_us > {ctx.now_us + _FUTURE_SLACK_US} THEN 'ts more than 1 day after the run'
+                    WHEN ts_us < {_MIN_TS_US} THEN 'ts before 2000-01-01' || {read_as}
+                    WHEN ts_us > {ctx.now_us + _FUTURE_SLACK_US} THEN 'ts more than 1 day after the run' || {read_as}
                 END AS reason,
                 w.worker_idx, ts_us, lon, lat, accuracy_m, speed_mps, coalesce(mock, false) AS mock, device_id,
                 mock IS NULL AND mock_present AS bad_mock,
                 accuracy_m IS NULL AND acc_present AS bad_accuracy,
                 speed_mps IS NULL AND spd_present AS bad_speed
-            FROM p LEFT JOIN _gp_workers w ON p.worker_id = w.worker_id
+            FROM q p LEFT JOIN _gp_workers w ON p.worker_id = w.worker_id
         )
         SELECT *, CASE WHEN reason IS NULL
                        THEN CAST(timezone({_sql_str(zone)}, make_timestamptz(ts_us)) AS DATE) END AS local_date
@@ -1013,17 +1375,30 @@ def _classify(ctx: _Context, src: _Source) -> tuple[dict[str, int], pa.Table, pa
 
 @dataclass
 class _SeenKeys:
-    """Sorted keys of one local date's points: the store's (other files') and this file's so far."""
+    """Sorted keys of one local date's points, for duplicates and conflicts.
+
+    ``stored``: the store's points (other files'); ``held``: the (sorted) keys of those the
+    chunk that read them repeats, with their coordinates (WGS-84), kept so that memory stays
+    that of the keys. ``own``: the keys accepted from this file's earlier chunks. A later
+    chunk repeating a point whose coordinates are not kept reads them again from the parts.
+    """
 
     stored: np.ndarray
+    held: tuple[np.ndarray, np.ndarray, np.ndarray]
     own: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
 
 
-def _in_sorted(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+def _find_sorted(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Position of each key in ``sorted_keys``, -1 where it is absent."""
     if not len(sorted_keys):
-        return np.zeros(len(keys), dtype=bool)
+        return np.full(len(keys), -1, dtype=np.int64)
     pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
-    return sorted_keys[pos] == keys
+    return np.where(sorted_keys[pos] == keys, pos, -1)
+
+
+def _moved(lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray, lat2: np.ndarray) -> np.ndarray:
+    """Whether two copies of a point lie apart (more than ``_SAME_POSITION_DEG`` in lon or lat)."""
+    return (np.abs(lon1 - lon2) > _SAME_POSITION_DEG) | (np.abs(lat1 - lat2) > _SAME_POSITION_DEG)
 
 
 def _new_points(
@@ -1033,7 +1408,7 @@ def _new_points(
     candidates: np.ndarray,
     row_numbers: np.ndarray,
     seen: dict[int, _SeenKeys],
-) -> pa.Table:
+) -> tuple[pa.Table, np.ndarray]:
     """First copy of each (worker_id, ts) of the chunk that the store and earlier chunks do not hold.
 
     ``candidates`` are the positions in ``rows`` of the valid points. Sorted by (local date,
@@ -1043,10 +1418,13 @@ def _new_points(
     the points accepted from the file's earlier chunks; a date without other parts (a first
     delivery) reads nothing. The file's own parts (earlier chunks, or left by a run killed
     before its manifest row) are not "the store".
+
+    Returns the new points and the positions in ``rows`` of the *conflicting* copies: those
+    lying elsewhere than the copy that stays (the stored one, else the file's first).
     """
     n = len(candidates)
     if n == 0:
-        return rows.slice(0, 0)
+        return rows.slice(0, 0), np.empty(0, np.int64)
 
     def column(name: str) -> np.ndarray:  # NULL only in rejected rows, which are not candidates
         return rows[name].fill_null(0).to_numpy()[candidates]
@@ -1060,19 +1438,57 @@ def _new_points(
     key, day, order = key[order], day[order], candidates[order]
     first = np.ones(n, dtype=bool)
     first[1:] = (key[1:] != key[:-1]) | (day[1:] != day[:-1])
+    # coordinates as delivered (``gps_crs``), by position in ``rows`` (NaN only in rejected rows)
+    lon = rows["lon"].to_numpy(zero_copy_only=False)
+    lat = rows["lat"].to_numpy(zero_copy_only=False)
+    crs = ctx.ws.policy.gps_crs
+    # a later copy in the chunk is compared with the chunk's first copy ...
+    conflict = np.zeros(n, dtype=bool)
+    copies = np.flatnonzero(~first)
+    if len(copies):
+        firsts = np.flatnonzero(first)
+        lead = order[firsts[np.searchsorted(firsts, copies, side="right") - 1]]
+        conflict[copies] = _moved(lon[order[copies]], lat[order[copies]], lon[lead], lat[lead])
     starts = np.flatnonzero(np.r_[True, day[1:] != day[:-1]])
     ends = np.r_[starts[1:], n]
+    # the store's points of the dates first met, read by two threads (Arrow's reader and
+    # NumPy release the GIL): reading is most of this step
+    new_days = [(int(day[lo]), key[lo:hi]) for lo, hi in zip(starts, ends, strict=True) if int(day[lo]) not in seen]
+    found: dict[int, np.ndarray] = {}  # for a date first met: where the chunk's keys are in the store's
+    if new_days:
+        with ThreadPoolExecutor(max_workers=_WRITE_THREADS) as pool:
+            read = pool.map(lambda d: _stored_points(ctx, d[0], file_hash, wanted=d[1]), new_days)
+            for (d, _), (stored, held_points, at) in zip(new_days, read, strict=True):
+                seen[d], found[d] = _SeenKeys(stored, held_points), at
     for lo, hi in zip(starts, ends, strict=True):
         day_number = int(day[lo])
-        known = seen.get(day_number)
-        if known is None:
-            known = seen[day_number] = _SeenKeys(_stored_keys(ctx, day_number, file_hash))
+        known = seen[day_number]
         seg = key[lo:hi]
-        keep = first[lo:hi] & ~_in_sorted(known.stored, seg) & ~_in_sorted(known.own, seg)
+        # ... every copy of a point held already, with the copy held (stored points are
+        # WGS-84: the chunk's few copies of held points are converted to compare)
+        at_store = found[day_number] if day_number in found else _find_sorted(known.stored, seg)
+        at_own = _find_sorted(known.own, seg)
+        for own_parts, at in ((False, at_store), (True, at_own)):
+            h = np.flatnonzero(at >= 0)
+            if not len(h):
+                continue
+            held_keys, held_lon, held_lat = known.held
+            pos = np.full(len(h), -1) if own_parts else _find_sorted(held_keys, seg[h])
+            if (pos < 0).any():  # not kept (a later chunk, or this file's own points): read again
+                _, (held_keys, held_lon, held_lat), _ = _stored_points(
+                    ctx, day_number, file_hash, own_parts, wanted=seg[h]
+                )
+                pos = _find_sorted(held_keys, seg[h])
+            wlon, wlat = to_wgs84(lon[order[lo + h]], lat[order[lo + h]], crs)
+            # every key is found (the parts hold what the keys list); -1 would be no conflict
+            conflict[lo + h] = (pos >= 0) & _moved(wlon, wlat, held_lon[pos], held_lat[pos])
+        held = (at_store >= 0) | (at_own >= 0)
+        keep = first[lo:hi] & ~held
         first[lo:hi] = keep
+        conflict[lo:hi] &= ~keep
         if keep.any():  # sorted and disjoint from own: a merge of two sorted runs
             known.own = np.sort(np.concatenate([known.own, seg[keep]]), kind="stable")
-    return rows.take(pa.array(order[first]))
+    return rows.take(pa.array(order[first])), order[conflict]
 
 
 def _point_keys(worker_idx: np.ndarray, ts_us: np.ndarray, day: np.ndarray) -> np.ndarray:
@@ -1085,17 +1501,25 @@ def _point_keys(worker_idx: np.ndarray, ts_us: np.ndarray, day: np.ndarray) -> n
     return (worker_idx.astype(np.int64) << _KEY_TS_BITS) | offset
 
 
-def _stored_keys(ctx: _Context, day_number: int, file_hash: str) -> np.ndarray:
-    """Sorted keys of the points the store holds for one local date (other files' parts)."""
+def _stored_points(
+    ctx: _Context, day_number: int, file_hash: str, own: bool = False, *, wanted: np.ndarray
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+    """Sorted keys of the points the store holds for one local date, and the held ones' coordinates.
+
+    Other files' parts, or (``own``) the parts this file's earlier chunks wrote. The points
+    whose keys are among ``wanted`` come back as (sorted keys, lon, lat), WGS-84, and the
+    position of each wanted key among the keys (-1: not held).
+    """
     day = date.fromordinal(_EPOCH_ORDINAL + day_number)
-    own = file_hash[: store.GPS_PART_HASH_CHARS]
-    keys = []
+    owner = file_hash[: store.GPS_PART_HASH_CHARS]
+    keys, lons, lats = [], [], []
     for part in store.gps_parts(ctx.ws.paths, [day]):
-        if store.gps_part_owner(part) == own:
+        if (store.gps_part_owner(part) == owner) != own:
             continue
-        t = pq.read_table(part, columns=["worker_id", "ts"], read_dictionary=["worker_id"])
+        t = pq.read_table(part, columns=["worker_id", "ts", "lon", "lat"], read_dictionary=["worker_id"])
         ts = t["ts"].cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
-        for w_chunk, ts_chunk in zip(t["worker_id"].chunks, ts.chunks, strict=True):
+        chunks = zip(t["worker_id"].chunks, ts.chunks, t["lon"].chunks, t["lat"].chunks, strict=True)
+        for w_chunk, ts_chunk, lon_chunk, lat_chunk in chunks:
             if not pa.types.is_dictionary(w_chunk.type):
                 w_chunk = w_chunk.dictionary_encode()
             # workers no longer in the roster cannot match a new point: dropped
@@ -1107,7 +1531,18 @@ def _stored_keys(ctx: _Context, day_number: int, file_hash: str) -> np.ndarray:
             valid = (widx >= 0) & (offset >= 0) & (offset < 1 << _KEY_TS_BITS)
             valid &= w_chunk.is_valid().to_numpy(zero_copy_only=False)
             keys.append((widx[valid].astype(np.int64) << _KEY_TS_BITS) | offset[valid])
-    return np.sort(np.concatenate(keys)) if keys else np.empty(0, np.int64)
+            lons.append(lon_chunk.to_numpy(zero_copy_only=False)[valid])  # never NULL: accepted points
+            lats.append(lat_chunk.to_numpy(zero_copy_only=False)[valid])
+    if not keys:
+        return np.empty(0, np.int64), (np.empty(0, np.int64), np.empty(0), np.empty(0)), np.full(len(wanted), -1)
+    key, lon, lat = np.concatenate(keys), np.concatenate(lons), np.concatenate(lats)
+    if len(key) > 1 and not bool(np.all(key[1:] >= key[:-1])):
+        # each part is sorted by key already (written so): the stable sort merges their runs
+        order = np.argsort(key, kind="stable")
+        key, lon, lat = key[order], lon[order], lat[order]
+    at = _find_sorted(key, wanted)
+    held = np.unique(at[at >= 0])
+    return key, (key[held], lon[held], lat[held]), at
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -1180,6 +1615,8 @@ def _commit(
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(f"DELETE FROM {c.QUARANTINE} WHERE file_hash = ?", [file_hash])
+        # a file rejected for its header and now read replaces its manifest row
+        con.execute(f"DELETE FROM {c.INGEST_MANIFEST} WHERE file_hash = ?", [file_hash])
         if quarantined is not None and quarantined.num_rows:
             con.register("_gp_quarantine", quarantined)
             try:
@@ -1197,8 +1634,8 @@ def _commit(
             )
         con.execute(
             f"""INSERT INTO {c.INGEST_MANIFEST} (file_hash, file_name, file_size, file_format, rows_read,
-                    rows_accepted, rows_duplicate, rows_quarantined, dates, ingested_run, ingested_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())""",
+                    rows_accepted, rows_duplicate, rows_quarantined, dates, ingested_run, ingested_at, error)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?)""",
             [
                 file_hash,
                 path.name,
@@ -1210,6 +1647,7 @@ def _commit(
                 entry["quarantined"],
                 ",".join(d.isoformat() for d in entry["dates"]),
                 ctx.run_id,
+                entry.get("error"),
             ],
         )
         store.add_pending(con, store.PENDING_DAY, entry["dates"], ctx.run_id)

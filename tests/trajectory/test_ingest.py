@@ -97,7 +97,8 @@ BAD_ROWS = [
     (f"w1,2026-10-09T08:36:00+08:00,{LON},-95,,,,", "lat outside [-90, 90]"),
     ("w1,2026-10-09T08:37:00+08:00,0,0,,,,", "null island (0, 0)"),
     (f"w1,1999-12-31T23:00:00Z,{LON},{LAT},,,,", "ts before 2000-01-01"),
-    (f"w1,1791534600,{LON},{LAT},,,,", "ts before 2000-01-01"),  # epoch seconds, not ms
+    (f"w1,1791534600,{LON},{LAT},,,,", None),  # epoch seconds (2026-10-09T08:30Z), told from ms by magnitude
+    (f"w1,946684799,{LON},{LAT},,,,", "ts before 2000-01-01 (read as epoch seconds)"),
     (f"w1,2026-10-22T08:00:00+08:00,{LON},{LAT},,,,", "ts more than 1 day after the run"),
     # accuracy / mock / speed never quarantine
     (f"w2,2026-10-09T08:38:00+08:00,{LON},{LAT},900,99,true,d2", None),
@@ -117,7 +118,12 @@ def test_bad_rows_are_quarantined_with_their_reason(ws_root: Path) -> None:
     raw = json.loads(con.execute("SELECT raw FROM quarantine WHERE row_number = 9").fetchone()[0])
     assert raw["lon"] == "200.5" and raw["worker_id"] == "w1"
     pts = con.execute("SELECT worker_id, accuracy_m, speed_mps, mock FROM gps_point ORDER BY ts").fetchall()
-    assert pts == [("w1", 5.0, 1.2, False), ("w2", 900.0, 99.0, True), ("w2", None, None, False)]
+    assert pts == [
+        ("w1", 5.0, 1.2, False),
+        ("w2", 900.0, 99.0, True),
+        ("w2", None, None, False),
+        ("w1", None, None, False),
+    ]
     assert any("mock values" in w for w in report.warnings)
     assert report.dates_touched == {date(2026, 10, 9)}
 
@@ -125,7 +131,7 @@ def test_bad_rows_are_quarantined_with_their_reason(ws_root: Path) -> None:
 def test_duplicates_and_redelivered_files_are_stored_once(ws_root: Path) -> None:
     a = (
         HEADER
-        + "w1,1791505800000,119.95,31.78,,,,\nw1,1791505800000,119.951,31.781,,,,\nw1,1791505860000,119.95,31.78,,,,\n"
+        + "w1,1791505800000,119.95,31.78,,,,\nw1,1791505800000,119.950000,31.78,,,,\nw1,1791505860000,119.95,31.78,,,,\n"
     )
     b = HEADER + "w1,2026-10-09T08:31:00+08:00,119.95,31.78,,,,\nw1,2026-10-09T08:32:00+08:00,119.95,31.78,,,,\n"
     (inbox(ws_root) / "a.csv").write_text(a)
@@ -223,15 +229,17 @@ def test_gps_point_view_has_the_contract_columns(ws_root: Path) -> None:
     assert types["lon"] == "DOUBLE" and types["lat"] == "DOUBLE"
 
 
-def test_missing_column_quarantines_every_row_without_stopping_the_run(ws_root: Path) -> None:
+def test_missing_column_rejects_the_file_without_stopping_the_run(ws_root: Path) -> None:
     (inbox(ws_root) / "a-nolat.csv").write_text(
         f"worker_id,ts,lon\nw1,2026-10-09T08:30:00+08:00,{LON}\nw1,2026-10-09T08:31:00+08:00,{LON}\n"
     )
     (inbox(ws_root) / "b-good.csv").write_text(f"worker_id,ts,lon,lat\nw1,2026-10-09T08:30:00+08:00,{LON},{LAT}\n")
     report, con = run(ws_root)
     files = by_name(report)
-    assert (files["a-nolat.csv"]["quarantined"], files["a-nolat.csv"]["accepted"]) == (2, 0)
-    assert set(quarantine(con).values()) == {"missing column lat"}
+    # one row 0 for the whole file, not a row each (docs/ingest.md)
+    assert (files["a-nolat.csv"]["rows_read"], files["a-nolat.csv"]["accepted"]) == (0, 0)
+    ((where, reason),) = quarantine(con).items()
+    assert where == ("a-nolat.csv", 0) and reason.startswith("file rejected") and "lat" in reason
     assert files["b-good.csv"]["accepted"] == 1
 
 
@@ -325,8 +333,8 @@ def test_crash_before_the_manifest_row_is_recovered(ws_root: Path, monkeypatch: 
     monkeypatch.setattr(ingest, "_commit", real_commit)
     report, con = run(ws_root, "r2")
     f = report.files[0]
-    assert f["accepted"] == 3 and f["duplicate"] == 0
-    assert con.execute("SELECT count(*) FROM gps_point").fetchone() == (3,)
+    assert f["accepted"] == 4 and f["duplicate"] == 0
+    assert con.execute("SELECT count(*) FROM gps_point").fetchone() == (4,)
 
 
 def test_reconciliation_failure_is_loud(ws_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
