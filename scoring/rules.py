@@ -14,7 +14,7 @@ listed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -31,7 +31,10 @@ from trajectory.contract import (
     PATROL_FINDING_COLUMNS,
 )
 
-SCORE_COLUMNS = (*GRID_MONTH_SCORE_COLUMNS, "item_name", "category", "rank", "policy_hash")
+# missing_tables: for an item scored from a required table the month lacks (allowed with
+# --allow-missing) the table's name and score NULL (暂缺); for the total every such table, and the
+# total is then provisional (暂定): the sum of the items scored, out of their maxima
+SCORE_COLUMNS = (*GRID_MONTH_SCORE_COLUMNS, "item_name", "category", "rank", "policy_hash", "missing_tables")
 DEDUCTION_ALL_COLUMNS = (*DEDUCTION_COLUMNS, "worker_id", "kind")
 CATEGORY_REPORT_COLUMNS = ("grid_id", "month", "category_group", "minimum", "reported", "short")
 
@@ -129,6 +132,9 @@ def score_month(
     Returns
     -------
     ScoreResult
+        Items scored from a required table listed in ``indicators.missing`` are 暂缺: score NaN,
+        no deduction rows, ``missing_tables`` naming the table; the total is the sum of the items
+        scored, out of their maxima.
 
     Examples
     --------
@@ -159,8 +165,11 @@ def score_month(
     # 6.1a ranking bonus and the 6.2 zero rule depend on the item's other rows: added last
     raw = _concat([raw, _ranking_bonus(ind.events, raw, grid_ids, month, policy)])
     raw = _concat([raw, _quality(ind.events, event_flags, grid_ids, policy)])
+    unscored = indicators.unscored_items()
+    # rows of a 暂缺 item were computed from records nobody delivered
+    raw = raw[~raw["item_code"].isin(list(unscored))]
     deduction = _finish(raw, month)
-    scores = _scores(deduction, grids, grid_ids, month, policy)
+    scores = _scores(deduction, grids, grid_ids, month, policy, unscored)
     return ScoreResult(scores, deduction, category_report, warnings)
 
 
@@ -180,7 +189,7 @@ def _only_grids(ind: Indicators, grid_ids: pd.Index) -> Indicators:
             "inspections",
         )
     }
-    return Indicators(**{k: v[v["grid_id"].isin(grid_ids)] for k, v in tables.items()}, warnings=list(ind.warnings))
+    return replace(ind, **{k: v[v["grid_id"].isin(grid_ids)] for k, v in tables.items()}, warnings=list(ind.warnings))
 
 
 def _empty_rows() -> pd.DataFrame:
@@ -535,17 +544,28 @@ def _inspections(df: pd.DataFrame, policy: Policy) -> pd.DataFrame:
 
 
 def _scores(
-    deduction: pd.DataFrame, grids: pd.DataFrame, grid_ids: pd.Index, month: str, policy: Policy
+    deduction: pd.DataFrame,
+    grids: pd.DataFrame,
+    grid_ids: pd.Index,
+    month: str,
+    policy: Policy,
+    unscored: Mapping[str, tuple[str, ...]],
 ) -> pd.DataFrame:
     lost = deduction.groupby(["grid_id", "item_code"])["points"].sum()
     full = pd.MultiIndex.from_product([grid_ids, list(ITEM_CODES)], names=["grid_id", "item_code"])
     t = lost.reindex(full, fill_value=0.0).rename("lost").reset_index()
     t["max_score"] = t["item_code"].map({c: policy.items[c].max_score for c in ITEM_CODES})
     t["score"] = (t["max_score"] - t["lost"]).clip(lower=0.0).round(4)
+    t["missing_tables"] = t["item_code"].map({c: ",".join(unscored.get(c, ())) for c in ITEM_CODES})
+    pending = t["missing_tables"] != ""
+    t.loc[pending, "score"] = np.nan
     t["item_name"] = t["item_code"].map({c: policy.items[c].name for c in ITEM_CODES})
     t["category"] = t["item_code"].map({c: policy.items[c].category for c in ITEM_CODES})
-    total = t.groupby("grid_id", sort=False)[["max_score", "score"]].sum().reindex(grid_ids).reset_index()
+    total = (
+        t[~pending].groupby("grid_id", sort=False)[["max_score", "score"]].sum().reindex(grid_ids, fill_value=0.0)
+    ).reset_index()
     total["score"] = total["score"].round(4)
+    total["missing_tables"] = ",".join(sorted({x for v in unscored.values() for x in v}))
     total["item_code"], total["item_name"], total["category"] = ITEM_TOTAL, "总分", ""
     # ties share the rank ('min'): two grids on 92.4 are both 3rd, the next is 5th
     total["rank"] = total["score"].rank(method="min", ascending=False).astype("Int64")

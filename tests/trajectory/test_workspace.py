@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
+import math
+import subprocess
+import sys
+import time
 from datetime import date
 from pathlib import Path
 
+import geopandas as gpd
 import pytest
+import shapely
+import shapely.affinity
+from pyproj import Transformer
 
 from trajectory.errors import InputError, WorkspaceError
-from trajectory.workspace import WorkspacePaths, load_workspace
+from trajectory.workspace import WorkspacePaths, grid_overlaps, load_workspace
 
 SQUARE = [[119.94, 31.77], [119.96, 31.77], [119.96, 31.79], [119.94, 31.79], [119.94, 31.77]]
 BOWTIE = [[119.94, 31.77], [119.96, 31.79], [119.96, 31.77], [119.94, 31.79], [119.94, 31.77]]
@@ -165,3 +173,197 @@ def test_bad_optional_files(tmp_path: Path, name: str, text: str, message: str) 
 def test_policy_crs_and_timezone(tmp_path: Path) -> None:
     ws = load_workspace(make(tmp_path, extra={"patrol.toml": 'gps_crs = "gcj02"\ntimezone = "Asia/Urumqi"\n'}))
     assert ws.policy.gps_crs == "gcj02" and str(ws.tz) == "Asia/Urumqi"
+
+
+# --- grids as districts deliver them (issue 14, rows 11, 12, 15) ------------------------------
+
+LON0, LAT0, STEP = 116.25, 39.95, 0.01  # a district's sub-districts as 0.01° tiles
+
+
+def tile(i: int, j: int) -> shapely.Polygon:
+    return shapely.box(LON0 + i * STEP, LAT0 + j * STEP, LON0 + (i + 1) * STEP, LAT0 + (j + 1) * STEP)
+
+
+def with_spike(poly: shapely.Polygon) -> shapely.Polygon:
+    """The tile with a zero-width spike out of its top edge: a self-touching ring, as digitised
+    boundaries have; ``shapely.make_valid`` returns it as GeometryCollection(Polygon, LineString)."""
+    x0, y0, x1, y1 = poly.bounds
+    xm = (x0 + x1) / 2
+    return shapely.Polygon([(x0, y0), (x1, y0), (x1, y1), (xm, y1), (xm, y1 + STEP / 4), (xm, y1), (x0, y1)])
+
+
+def bow_tie(poly: shapely.Polygon) -> shapely.Polygon:
+    x0, y0, x1, y1 = poly.bounds
+    return shapely.Polygon([(x0, y0), (x1, y1), (x1, y0), (x0, y1)])
+
+
+def geo_feature(grid_id: str, geom: shapely.Geometry, grid_type: str = "community") -> dict:
+    return {
+        "type": "Feature",
+        "properties": {"grid_id": grid_id, "grid_name": f"{grid_id}街道", "grid_type": grid_type},
+        "geometry": json.loads(shapely.to_geojson(geom)),
+    }
+
+
+def district(spiked=(6, 18), bowties=(11,)) -> list[dict]:
+    """29 sub-districts (a 6 × 5 block less one) as ``make_valid`` leaves a real district's file:
+    tiles with a spike become GeometryCollections, bow-ties MultiPolygons."""
+    tiles = [tile(i, j) for j in range(5) for i in range(6)][:29]
+    feats = []
+    for k, t in enumerate(tiles):
+        geom: shapely.Geometry = t
+        if k in spiked:
+            geom = shapely.make_valid(with_spike(t))
+        elif k in bowties:
+            geom = shapely.make_valid(bow_tie(t))
+        feats.append(geo_feature(f"HD{k + 1:02d}", geom))
+    return feats
+
+
+def test_district_made_valid_loads_every_grid_with_its_polygonal_part(tmp_path: Path) -> None:
+    feats = district()
+    assert [f["geometry"]["type"] for f in feats].count("GeometryCollection") == 2  # what the district delivers
+    ws = load_workspace(make(tmp_path, feats, workers="w1,张三,HD07,true\n"))
+    grids = ws.grids.set_index("grid_id")
+    assert len(grids) == 29 and shapely.is_valid(grids.geometry.values).all()
+    assert set(grids.geometry.geom_type) <= {"Polygon", "MultiPolygon"}
+    # the spiked tiles keep exactly the tile: the spike (a line) is what was dropped
+    for k in (6, 18):
+        assert grids.geometry[f"HD{k + 1:02d}"].symmetric_difference(tile(k % 6, k // 6)).area < 1e-12
+    assert grids.geometry["HD12"].area == pytest.approx(tile(0, 0).area / 2)  # bow-tie: its two triangles
+    dropped = [w for w in ws.warnings if "GeometryCollection" in w]
+    assert dropped == [
+        "grids.geojson, feature 7 (grid HD07): 几何集合 GeometryCollection 只取其多边形部分 polygonal part used; "
+        "丢弃 dropped LineString ×1",
+        "grids.geojson, feature 19 (grid HD19): 几何集合 GeometryCollection 只取其多边形部分 polygonal part used; "
+        "丢弃 dropped LineString ×1",
+    ]
+
+
+def test_invalid_spiked_polygon_is_repaired_naming_what_was_dropped(tmp_path: Path) -> None:
+    ws = load_workspace(make(tmp_path, [geo_feature("G1", with_spike(tile(0, 0)))]))
+    assert ws.grids.geometry.iloc[0].symmetric_difference(tile(0, 0)).area < 1e-12
+    (warning,) = ws.warnings
+    assert warning.startswith("grids.geojson, feature 1 (grid G1): 无效多边形已修复 invalid polygon repaired")
+    assert warning.endswith("丢弃 dropped LineString ×1")
+
+
+def test_nested_collection_keeps_all_its_polygons(tmp_path: Path) -> None:
+    inner = shapely.GeometryCollection([shapely.MultiPolygon([tile(0, 0), tile(2, 0)]), shapely.Point(LON0, LAT0)])
+    geom = shapely.GeometryCollection([inner, tile(4, 0), shapely.LineString([(LON0, LAT0), (LON0 + 0.1, LAT0)])])
+    ws = load_workspace(make(tmp_path, [geo_feature("G1", geom)]))
+    assert ws.grids.geometry.iloc[0].area == pytest.approx(3 * tile(0, 0).area)
+    assert ws.warnings[0].endswith("丢弃 dropped Point ×1, LineString ×1")
+
+
+def test_collection_without_a_polygon_is_an_error(tmp_path: Path) -> None:
+    geom = shapely.GeometryCollection([shapely.LineString([(LON0, LAT0), (LON0 + 0.01, LAT0)])])
+    with pytest.raises(InputError, match="GeometryCollection without area") as err:
+        load_workspace(make(tmp_path, [geo_feature("G1", tile(0, 0)), geo_feature("G2", geom)]))
+    assert (err.value.file, err.value.row, err.value.column) == ("grids.geojson", 2, "geometry")
+
+
+def _projected_square(epsg: int, lon: float = 119.95, lat: float = 31.78) -> list[list[float]]:
+    """A 1 km square centred on (lon, lat), in the metres of ``epsg``."""
+    x, y = Transformer.from_crs(4326, epsg, always_xy=True).transform(lon, lat)
+    return [[x - 500, y - 500], [x + 500, y - 500], [x + 500, y + 500], [x - 500, y + 500], [x - 500, y - 500]]
+
+
+@pytest.mark.parametrize(
+    "ring, likely",
+    [
+        (_projected_square(3857), "EPSG:3857 Web Mercator 米制坐标 (≈ 119.950°E, 31.780°N)"),
+        (_projected_square(4528), "EPSG:4528 CGCS2000 / 3-degree Gauss-Kruger zone 40"),
+        (_projected_square(4527, lon=116.3, lat=39.9), "EPSG:4527 CGCS2000 / 3-degree Gauss-Kruger zone 39"),
+        ([[lat, lon] for lon, lat in SQUARE], "lat/lon swapped"),
+    ],
+    ids=["web-mercator", "cgcs2000-3deg-zone40", "cgcs2000-3deg-zone39", "swapped"],
+)
+def test_metres_without_crs_are_an_error_naming_the_likely_crs(tmp_path: Path, ring, likely: str) -> None:
+    with pytest.raises(InputError) as err:
+        load_workspace(make(tmp_path, [feature("G1"), feature("G2", ring=ring)]))
+    assert (err.value.file, err.value.row, err.value.column) == ("grids.geojson", 2, "geometry")
+    assert "coordinates outside degree ranges" in str(err.value) and likely in str(err.value)
+
+
+def test_metres_without_crs_exit_2_before_any_work(tmp_path: Path) -> None:
+    root = make(tmp_path, [feature("G1", ring=_projected_square(3857))])
+    # a process of its own: the run configures logging, which must not leak into other tests
+    proc = subprocess.run(
+        [sys.executable, "-m", "trajectory.run", "--workspace", str(root), "--no-progress", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: grids.geojson, row 1, column geometry: 坐标超出经纬度范围")
+    assert "EPSG:3857" in err[0] and not (root / "patrol.duckdb").exists()
+
+
+def test_metres_with_a_crs_member_are_converted(tmp_path: Path) -> None:
+    root = make(tmp_path, [feature("G1", ring=_projected_square(3857))])
+    path = root / "grids_geojson" / "grids.geojson"
+    fc = json.loads(path.read_text(encoding="utf-8"))
+    fc["crs"] = {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::3857"}}
+    path.write_text(json.dumps(fc), encoding="utf-8")
+    ws = load_workspace(root)
+    centre = ws.grids.geometry.iloc[0].centroid
+    assert centre.x == pytest.approx(119.95, abs=1e-6) and centre.y == pytest.approx(31.78, abs=1e-6)
+
+
+def _shifted(poly: shapely.Polygon, dx_m: float, dy_m: float = 0.0) -> shapely.Geometry:
+    lat = poly.centroid.y
+    return shapely.affinity.translate(poly, dx_m / (111_195 * math.cos(math.radians(lat))), dy_m / 111_195)
+
+
+@pytest.mark.parametrize(
+    "second, warned",
+    [
+        (_shifted(tile(0, 0), 700), True),  # 30 % of the tile (≈ 900 m × 1100 m) shared
+        (shapely.box(*tile(0, 0).bounds).buffer(-0.003), True),  # wholly inside the other
+        (_shifted(tile(0, 0), 899.0), False),  # a 1 m-wide sliver along the border: 0.1 %
+        (tile(1, 0), False),  # neighbours share their border only
+        (_shifted(tile(1, 0), 3000), False),  # apart
+    ],
+    ids=["overlap-30pct", "inside", "sliver", "touching", "apart"],
+)
+def test_overlapping_grids_are_a_warning_naming_both(tmp_path: Path, second: shapely.Geometry, warned: bool) -> None:
+    ws = load_workspace(make(tmp_path, [geo_feature("G1", tile(0, 0)), geo_feature("G2", second)]))
+    overlaps = [w for w in ws.warnings if "重叠" in w]
+    assert len(overlaps) == int(warned)
+    if warned:
+        assert overlaps[0].startswith("grids.geojson, feature 1 (grid G1) 与 grids.geojson, feature 2 (grid G2) 重叠")
+
+
+def test_overlap_area_in_square_metres() -> None:
+    a = tile(0, 0)
+    pairs = grid_overlaps(gpd.GeoDataFrame(geometry=[a, _shifted(a, 700)], crs=4326))
+    width_m = 0.01 * 111_195 * math.cos(math.radians(a.centroid.y))
+    expected = (width_m - 700) * 0.01 * 111_195
+    assert pairs["overlap_m2"].iloc[0] == pytest.approx(expected, rel=0.01)
+    assert pairs["share"].iloc[0] == pytest.approx((width_m - 700) / width_m, rel=0.01)
+
+
+def test_overlaps_of_a_large_district_are_found_fast(tmp_path: Path) -> None:
+    # 3 600 grids (60 × 60 tiles); every 100th shifted half a tile onto its neighbour
+    geoms = [tile(i, j) for j in range(60) for i in range(60)]
+    for k in range(0, len(geoms), 100):
+        geoms[k] = shapely.affinity.translate(geoms[k], STEP / 2, 0)
+    grids = gpd.GeoDataFrame(geometry=geoms, crs=4326)
+    t0 = time.perf_counter()
+    pairs = grid_overlaps(grids)
+    assert time.perf_counter() - t0 < 2.0
+    assert len(pairs) == 36 and set(pairs["a"]) == set(range(0, 3600, 100))
+
+
+@pytest.mark.parametrize(
+    "lon, lat, likely",
+    [("13352772.9", "3734466.7", "EPSG:3857"), ("31.78", "119.95", "lat/lon swapped")],
+    ids=["web-mercator", "swapped"],
+)
+def test_sites_in_metres_name_the_likely_crs(tmp_path: Path, lon: str, lat: str, likely: str) -> None:
+    sites = f"site_id,site_type,grid_id,lon,lat\nS1,hazard_site,G1,119.95,31.78\nS2,hazard_site,G1,{lon},{lat}\n"
+    with pytest.raises(InputError, match=likely) as err:
+        load_workspace(make(tmp_path, extra={"sites.csv": sites}))
+    assert (err.value.row, err.value.column) == (2, "lon")
