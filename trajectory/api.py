@@ -9,14 +9,18 @@ Examples
 >>> traj.get_length(), len(traj.discarded)                         # doctest: +SKIP
 >>> ws.grid_month("XTH-001", "2026-10")["tracks"].explore()        # doctest: +SKIP
 
-Every call opens the store read-only and closes it again, so a notebook left open never blocks
-the nightly run. Key persons and special groups are returned by code only (no labels).
+Every call reads a snapshot of the store (a copy of ``patrol.duckdb`` taken when the store
+changed, under a read-only open held for the copy only; docs/operations.md "Analysts and the
+nightly run"), so neither a long query nor a notebook left open ever blocks the nightly run;
+while that run writes, the last snapshot is read and a warning says since when. Key persons
+and special groups are returned by code only (no labels).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -54,11 +58,19 @@ class AnalystWorkspace:
     """Read-only views of one workspace. Build it with :func:`open_workspace`."""
 
     ws: Workspace
+    _note: str | None = field(default=None, repr=False)
 
     # --- plumbing -------------------------------------------------------------------
     def query(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
-        """Run any SQL on the store (read-only) and return a DataFrame."""
-        con = store.connect(self.ws.paths, read_only=True)
+        """Run any SQL on a snapshot of the store (read-only) and return a DataFrame.
+
+        The snapshot is the store as of its last change; the query holds no lock on
+        ``patrol.duckdb`` however long it runs.
+        """
+        con, note = store.connect_snapshot(self.ws.paths)
+        if note and note != self._note:
+            warnings.warn(note, stacklevel=2)
+        self._note = note
         try:
             return con.execute(sql, list(params)).df()
         finally:

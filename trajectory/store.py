@@ -11,12 +11,17 @@ state, never half of one.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
+import re
+import shutil
 import signal
+import tempfile
+import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from datetime import date
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +32,7 @@ import pyarrow.parquet as pq
 
 from trajectory import contract as c
 from trajectory.errors import StoreError
+from trajectory.logs import log_step
 from trajectory.workspace import WorkspacePaths
 
 # our own table (not in the contract): a file re-delivered under another name, recorded once
@@ -36,8 +42,19 @@ PENDING_WORK = "pending_work"
 PENDING_DAY = "day"  # a local date to recompute (key YYYY-MM-DD)
 PENDING_MONTH = "month"  # a month whose weeks, site checks and findings to recompute (key YYYY-MM)
 PENDING_SCORE = "score"  # a month to score and export (key YYYY-MM)
-# test hook: GRIDPATROL_CRASH_AT="<point>[:<n>]" SIGKILLs the run the n-th time it reaches <point>
+# our own table: the journal of month scoring asked for (see :func:`request_months`), one row per month
+MONTH_REQUEST = "month_request"
+REQUEST_PENDING, REQUEST_SCORING, REQUEST_DONE, REQUEST_FAILED = "pending", "scoring", "done", "failed"
+# test hooks: GRIDPATROL_CRASH_AT="<point>[:<n>]" SIGKILLs the run the n-th time it reaches <point>;
+# GRIDPATROL_PAUSE_AT="<point>[:<n>]" sleeps there GRIDPATROL_PAUSE_S seconds (a test kills it from outside)
 CRASH_ENV = "GRIDPATROL_CRASH_AT"
+PAUSE_ENV, PAUSE_SECONDS_ENV = "GRIDPATROL_PAUSE_AT", "GRIDPATROL_PAUSE_S"
+# DuckDB's message when another process holds patrol.duckdb (a writer excludes everyone, a reader a writer)
+DUCKDB_LOCK_MESSAGE = "Could not set lock on file"
+LOCK_POLL_S = 0.5  # how often a waiting run tries the lock again
+# analysts' snapshots of patrol.duckdb kept besides the newest (another notebook may still read one)
+SNAPSHOTS_KEPT = 2
+STALE_COPY_S = 3600  # a snapshot copy's temporary file older than this was left by a killed notebook
 # the Parquet store's partition folders and part names (one place, STYLE lesson 2)
 PARTITION_PREFIX = "date="
 GPS_PART_HASH_CHARS = 16
@@ -50,7 +67,7 @@ TABLE_DDL: dict[str, str] = {
     c.INGEST_MANIFEST: """
         file_hash VARCHAR PRIMARY KEY, file_name VARCHAR, file_size BIGINT, file_format VARCHAR,
         rows_read BIGINT, rows_accepted BIGINT, rows_duplicate BIGINT, rows_quarantined BIGINT,
-        dates VARCHAR, ingested_run VARCHAR, ingested_at TIMESTAMPTZ""",
+        dates VARCHAR, ingested_run VARCHAR, ingested_at TIMESTAMPTZ, error VARCHAR""",
     INGEST_ALIAS: """
         file_hash VARCHAR, file_name VARCHAR, first_seen_run VARCHAR, first_seen_at TIMESTAMPTZ""",
     c.WORKER_DAY: """
@@ -77,6 +94,9 @@ TABLE_DDL: dict[str, str] = {
         period_end DATE, site_id VARCHAR, site_type VARCHAR, points DOUBLE, evidence VARCHAR""",
     PENDING_WORK: """
         kind VARCHAR, key VARCHAR, run_id VARCHAR, added_at TIMESTAMPTZ""",
+    MONTH_REQUEST: """
+        month VARCHAR, state VARCHAR, requested_run VARCHAR, requested_at TIMESTAMPTZ, last_run VARCHAR,
+        updated_at TIMESTAMPTZ, done_run VARCHAR, done_at TIMESTAMPTZ, message VARCHAR, allow_missing VARCHAR""",
     c.RUN_LOG: """
         run_id VARCHAR, started_at TIMESTAMPTZ, ended_at TIMESTAMPTZ, command VARCHAR,
         files BIGINT, rows_accepted BIGINT, rows_duplicate BIGINT, rows_quarantined BIGINT,
@@ -96,23 +116,37 @@ EMPTY_VIEW_SQL = {
 }
 
 
-def connect(paths: WorkspacePaths, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def connect(
+    paths: WorkspacePaths,
+    read_only: bool = False,
+    *,
+    wait_s: float = 0.0,
+    on_wait: Callable[[str], None] | None = None,
+) -> duckdb.DuckDBPyConnection:
     """Open the workspace's ``patrol.duckdb``, creating missing tables and refreshing views.
 
     Parameters
     ----------
     paths : WorkspacePaths
     read_only : bool
-        Open without writing (maps, exports, notebooks). The file must exist.
+        Open without writing (maps, exports). The file must exist. Notebooks read a snapshot
+        instead (:func:`connect_snapshot`): a reader excludes the nightly run's writer.
+    wait_s : float
+        While another process holds the file (DuckDB: a writer excludes everyone, readers
+        exclude a writer), try again for up to this many seconds before giving up.
+    on_wait : callable, optional
+        Called once with the holder (``"pid N (program)"``) when the open has to wait.
+
+    Raises
+    ------
+    StoreError
+        The file cannot be opened, or is still held by another process after ``wait_s``.
     """
     if read_only and not paths.duckdb.exists():
         raise StoreError(
             f"no store yet at {paths.duckdb}: run `python -m trajectory.run --workspace {paths.root}` first"
         )
-    try:
-        con = duckdb.connect(str(paths.duckdb), read_only=read_only)
-    except duckdb.IOException as exc:
-        raise StoreError(f"cannot open {paths.duckdb}: {exc}") from exc
+    con = _open_duckdb(paths.duckdb, read_only, wait_s, on_wait)
     con.execute("SET TimeZone = 'UTC'")
     if not read_only:
         for table, ddl in TABLE_DDL.items():
@@ -121,6 +155,70 @@ def connect(paths: WorkspacePaths, read_only: bool = False) -> duckdb.DuckDBPyCo
     # restored workspace reads its own Parquet files, not the paths of its old place
     refresh_views(con, paths, temporary=read_only)
     return con
+
+
+def _open_duckdb(
+    db: Path, read_only: bool, wait_s: float, on_wait: Callable[[str], None] | None
+) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + wait_s
+    told = False
+    while True:
+        try:
+            return duckdb.connect(str(db), read_only=read_only)
+        except duckdb.IOException as exc:
+            holder = database_holder(exc)
+            if holder is None:
+                raise StoreError(f"cannot open {db}: {exc}") from exc
+            if time.monotonic() >= deadline:
+                waited = f"，已等待 {round(wait_s, 1):g} 秒 after waiting {round(wait_s, 1):g} s" if wait_s > 0 else ""
+                raise StoreError(
+                    f"数据库被占用 {db} is held by {holder}{waited}; close that connection (notebooks: read "
+                    "through trajectory.api, which works on a snapshot) and try again"
+                ) from None
+            if on_wait is not None and not told:
+                on_wait(holder)
+                told = True
+            time.sleep(min(LOCK_POLL_S, max(deadline - time.monotonic(), 0.0)))
+
+
+def database_holder(exc: BaseException) -> str | None:
+    """Who holds ``patrol.duckdb``, read from DuckDB's lock error; None if ``exc`` is another error.
+
+    DuckDB names the holder's pid (``Conflicting lock is held in /usr/bin/python3 (PID 4242)``);
+    the program is read from ``/proc`` without its arguments, which may name files.
+
+    Examples
+    --------
+    >>> database_holder(OSError("disk full")) is None
+    True
+    >>> database_holder(OSError('Could not set lock on file "x": Conflicting lock is held in x (PID 0)'))
+    'pid 0'
+    """
+    text = str(exc)
+    if DUCKDB_LOCK_MESSAGE not in text:
+        return None
+    found = re.search(r"\(PID (\d+)\)", text)
+    if found is None:
+        return "another process"
+    pid = int(found.group(1))
+    program = _program_of(pid)
+    return f"pid {pid} ({program})" if program else f"pid {pid}"
+
+
+def _program_of(pid: int) -> str:
+    """``python3.11 -m ipykernel_launcher``: the executable and the module it runs, or ''."""
+    try:
+        argv = [a.decode(errors="replace") for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
+    except OSError:
+        return ""
+    if not argv or pid == 0:
+        return ""
+    words = [os.path.basename(argv[0])]
+    if "-m" in argv[1:-1]:
+        words += ["-m", argv[argv.index("-m", 1) + 1]]
+    if any("ipykernel" in a for a in argv):
+        words.append("(Jupyter)")
+    return " ".join(words)
 
 
 def refresh_views(con: duckdb.DuckDBPyConnection, paths: WorkspacePaths, temporary: bool = False) -> None:
@@ -234,25 +332,135 @@ def done_pending(con: duckdb.DuckDBPyConnection, kind: str, keys: Iterable[objec
         con.execute(f"DELETE FROM {PENDING_WORK} WHERE kind = ? AND key IN (SELECT unnest(?::VARCHAR[]))", [kind, keys])
 
 
+def request_months(con: duckdb.DuckDBPyConnection, months: Iterable[str], run_id: str) -> None:
+    """Journal month scoring asked for (``--month``, or a scored month re-opened by late points).
+
+    The month becomes pending work (``PENDING_SCORE``) and a ``pending`` row of
+    ``month_request`` in one go; :func:`month_scored` marks it done only once the workbook and
+    the maps are written. A run records its ``--month`` before it ingests anything, so a run
+    killed at any point leaves the request for the next run, whatever that one is asked.
+    Call inside the caller's :func:`transaction`.
+    """
+    months = sorted(set(months))
+    if not months:
+        return
+    add_pending(con, PENDING_SCORE, months, run_id)
+    # a month scored before and asked again is a new request; an unfinished one keeps its first requester
+    con.execute(
+        f"DELETE FROM {MONTH_REQUEST} WHERE state = ? AND month IN (SELECT unnest(?::VARCHAR[]))",
+        [REQUEST_DONE, months],
+    )
+    con.execute(
+        f"""INSERT INTO {MONTH_REQUEST} (month, state, requested_run, requested_at, last_run, updated_at)
+            SELECT m, ?, ?, now(), ?, now() FROM unnest(?::VARCHAR[]) t(m)
+            WHERE m NOT IN (SELECT month FROM {MONTH_REQUEST})""",
+        [REQUEST_PENDING, run_id, run_id, months],
+    )
+
+
+def take_over_months(
+    con: duckdb.DuckDBPyConnection, run_id: str, asked: Iterable[str] = (), allow_missing: Iterable[str] = ()
+) -> list[str]:
+    """Journal the months ``asked`` and make every pending month this run's work; returns them sorted.
+
+    One transaction, at the start of a run (before ingest): the journal's ``last_run`` names
+    the run that is to score each month. The request keeps its ``--allow-missing`` tables, so
+    the run that finishes a killed one scores the month as it was asked. Pending work left by
+    a store older than the journal is journalled here.
+    """
+    asked = sorted(set(asked))
+    with transaction(con):
+        months = sorted(set(pending(con, PENDING_SCORE)) | set(asked))
+        request_months(con, months, run_id)
+        con.execute(
+            f"UPDATE {MONTH_REQUEST} SET last_run = ?, updated_at = now() WHERE state <> ? AND month IN "
+            "(SELECT unnest(?::VARCHAR[]))",
+            [run_id, REQUEST_DONE, months],
+        )
+        con.execute(
+            f"UPDATE {MONTH_REQUEST} SET allow_missing = ? WHERE month IN (SELECT unnest(?::VARCHAR[]))",
+            [",".join(sorted(set(allow_missing))), asked],
+        )
+    return months
+
+
+def month_allowance(con: duckdb.DuckDBPyConnection, month: str) -> list[str]:
+    """The ``--allow-missing`` tables the month's pending request was made with (journalled)."""
+    row = con.execute(f"SELECT allow_missing FROM {MONTH_REQUEST} WHERE month = ?", [month]).fetchone()
+    return [t for t in (row[0] or "").split(",") if t] if row else []
+
+
+def month_scoring(con: duckdb.DuckDBPyConnection, month: str, run_id: str) -> None:
+    """Journal that ``run_id`` starts scoring ``month`` (a run killed now leaves it ``scoring``)."""
+    con.execute(
+        f"UPDATE {MONTH_REQUEST} SET state = ?, last_run = ?, updated_at = now(), message = NULL WHERE month = ?",
+        [REQUEST_SCORING, run_id, month],
+    )
+
+
+def month_scored(con: duckdb.DuckDBPyConnection, month: str, run_id: str) -> None:
+    """The month's workbook and maps are written: its pending work and journal row are done."""
+    with transaction(con):
+        done_pending(con, PENDING_SCORE, [month])
+        con.execute(
+            f"""UPDATE {MONTH_REQUEST} SET state = ?, last_run = ?, done_run = ?, done_at = now(),
+                       updated_at = now(), message = NULL WHERE month = ?""",
+            [REQUEST_DONE, run_id, run_id, month],
+        )
+
+
+def months_failed(con: duckdb.DuckDBPyConnection, run_id: str, message: str) -> None:
+    """``run_id`` failed: the month it was scoring is ``failed``, the others it had still ``pending``;
+    all keep their pending work (the next run tries again) and get the one-line reason."""
+    con.execute(
+        f"""UPDATE {MONTH_REQUEST} SET state = CASE WHEN state = ? THEN ? ELSE state END,
+                   updated_at = now(), message = ? WHERE last_run = ? AND state <> ?""",
+        [REQUEST_SCORING, REQUEST_FAILED, f"run {run_id}: {message}", run_id, REQUEST_DONE],
+    )
+
+
+def month_requests(con: duckdb.DuckDBPyConnection, limit: int = 12) -> pd.DataFrame:
+    """The journal of month scoring, unfinished first, then newest; for ``--status``.
+
+    Empty for a store no run of this version has written yet (a read-only open creates nothing).
+    """
+    tables = con.execute("SELECT table_name FROM duckdb_tables() WHERE table_name = ?", [MONTH_REQUEST]).fetchall()
+    if not tables:
+        return pd.DataFrame(columns=["month", "state", "requested_run", "last_run", "done_run", "done_at", "message"])
+    return con.execute(
+        f"""SELECT * FROM {MONTH_REQUEST}
+            ORDER BY state = ?, coalesce(done_at, requested_at) DESC, month DESC LIMIT ?""",
+        [REQUEST_DONE, limit],
+    ).df()
+
+
 def crash_point(name: str) -> None:
-    """Test hook: kill this process (SIGKILL) at a named point of a run.
+    """Test hooks at a named point of a run: kill this process (SIGKILL), or pause it.
 
     Inactive unless ``GRIDPATROL_CRASH_AT`` is ``name`` or ``name:n`` (the n-th time the point
     is reached). Used by the crash-recovery tests (tests/test_nightly.py) to stop a run where
-    a power cut or the OOM killer could, deterministically.
+    a power cut or the OOM killer could, deterministically. ``GRIDPATROL_PAUSE_AT`` (same form)
+    only sleeps there ``GRIDPATROL_PAUSE_S`` seconds (default 30) after logging ``step=pause``,
+    so a test can ``kill -9`` the run from outside at a known stage (tests/test_locks.py).
     """
-    spec = os.environ.get(CRASH_ENV)
-    if not spec:
-        return
-    target, _, nth = spec.partition(":")
-    if target != name:
-        return
-    _crash_counts[name] = _crash_counts.get(name, 0) + 1
-    if _crash_counts[name] >= int(nth or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
+    for env in (CRASH_ENV, PAUSE_ENV):
+        spec = os.environ.get(env)
+        if not spec:
+            continue
+        target, _, nth = spec.partition(":")
+        if target != name:
+            continue
+        _crash_counts[env, name] = _crash_counts.get((env, name), 0) + 1
+        if _crash_counts[env, name] != int(nth or 1):
+            continue
+        if env == CRASH_ENV:
+            os.kill(os.getpid(), signal.SIGKILL)
+        seconds = float(os.environ.get(PAUSE_SECONDS_ENV) or 30)
+        log_step("pause", point=name, seconds=seconds)
+        time.sleep(seconds)
 
 
-_crash_counts: dict[str, int] = {}
+_crash_counts: dict[tuple[str, str], int] = {}
 
 
 def partition_dir(base: Path, day: date) -> Path:
@@ -329,24 +537,46 @@ def lock_holder(paths: WorkspacePaths) -> str | None:
 
 
 @contextmanager
-def workspace_lock(paths: WorkspacePaths, wait: bool = False) -> Iterator[None]:
+def workspace_lock(
+    paths: WorkspacePaths, wait: float = 0.0, on_wait: Callable[[str], None] | None = None
+) -> Iterator[None]:
     """Hold the workspace's run lock: one run at a time per workspace.
+
+    Parameters
+    ----------
+    wait : float
+        Seconds to wait for another run to end (0: refuse at once).
+    on_wait : callable, optional
+        Called once with the holder (``"pid N"``) when the lock has to be waited for.
 
     Raises
     ------
     StoreError
-        Another run holds the lock and ``wait`` is false.
+        Another run holds the lock, and still does after ``wait`` seconds.
     """
     paths.root.mkdir(parents=True, exist_ok=True)
     fh = open(paths.lock, "a+")
     try:
-        flags = fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB
-        try:
-            fcntl.flock(fh, flags)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            raise StoreError(f"another run is using this workspace ({holder}); try later or pass --wait") from None
+        deadline = time.monotonic() + wait
+        told = False
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                fh.seek(0)
+                holder = fh.read().strip() or "another process"
+            if wait <= 0:
+                raise StoreError(f"another run is using this workspace ({holder}); try later or pass --wait")
+            if time.monotonic() >= deadline:
+                raise StoreError(
+                    f"another run is still using this workspace ({holder}) after waiting {round(wait, 1):g} s; "
+                    "see --status, or pass a longer --wait SECONDS"
+                )
+            if on_wait is not None and not told:
+                on_wait(holder)
+                told = True
+            time.sleep(min(LOCK_POLL_S, max(deadline - time.monotonic(), 0.0)))
         fh.seek(0)
         fh.truncate()
         fh.write(f"pid {os.getpid()}")
@@ -354,3 +584,132 @@ def workspace_lock(paths: WorkspacePaths, wait: bool = False) -> Iterator[None]:
         yield
     finally:
         fh.close()  # closing releases the flock
+
+
+# --- analysts' snapshots ----------------------------------------------------------------------
+
+
+def connect_snapshot(paths: WorkspacePaths) -> tuple[duckdb.DuckDBPyConnection, str | None]:
+    """A read-only connection to a snapshot of the store, and a note when that snapshot is old.
+
+    The analysts' way in (``trajectory.api``): DuckDB lets readers of ``patrol.duckdb`` exclude
+    its writer, so a long notebook query on the file itself would stop the nightly run. The
+    query runs on a copy instead (:func:`analyst_snapshot`); the Parquet views point at the
+    workspace's own store. While the nightly run writes, the newest existing copy is read and
+    the note says since when.
+    """
+    for attempt in (1, 2):
+        snap, note = analyst_snapshot(paths)
+        try:
+            con = duckdb.connect(str(snap), read_only=True)
+            break
+        except duckdb.IOException:
+            if attempt == 2 or snap.exists():
+                raise
+            # pruned by another notebook between the two calls: take the newest again
+    con.execute("SET TimeZone = 'UTC'")
+    refresh_views(con, paths, temporary=True)
+    return con, note
+
+
+def analyst_snapshot(paths: WorkspacePaths) -> tuple[Path, str | None]:
+    """The snapshot of ``patrol.duckdb`` to read, taken now if the store changed since the last one.
+
+    A snapshot is named by the store file's identity (size, mtime, inode, and its WAL's), so an
+    unchanged store is never copied twice and a stat is all a query costs. Copying holds a
+    read-only connection on the store for the copy only (no writer can be mid-write then); a
+    WAL left by a killed run is copied too and folded into the copy. Returns the snapshot and a
+    note (None when it is current).
+
+    Raises
+    ------
+    StoreError
+        No store yet, or the nightly run holds the store and no snapshot exists yet.
+    """
+    if not paths.duckdb.exists():
+        raise StoreError(
+            f"no store yet at {paths.duckdb}: run `python -m trajectory.run --workspace {paths.root}` first"
+        )
+    folder = _snapshot_dir(paths)
+    current = folder / f"patrol-{_store_signature(paths)}.duckdb"
+    if current.exists():
+        return current, None
+    try:
+        con = duckdb.connect(str(paths.duckdb), read_only=True)
+    except duckdb.IOException as exc:
+        holder = database_holder(exc)
+        if holder is None:
+            raise StoreError(f"cannot open {paths.duckdb}: {exc}") from exc
+        older = _snapshots(folder)
+        if not older:
+            raise StoreError(
+                f"数据库正在被夜间运行写入 the store {paths.duckdb} is being written by {holder} and there is no "
+                "snapshot to read yet; try again when the run has ended (python -m trajectory.run --status)"
+            ) from None
+        taken = datetime.fromtimestamp(older[0].stat().st_mtime).astimezone()
+        return older[0], (
+            f"夜间运行正在写入数据库，读取的是 {taken:%Y-%m-%d %H:%M} 的快照 the store is being written by "
+            f"{holder}; reading the snapshot taken at {taken:%Y-%m-%d %H:%M:%S %z}"
+        )
+    tmp = folder / f".patrol.{uuid.uuid4().hex}.tmp"
+    wal = Path(f"{paths.duckdb}.wal")
+    try:
+        try:
+            # the files cannot change while this connection is open: the signature is the copy's
+            current = folder / f"patrol-{_store_signature(paths)}.duckdb"
+            shutil.copyfile(paths.duckdb, tmp)
+            has_wal = wal.exists()
+            if has_wal:
+                shutil.copyfile(wal, f"{tmp}.wal")
+        finally:
+            con.close()
+        if has_wal:
+            duckdb.connect(str(tmp)).close()  # replays the WAL into the copy and checkpoints it
+        os.replace(tmp, current)
+    finally:
+        tmp.unlink(missing_ok=True)
+        Path(f"{tmp}.wal").unlink(missing_ok=True)
+    for old in _snapshots(folder)[SNAPSHOTS_KEPT:]:
+        old.unlink(missing_ok=True)  # a notebook still reading it keeps its open file
+    for stale in folder.glob(".patrol.*.tmp*"):
+        # a copy whose notebook was killed mid-copy (a copy in progress is minutes old at most)
+        with suppress(FileNotFoundError):
+            if time.time() - stale.stat().st_mtime > STALE_COPY_S:
+                stale.unlink()
+    return current, None
+
+
+def _store_signature(paths: WorkspacePaths) -> str:
+    parts = []
+    for f in (paths.duckdb, Path(f"{paths.duckdb}.wal")):
+        try:
+            st = f.stat()
+            parts.append(f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}")
+        except FileNotFoundError:
+            parts.append("-")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def _snapshots(folder: Path) -> list[Path]:
+    """The snapshots in ``folder``, newest first."""
+    found = []
+    for snap in folder.glob("patrol-*.duckdb"):
+        with suppress(FileNotFoundError):  # pruned meanwhile by another notebook
+            found.append((snap.stat().st_mtime_ns, snap))
+    return [snap for _, snap in sorted(found, reverse=True)]
+
+
+def _snapshot_dir(paths: WorkspacePaths) -> Path:
+    """``WORKSPACE/.snapshots``, or a private folder of this user when the workspace is read-only to them."""
+    folder = paths.snapshots
+    try:
+        folder.mkdir(exist_ok=True)
+        if os.access(folder, os.W_OK):
+            return folder
+    except OSError:
+        pass
+    key = hashlib.sha256(str(paths.root.resolve()).encode()).hexdigest()[:12]
+    private = Path(tempfile.gettempdir()) / f"gridpatrol-{os.getuid()}"
+    private.mkdir(mode=0o700, exist_ok=True)  # the store holds workers' data: this user only
+    (private / key).mkdir(mode=0o700, exist_ok=True)
+    return private / key
