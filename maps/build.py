@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,19 +32,40 @@ import pandas as pd
 import shapely
 from branca.element import Figure
 
-from maps.coverage import DEFAULT_CELL_M, DEFAULT_MAX_GAP_S, GridRaster, cell_polygons, grid_coverage
-from maps.elements import CellsLayer, HeatLayer, InfoBox, LinesLayer, PlaybackGeoJson, PointsLayer, RawHtml
+from maps.coverage import DEFAULT_CELL_M, DEFAULT_MAX_GAP_S, GridRaster, cell_rects, grid_coverage, heat_bins
+from maps.dashboard import (
+    FLAG_ZH,
+    INDEX_PAGE,
+    DashboardLinks,
+    MonthScores,
+    export_files,
+    read_month_scores,
+    relative_href,
+    write_dashboard,
+)
+from maps.elements import (
+    GPS_DECIMALS,
+    CellsLayer,
+    HeatLayer,
+    InfoBox,
+    LinesLayer,
+    PlaybackGeoJson,
+    PointsLayer,
+    RawHtml,
+    RawScript,
+    RectanglesLayer,
+)
 from maps.escape import html_text, html_texts, url_path
 from maps.offline import LIB_DIRNAME, check_offline, install_lib, lib_href, local_assets
 from maps.privacy import coarsen_sites, default_privacy
 from maps.tiles import TileConfig, overlay_transform, tile_layers
+from scoring.export import grid_sheet_names, workbook_name
 from scoring.policy import PrivacyPolicy
 from trajectory import contract as c
 
 log = logging.getLogger(__name__)
 
 OVERVIEW_PAGE = "overview.html"
-INDEX_PAGE = "index.html"
 GRIDS_DIR = "grids"
 PLAYBACK_DIR = "playback"
 
@@ -78,8 +98,10 @@ REASON_CATEGORIES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 REASON_OTHER = ("其他", "#607d8b")
 
-MONTH_HEAT_MAX_POINTS = 200_000
-GRID_HEAT_MAX_POINTS = 50_000
+# heat maps draw every counted point, binned (maps.coverage.heat_bins): ≈ 22 m on the overview,
+# ≈ 11 m on a grid page, well below the heat radius (12 px ≥ 14 m at its most detailed zoom)
+MONTH_HEAT_BIN_DEG = 2e-4
+GRID_HEAT_BIN_DEG = 1e-4
 MAX_DISCARDED_PER_DAY = 5_000
 MAX_PLAYBACK_PAGES = 60
 
@@ -116,8 +138,10 @@ def render_month(
     max_gap_s: float = DEFAULT_MAX_GAP_S,
     max_playback: int = MAX_PLAYBACK_PAGES,
     privacy: PrivacyPolicy | None = None,
+    scores: MonthScores | None = None,
+    day_flags: pd.DataFrame | None = None,
 ) -> list[Path]:
-    """Write the month's map pages to ``out_dir``.
+    """Write the month's map pages and its dashboard (``index.html``) to ``out_dir``.
 
     Parameters
     ----------
@@ -147,11 +171,17 @@ def render_month(
     privacy : PrivacyPolicy, optional
         Cell size and the site types shown only at their cell (:mod:`maps.privacy`); default the
         default policy's ``[privacy]`` (150 m; key persons, special groups, care subjects).
+    scores : MonthScores, optional
+        The month's stored scores (:func:`maps.dashboard.read_month_scores`) for the dashboard's
+        ranking and lost points; without them the dashboard shows the patrol sections only.
+    day_flags : DataFrame, optional
+        The month's ``day_flag`` rows (``worker_id, date, flag, detail``): the dashboard's flags
+        with their evidence. Without them, ``worker_day.flags`` is listed without details.
 
     Returns
     -------
     list of Path
-        Overview, grid pages, playback pages and ``index.html``.
+        Overview, grid pages, playback pages and ``index.html`` (the dashboard).
     """
     tiles = tiles or TileConfig()
     out_dir = Path(out_dir)
@@ -165,17 +195,17 @@ def render_month(
     stats = stats.merge(coverage, on="grid_id", how="left")
     transform = overlay_transform(tiles)
 
-    titles: dict[Path, str] = {}
     overview = out_dir / OVERVIEW_PAGE
     _write_overview(overview, lib_dir, data, stats, tiles)
-    titles[overview] = f"{month} 网格巡查总览"
     pages = [overview]
+    grid_pages: dict[str, str] = {}
     for row in stats.itertuples(index=False):
         page = out_dir / GRIDS_DIR / f"{_safe_name(row.grid_id)}.html"
         raster, cells = rasters[row.grid_id]
         _write_grid_page(page, lib_dir, data, row, raster, cells, tiles, transform, max_gap_s)
-        titles[page] = f"{row.grid_id} {row.grid_name}"
+        grid_pages[str(row.grid_id)] = relative_href(page, out_dir)
         pages.append(page)
+    playbacks: dict[tuple[str, str], str] = {}
     for wd in select_playback_days(data.worker_day, data.points, max_playback).itertuples(index=False):
         day_points = data.points[(data.points["worker_id"] == wd.worker_id) & (data.points["day"] == wd.day)]
         page = out_dir / PLAYBACK_DIR / f"{_safe_name(wd.worker_id)}_{wd.day}.html"
@@ -194,10 +224,36 @@ def render_month(
             status=str(wd.status),
             why=str(wd.why),
         )
-        titles[page] = f"{wd.worker_id} {wd.day} {c.STATUS_ZH.get(str(wd.status), wd.status)} {wd.why}"
+        playbacks[(str(wd.worker_id), str(wd.day))] = relative_href(page, out_dir)
         pages.append(page)
-    pages.append(write_index(out_dir, month, pages, workbook_name, titles=titles))
+    workbook = workbook_name if workbook_name and (out_dir / workbook_name).is_file() else None
+    links = DashboardLinks(
+        overview=OVERVIEW_PAGE,
+        grid_pages=grid_pages,
+        playbacks=playbacks,
+        workbook=workbook,
+        sheets=grid_sheet_names(scores.scores["grid_id"].astype(str).unique()) if scores is not None else {},
+        exports=export_files(out_dir),
+    )
+    pages.append(write_dashboard(out_dir, month, stats, data.worker_day, links, scores=scores, day_flags=day_flags))
+    _remove_stale_pages(out_dir, pages)
     return pages
+
+
+def _remove_stale_pages(out_dir: Path, pages: Sequence[Path]) -> None:
+    """Delete pages of an earlier rendering of the month that this one did not write again.
+
+    ``grids/`` and ``playback/`` hold only our pages: a playback of a day no longer flagged (or a
+    grid renamed) would otherwise stay, linked from nowhere, and weigh on the shared folder.
+    """
+    keep = {Path(p).resolve() for p in pages}
+    stale = [
+        old for sub in (GRIDS_DIR, PLAYBACK_DIR) for old in (out_dir / sub).glob("*.html") if old.resolve() not in keep
+    ]
+    for old in stale:
+        old.unlink()
+    if stale:
+        log.info("removed %d page(s) of an earlier rendering of the month", len(stale))
 
 
 def render_playback(
@@ -253,61 +309,6 @@ def render_playback(
     return out_path
 
 
-def write_index(
-    out_dir: Path,
-    month: str,
-    pages: Sequence[Path],
-    workbook_name: str | None,
-    *,
-    titles: dict[Path, str] | None = None,
-) -> Path:
-    """Write ``out_dir/index.html``: links (relative) to every map page, the workbook and exports.
-
-    The exports are whatever ``*.xlsx``, ``*.csv`` and ``*.parquet`` files are in ``out_dir``
-    when this runs; call it again after the exports are written to list them. ``titles`` (link
-    texts by page) are plain text; they are escaped here.
-    """
-    out_dir = Path(out_dir)
-    titles = titles or {}
-    maps_pages = [Path(p) for p in pages if Path(p).name != INDEX_PAGE]
-
-    def link(path: Path, text: str | None = None) -> str:
-        href = Path(os.path.relpath(path.resolve(), out_dir.resolve())).as_posix()
-        return f'<li><a href="{html_text(url_path(href))}">{html_text(text or titles.get(path, path.stem))}</a></li>'
-
-    sections = [
-        ("总览", [p for p in maps_pages if p.name == OVERVIEW_PAGE and p.parent == out_dir]),
-        ("网格页面", sorted(p for p in maps_pages if p.parent.name == GRIDS_DIR)),
-        ("轨迹回放（争议核查）", sorted(p for p in maps_pages if p.parent.name == PLAYBACK_DIR)),
-    ]
-    body = [f"<h1>{html_text(month)} 网格巡查地图与考核导出</h1>"]
-    for heading, items in sections:
-        if items:
-            body.append(f"<h2>{heading}</h2><ul>{''.join(link(p) for p in items)}</ul>")
-    exports = sorted(p for ext in ("*.xlsx", "*.csv", "*.parquet") for p in out_dir.glob(ext))
-    # the workbook first; files not (yet) written are not linked
-    exports.sort(key=lambda p: p.name != workbook_name)
-    if exports:
-        export_items = "".join(
-            link(p, p.name + (" （考核工作簿）" if p.name == workbook_name else "")) for p in exports
-        )
-        body.append(f"<h2>数据导出</h2><ul>{export_items}</ul>")
-    body.append(
-        "<p class='note'>地图页面离线可用：脚本与样式在 lib/ 目录（开源许可见 lib/licenses/）。"
-        "重点人员、特殊人群、关爱对象只显示编号，不显示姓名和地址。</p>"
-    )
-    page = out_dir / INDEX_PAGE
-    doc = (
-        "<!DOCTYPE html><html lang='zh-CN'><head><meta charset='utf-8'>"
-        f"<title>{html_text(month)} 网格巡查</title><style>body{{font-family:'Noto Sans CJK SC','Microsoft YaHei',"
-        "sans-serif;margin:2em;max-width:60em}} h2{{margin-top:1.4em}} li{{margin:.2em 0}} .note{{color:#555}}</style>"
-        f"</head><body>{''.join(body)}</body></html>"
-    )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    page.write_text(check_offline(doc, str(page)), encoding="utf-8")
-    return page
-
-
 def render_workspace_month(ws: Any, con: Any, month: str) -> list[Path]:
     """Render a workspace's month from its store (what ``trajectory.run --month`` calls).
 
@@ -324,11 +325,12 @@ def render_workspace_month(ws: Any, con: Any, month: str) -> list[Path]:
         f"SELECT * FROM {c.SITE_CHECK} WHERE period_start <= ? AND period_end >= ?", [last, first]
     ).df()
     point_use = con.execute("SELECT * FROM point_use WHERE CAST(date AS DATE) BETWEEN ? AND ?", [first, last]).df()
-    flags = _read_day_flags(con, first, last)
-    if flags is not None and "flags" not in worker_day.columns:
-        worker_day = worker_day.merge(flags, on=["worker_id", "date"], how="left")
+    day_flags = _read_day_flags(con, first, last)
+    if day_flags is not None:
+        worker_day = with_day_flags(worker_day, day_flags)
     out_dir = ws.paths.out_month(month)
-    workbooks = sorted(out_dir.glob("*.xlsx")) if out_dir.is_dir() else []
+    book = workbook_name(month)
+    workbooks = [out_dir / book] if (out_dir / book).is_file() else sorted(out_dir.glob("*.xlsx"))
     return render_month(
         out_dir,
         month,
@@ -342,6 +344,8 @@ def render_workspace_month(ws: Any, con: Any, month: str) -> list[Path]:
         tz=str(ws.tz),
         max_gap_s=float(ws.policy.patrol.points.max_gap_s),
         privacy=ws.policy.privacy,
+        scores=read_month_scores(con, month, ws.policy),
+        day_flags=day_flags,
     )
 
 
@@ -504,9 +508,26 @@ def select_playback_days(
     absent = (worker_day["status"] == c.STATUS_ABSENT).to_numpy() & has_points
     rank = np.select([flagged, short, absent], [0, 1, 2], default=-1)
     why = np.select([flagged, short, absent], ["有异常标记", "巡查不足", "有轨迹但判缺勤"], default="")
+    if "flags" in worker_day.columns:  # name the flags: 有异常标记：挂机、轨迹复用
+        names = worker_day["flags"].map(flag_names).to_numpy(dtype=object)
+        why = np.where(flagged & (names != ""), "有异常标记：" + names, why)
     out = worker_day.assign(rank=rank, why=why)
     out = out[out["rank"] >= 0].sort_values(["rank", "day", "worker_id"], kind="stable")
     return out.head(max(int(max_pages), 0)).reset_index(drop=True)
+
+
+def flag_names(flags: object) -> str:
+    """The Chinese short names of comma-separated flag codes (unknown codes as they are).
+
+    Examples
+    --------
+    >>> flag_names("desk_phone,replay"), flag_names(None)
+    ('挂机、轨迹复用', '')
+    """
+    if not isinstance(flags, str):
+        return ""
+    codes = [k.strip() for k in flags.split(",") if k.strip()]
+    return "、".join(FLAG_ZH.get(k, k).split("（")[0] for k in codes)
 
 
 def reason_categories(reason: pd.Series, in_grid: pd.Series | None = None) -> np.ndarray:
@@ -540,7 +561,8 @@ def _new_map(
     ``title`` is plain text (escaped here).
     """
     minx, miny, maxx, maxy = (float(v) for v in bounds)
-    m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=14, tiles=None, control_scale=True)
+    m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=14, tiles=None, control_scale=False)
+    RawScript(f"L.control.scale({{imperial: false}}).addTo({m.get_name()});").add_to(m)  # metres only
     js, css = local_assets(lib_href(page, lib_dir), plugins)
     m.default_js, m.default_css = js, css  # instance attributes: folium's class defaults stay untouched
     for layer in tile_layers(tiles):
@@ -551,6 +573,8 @@ def _new_map(
     root.header.add_child(RawHtml(f"<title>{html_text(title)}</title>"), name="page_title")
     if not tile_layers(tiles):
         root.header.add_child(RawHtml("<style>.leaflet-container{background:#f4f3ef;}</style>"), name="blank_bg")
+    # the heat map is a faint context layer under the polygons, cells and tracks it explains
+    root.header.add_child(RawHtml("<style>.leaflet-heatmap-layer{opacity:0.6;}</style>"), name="faint_heat")
     return m
 
 
@@ -566,7 +590,7 @@ def _write_overview(page: Path, lib_dir: Path, data: MonthData, stats: pd.DataFr
     bounds = _bounds(display)
     m = _new_map(page, lib_dir, bounds, tiles, f"{data.month} 网格巡查总览", ("heat",))
     st = stats.set_index("grid_id").loc[data.grids["grid_id"]].reset_index()
-    fill = _compliance_colors(st["compliance"].to_numpy())
+    fill = compliance_colors(st["compliance"].to_numpy())
     props = pd.DataFrame(
         {
             "grid_id": html_texts(st["grid_id"]),
@@ -609,9 +633,9 @@ def _write_overview(page: Path, lib_dir: Path, data: MonthData, stats: pd.DataFr
             "fillColor": f["properties"]["fill"],
             "color": "#333",
             "weight": 1.5,
-            "fillOpacity": 0.45,
+            "fillOpacity": 0.7,
         },
-        highlight_function=lambda f: {"weight": 3, "fillOpacity": 0.6},
+        highlight_function=lambda f: {"weight": 3, "fillOpacity": 0.85},
         tooltip=folium.GeoJsonTooltip(
             fields=["grid_id", "grid_name", "type_zh", "compliance", "coverage", "km", "hours"],
             aliases=["网格编号", "网格名称", "类型", "巡查达标率", "覆盖率", "巡查里程 (km)", "巡查时长 (h)"],
@@ -620,12 +644,12 @@ def _write_overview(page: Path, lib_dir: Path, data: MonthData, stats: pd.DataFr
         zoom_on_click=False,
     ).add_to(m)
     counted = data.points[data.points["counted"]]
-    idx = _stride(len(counted), MONTH_HEAT_MAX_POINTS)
-    if len(idx):
-        HeatLayer(counted["y"].to_numpy()[idx], counted["x"].to_numpy()[idx], name="巡查热力图").add_to(m)
+    if len(counted):
+        # off by default: the compliance colours are what a first look should see
+        _heat_layer(counted, MONTH_HEAT_BIN_DEG, show=False).add_to(m)
     _site_layer(data.site_status).add_to(m)
     _title_box(m, f"{data.month} 网格巡查总览", _overview_summary(stats), tiles)
-    InfoBox(_legend_html(), position="bottomright").add_to(m)
+    InfoBox(_legend_html(heat="overview"), position="bottomright").add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     _write_page(m, page)
 
@@ -666,17 +690,14 @@ def _write_grid_page(
         control=False,
     ).add_to(m)
     if len(cells):
-        folium.GeoJson(
-            {"type": "MultiPolygon", "coordinates": cell_polygons(raster, cells, transform)},
-            name=f"已巡查单元（{raster.cell_m:g} m，覆盖率 {_pct(pd.Series([row.coverage])).iloc[0]}）",
-            style_function=lambda f: {"color": "#00695c", "weight": 0.3, "fillColor": "#26a69a", "fillOpacity": 0.35},
-            show=True,
+        RectanglesLayer(
+            *cell_rects(raster, cells, transform),
+            name=f"已巡查单元（{raster.cell_m:g} m 方格，覆盖率 {_pct(pd.Series([row.coverage])).iloc[0]}）",
         ).add_to(m)
     pts = data.points[data.points["grid_id"] == row.grid_id]
     counted = pts[pts["counted"]]
-    idx = _stride(len(counted), GRID_HEAT_MAX_POINTS)
-    if len(idx):
-        HeatLayer(counted["y"].to_numpy()[idx], counted["x"].to_numpy()[idx], name="巡查热力图").add_to(m)
+    if len(counted):
+        _heat_layer(counted, GRID_HEAT_BIN_DEG, show=True).add_to(m)
     _site_layer(data.site_status[data.site_status["grid_id"] == row.grid_id]).add_to(m)
     days = data.worker_day[data.worker_day["grid_id"] == row.grid_id].set_index(["worker_id", "day"])
     if len(pts):
@@ -693,7 +714,10 @@ def _write_grid_page(
         tiles,
         back="../" + INDEX_PAGE,
     )
-    InfoBox(_legend_html(with_compliance=False, with_reasons=True), position="bottomright").add_to(m)
+    InfoBox(
+        _legend_html(with_compliance=False, with_reasons=True, heat="grid", cell_m=raster.cell_m, tracks=True),
+        position="bottomright",
+    ).add_to(m)
     folium.LayerControl(collapsed=True).add_to(m)
     _write_page(m, page)
 
@@ -725,6 +749,7 @@ def _worker_day_layer(pts: pd.DataFrame, days: pd.DataFrame, max_gap_s: float) -
             texts=_reason_texts(dropped).tolist(),
             radius=2.5,
             control=False,
+            decimals=GPS_DECIMALS,
         ).add_to(group)
     return group
 
@@ -760,44 +785,19 @@ def _write_playback(
     if site_status is not None and grids is not None and len(grids):
         _site_layer(site_status[site_status["grid_id"] == grids["grid_id"].iloc[0]]).add_to(m)
     offset = int((ZoneInfo(tz).utcoffset(datetime.fromisoformat(day + "T12:00")) or timedelta(0)).total_seconds() // 60)
-    features = []
     ms = ((pts["ts"] - pd.Timestamp("1970-01-01", tz="UTC")) // pd.Timedelta(milliseconds=1)).to_numpy(dtype=np.int64)
-    lon, lat = np.round(pts["x"].to_numpy(), 6), np.round(pts["y"].to_numpy(), 6)
     counted = pts["counted"].to_numpy(dtype=bool)
-    for mask, style, name in (
-        (np.ones(len(pts), dtype=bool), {"color": "#757575", "weight": 2, "dashArray": "4 4"}, "全部定位点"),
-        (counted, {"color": "#1f6fd1", "weight": 4}, "计入巡查"),
-    ):
-        if mask.sum() == 0:
-            continue
-        coords = np.column_stack([lon[mask], lat[mask]]).tolist()
-        geometry = (
-            {"type": "LineString", "coordinates": coords}
-            if mask.sum() > 1
-            else {"type": "Point", "coordinates": coords[0]}
-        )
-        features.append(
-            {
-                "type": "Feature",
-                "geometry": geometry,
-                "properties": {
-                    "times": ms[mask].tolist(),
-                    "style": style,
-                    "iconstyle": {
-                        "radius": 6,
-                        "color": style["color"],
-                        "fillColor": style["color"],
-                        "fillOpacity": 0.9,
-                    },
-                    "tooltip": name,
-                },
-            }
-        )
-    if features:
-        span_s = (ms.max() - ms.min()) / 1000 if len(ms) else 0
+    if len(pts):
+        span_s = (ms.max() - ms.min()) / 1000
         step_min = max(1, int(np.ceil(span_s / 60 / 600)))  # ≤ ~600 steps on the slider
         PlaybackGeoJson(
-            {"type": "FeatureCollection", "features": features},
+            pts["y"].to_numpy(),
+            pts["x"].to_numpy(),
+            ms,
+            [
+                (None, {"color": "#757575", "weight": 2, "dashArray": "4 4"}, "全部定位点"),
+                (counted, {"color": "#1f6fd1", "weight": 4}, "计入巡查"),
+            ],
             utc_offset_min=offset,
             period=f"PT{step_min}M",
             transition_time=100,
@@ -819,6 +819,7 @@ def _write_playback(
             texts=(_reason_texts(dropped) + " " + _local_clock(dropped["ts"], tz)).tolist(),
             name="未计入的点（按原因）",
             radius=3,
+            decimals=GPS_DECIMALS,
         ).add_to(m)
     head = f"轨迹回放：{worker_id} {day}"  # plain text: _title_box escapes it
     if status:
@@ -829,7 +830,7 @@ def _write_playback(
     )
     _title_box(m, head, summary, tiles, back=("../" + INDEX_PAGE) if page.parent.name == PLAYBACK_DIR else None)
     InfoBox(
-        _legend_html(with_compliance=False, with_sites=site_status is not None, with_reasons=True),
+        _legend_html(with_compliance=False, with_sites=site_status is not None, with_reasons=True, tracks=True),
         position="bottomright",
     ).add_to(m)
     folium.LayerControl(collapsed=True).add_to(m)
@@ -837,6 +838,12 @@ def _write_playback(
 
 
 # --- layers and boxes ---------------------------------------------------------------------------
+
+
+def _heat_layer(counted: pd.DataFrame, step_deg: float, show: bool) -> HeatLayer:
+    """Every counted point, binned by ``step_deg`` and weighted by the bin's count."""
+    lat, lon, n = heat_bins(counted["y"].to_numpy(), counted["x"].to_numpy(), step_deg)
+    return HeatLayer(lat, lon, weight=n, name="巡查热力图（计入巡查的定位点密度）", show=show)
 
 
 def _site_layer(site_status: pd.DataFrame) -> folium.FeatureGroup:
@@ -895,7 +902,7 @@ def _title_box(m: folium.Map, title: str, summary: str, tiles: TileConfig, back:
     if tiles.withheld_note:
         parts.append(f"<div style='color:#8d6e63'>{html_text(tiles.withheld_note)}</div>")
     if back:
-        parts.append(f"<div><a href='{html_text(url_path(back))}'>返回目录</a></div>")
+        parts.append(f"<div><a href='{html_text(url_path(back))}'>返回首页看板</a></div>")
     InfoBox("".join(parts), position="topleft").add_to(m)
 
 
@@ -908,14 +915,43 @@ def _overview_summary(stats: pd.DataFrame) -> str:
     )
 
 
-def _legend_html(with_compliance: bool = True, with_sites: bool = True, with_reasons: bool = False) -> str:
+HEAT_SWATCH = "linear-gradient(90deg, blue, cyan, lime, yellow, red)"  # leaflet.heat's default gradient
+
+
+def _legend_html(
+    with_compliance: bool = True,
+    with_sites: bool = True,
+    with_reasons: bool = False,
+    heat: str | None = None,
+    cell_m: float | None = None,
+    tracks: bool = False,
+) -> str:
+    """The legend box: every colour of the page in Chinese, with what it counts and its unit.
+
+    ``heat`` is ``"overview"`` (off by default, in the layer control) or ``"grid"``.
+    """
     rows = []
     if with_compliance:
-        rows.append("<b>巡查达标率</b>")
+        rows.append("<b>巡查达标率</b>（达标工作日 ÷ 应巡工作日，%）")
         rows += [
             f"<div><span class='sw' style='background:{col}'></span>{label}</div>" for _, col, label in COMPLIANCE_BINS
         ]
         rows.append(f"<div><span class='sw' style='background:{NO_WORKDAY_COLOR}'></span>无考核工作日</div>")
+    if cell_m is not None:
+        rows.append(
+            f"<div><span class='sw' style='background:rgba(38,166,154,0.5)'></span>已巡查单元（{cell_m:g} m × {cell_m:g} m 方格；"
+            "覆盖率 = 已巡查单元 ÷ 网格内单元）</div>"
+        )
+    if tracks:
+        rows.append(
+            "<div><span class='sw' style='background:#1f6fd1;height:4px;vertical-align:3px'></span>计入巡查的轨迹</div>"
+        )
+    if heat:
+        where = "默认关闭，在右上角图层中勾选" if heat == "overview" else "右上角图层中可关闭"
+        rows.append(
+            f"<div><span class='sw' style='background:{HEAT_SWATCH};width:40px'></span>巡查热力图：计入巡查的定位点"
+            f"密度，蓝 → 红 由少到多（{where}）</div>"
+        )
     if with_sites:
         rows.append("<b>走访对象（仅显示编号）</b>")
         rows += [
@@ -926,7 +962,7 @@ def _legend_html(with_compliance: bool = True, with_sites: bool = True, with_rea
             "方格 = 重点人员、特殊人群、关爱对象：仅显示所在方格，不显示确切位置</div>"
         )
     if with_reasons:
-        rows.append("<b>未计入的点</b>")
+        rows.append("<b>未计入的点</b>（不计巡查时长和里程）")
         rows += [
             f"<div><span class='sw dot' style='background:{col}'></span>{label}</div>"
             for label, col in _reason_legend()
@@ -977,19 +1013,50 @@ def _prepare_points(point_use: pd.DataFrame, tiles: TileConfig, tz: str) -> pd.D
 
 
 def _read_day_flags(con: Any, first: date, last: date) -> pd.DataFrame | None:
-    """``day_flag`` rows of the month as one ``flags`` text per worker-day, if that table exists."""
+    """The month's ``day_flag`` rows (``worker_id, grid_id, date, flag, detail``), None without that table."""
     try:
         cols = {r[0] for r in con.execute(f"DESCRIBE {c.DAY_FLAG}").fetchall()}
     except Exception:  # table not created (yet): no flags
         return None
-    if not {"worker_id", "date"} <= cols:
+    if not {"worker_id", "date", "flag"} <= cols:
         return None
-    kind = next((k for k in ("flag", "kind", "reason", "code") if k in cols), None)
-    text = f"string_agg(DISTINCT CAST({kind} AS VARCHAR), ',')" if kind else "CAST(count(*) AS VARCHAR)"
     return con.execute(
-        f"SELECT worker_id, date, {text} AS flags FROM {c.DAY_FLAG} WHERE CAST(date AS DATE) BETWEEN ? AND ? GROUP BY ALL",
+        f"SELECT * FROM {c.DAY_FLAG} WHERE CAST(date AS DATE) BETWEEN ? AND ? ORDER BY worker_id, date, flag",
         [first, last],
     ).df()
+
+
+def with_day_flags(worker_day: pd.DataFrame, day_flags: pd.DataFrame) -> pd.DataFrame:
+    """``worker_day`` whose ``flags`` (comma-separated codes) also hold the ``day_flag`` rows' flags.
+
+    The engine writes a day's own flags into ``worker_day.flags``; replays (轨迹复用) are found at
+    month end and stored only in ``day_flag``: a replayed day must be flagged on the maps too.
+
+    Examples
+    --------
+    >>> wd = pd.DataFrame({"worker_id": ["W1", "W1"], "date": ["2026-10-08", "2026-10-09"], "flags": ["vehicle", None]})
+    >>> df = pd.DataFrame({"worker_id": ["W1"], "date": ["2026-10-09"], "flag": ["replay"]})
+    >>> with_day_flags(wd, df)["flags"].tolist()
+    ['vehicle', 'replay']
+    """
+    wd = worker_day.copy()
+    key = wd["worker_id"].astype(str) + "|" + _day_strings(wd["date"])
+    extra = pd.Series(
+        day_flags["flag"].astype(str).to_numpy(),
+        index=day_flags["worker_id"].astype(str) + "|" + _day_strings(day_flags["date"]).to_numpy(),
+    )
+    own = wd["flags"] if "flags" in wd.columns else pd.Series(None, index=wd.index, dtype=object)
+    codes = pd.concat(
+        [
+            pd.Series(own.fillna("").astype(str).str.split(",").to_numpy(), index=key.to_numpy()).explode(),
+            extra,
+        ]
+    )
+    codes = codes[codes.astype(str).str.strip() != ""]
+    joined = codes.groupby(level=0).agg(lambda s: ",".join(dict.fromkeys(s.astype(str).str.strip())))
+    wd["flags"] = key.map(joined).to_numpy()
+    wd["flags"] = wd["flags"].astype(object).where(wd["flags"].notna(), None)
+    return wd
 
 
 def _flagged(flags: pd.Series) -> np.ndarray:
@@ -1027,7 +1094,14 @@ def _bounds(geoms: np.ndarray) -> np.ndarray:
     return np.array([np.nanmin(b[:, 0]), np.nanmin(b[:, 1]), np.nanmax(b[:, 2]), np.nanmax(b[:, 3])])
 
 
-def _compliance_colors(rate: np.ndarray) -> np.ndarray:
+def compliance_colors(rate: np.ndarray) -> np.ndarray:
+    """The overview's fill of each compliance rate (:data:`COMPLIANCE_BINS`; grey for NaN).
+
+    Examples
+    --------
+    >>> compliance_colors(np.array([1.0, 0.5, np.nan])).tolist()
+    ['#1a9641', '#d7191c', '#bdbdbd']
+    """
     colors = np.full(len(rate), NO_WORKDAY_COLOR, dtype=object)
     for threshold, color, _ in reversed(COMPLIANCE_BINS):
         colors[np.nan_to_num(rate, nan=-1.0) >= threshold] = color
@@ -1086,11 +1160,12 @@ __all__ = [
     "render_month",
     "render_playback",
     "render_workspace_month",
-    "write_index",
+    "with_day_flags",
     "month_bounds",
     "prepare_month",
     "grid_month_stats",
     "select_playback_days",
     "reason_categories",
+    "compliance_colors",
     "workspace_tiles",
 ]

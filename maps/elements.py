@@ -15,10 +15,12 @@ output through Jinja (:func:`_render_raw`), so no data is ever read as template 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import folium
 import numpy as np
-from branca.element import Element, MacroElement
+import pandas as pd
+from branca.element import Element, Figure, MacroElement
 from folium.elements import ElementAddToElement
 from folium.map import Layer
 from folium.plugins import TimestampedGeoJson
@@ -27,10 +29,42 @@ from folium.template import Template
 from maps.escape import script_json
 
 COORD_DECIMALS = 6
+# GPS layers (tracks, heat, discarded points): 1e-5° ≈ 1.1 m, below any phone's GPS error
+GPS_DECIMALS = 5
+
+# one decoder per page (maps.elements.packed): running sums of integer steps, divided by 10^d
+UNPACK_SCRIPT = (
+    "<script>function gpUnpack(p){var v=p.v,s=Math.pow(10,p.d),o=new Array(v.length),q=0;"
+    "for(var i=0;i<v.length;i++){q+=v[i];o[i]=q/s;}return o;}</script>"
+)
 
 
 def _coords(values: np.ndarray) -> list[float]:
     return np.round(np.asarray(values, dtype=np.float64), COORD_DECIMALS).tolist()
+
+
+def packed(values: np.ndarray, decimals: int) -> str:
+    """A column as a JavaScript expression decoding ``{"d": decimals, "v": [q0, q1 - q0, …]}``.
+
+    ``q = round(value · 10^decimals)``: consecutive GPS fixes a few metres apart differ by two or
+    three digits, where the decimal form repeats all ten (``31.676249``). The page decodes it with
+    ``gpUnpack`` (:data:`UNPACK_SCRIPT`, added to the page by every element using it). Values
+    must be finite.
+
+    Examples
+    --------
+    >>> packed(np.array([31.67625, 31.67626, 31.6762]), 5)
+    'gpUnpack({"d":5,"v":[3167625,1,-6]})'
+    """
+    q = np.round(np.asarray(values, dtype=np.float64) * 10.0**decimals).astype(np.int64)
+    steps = np.diff(q, prepend=np.int64(0)) if len(q) else q
+    return "gpUnpack(" + script_json({"d": int(decimals), "v": steps.tolist()}) + ")"
+
+
+def _column(values: np.ndarray, decimals: int | None) -> str:
+    """Plain 1e-6° JSON numbers (``decimals`` None: sites, whose exact figures tests look for) or
+    :func:`packed`."""
+    return script_json(_coords(values)) if decimals is None else packed(values, decimals)
 
 
 class RawHtml(Element):
@@ -48,6 +82,18 @@ class RawHtml(Element):
         return self._text
 
 
+class RawScript(MacroElement):
+    """A fixed script line of ours (no workspace text) added to the page's script, without Jinja."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__()
+        self._name = "RawScript"
+        self._code = code
+
+    def render(self, **kwargs: object) -> None:  # type: ignore[override]
+        cast(Figure, self.get_root()).script.add_child(RawHtml(self._code), name=self.get_name())
+
+
 def _render_raw(element: MacroElement, kwargs: dict) -> None:
     """``MacroElement.render`` without its re-compilation of the output as a Jinja template.
 
@@ -56,6 +102,8 @@ def _render_raw(element: MacroElement, kwargs: dict) -> None:
     as template code. Our elements add the finished text instead.
     """
     figure = element.get_root()
+    if getattr(element, "_packed", False):  # a named child: one decoder however many layers use it
+        cast(Figure, figure).header.add_child(RawHtml(UNPACK_SCRIPT), name="gp_unpack")
     module = element._template.module.__dict__
     for part in ("header", "html", "script"):
         macro = module.get(part)
@@ -87,18 +135,32 @@ class _CategorisedLayer(_RawLayer):
     ) -> None:
         self.category = script_json(np.asarray(category, dtype=np.int64).tolist())
         self.categories = script_json([list(c) for c in categories])
-        self.texts = script_json(list(texts)) if texts is not None else "null"
+        if texts is None:
+            self.texts, self.text_index = "null", "null"
+            return
+        # each distinct text once: a day's discarded points share a handful of reasons
+        codes, uniques = pd.factorize(pd.Series(list(texts), dtype=object))
+        self.texts = script_json([str(u) for u in uniques])
+        self.text_index = script_json(codes.tolist())
 
 
 class HeatLayer(_RawLayer):
-    """leaflet.heat layer of points (lat, lon), drawn on a ``canvas.leaflet-heatmap-layer``."""
+    """leaflet.heat layer of points (lat, lon) with optional weights, drawn on a
+    ``canvas.leaflet-heatmap-layer``.
+
+    Coordinates are :func:`packed` at ``decimals``. Pass binned points (``maps.coverage.heat_bins``)
+    with their counts as ``weight``: leaflet.heat sums intensities per cell, so the picture is the
+    same as from every point, at a fraction of the page weight.
+    """
 
     _template = Template(
         """
         {% macro script(this, kwargs) %}
             var {{ this.get_name() }} = L.heatLayer(
-                (function(){ var la = {{ this.lat }}, lo = {{ this.lon }}, out = new Array(la.length);
-                  for (var i = 0; i < la.length; i++) { out[i] = [la[i], lo[i]]; } return out; })(),
+                (function(){ var la = {{ this.lat }}, lo = {{ this.lon }}, w = {{ this.weight }},
+                  out = new Array(la.length);
+                  for (var i = 0; i < la.length; i++) { out[i] = w === null ? [la[i], lo[i]] : [la[i], lo[i], w[i]]; }
+                  return out; })(),
                 {{ this.options }});
         {% endmacro %}
         """
@@ -113,13 +175,17 @@ class HeatLayer(_RawLayer):
         blur: int = 15,
         min_opacity: float = 0.35,
         show: bool = True,
+        weight: np.ndarray | None = None,
+        decimals: int = GPS_DECIMALS,
     ) -> None:
         super().__init__(name=name, overlay=True, control=True, show=show)
         self._name = "HeatLayer"
-        self.lat = script_json(_coords(lat))
-        self.lon = script_json(_coords(lon))
+        self._packed = True
+        self.lat = packed(lat, decimals)
+        self.lon = packed(lon, decimals)
+        self.weight = "null" if weight is None else script_json(np.asarray(weight, dtype=np.int64).tolist())
         options = {"radius": radius, "blur": blur, "minOpacity": min_opacity, "maxZoom": HEAT_MAX_ZOOM}
-        options["max"] = heat_max(np.asarray(lat, float), np.asarray(lon, float), radius)
+        options["max"] = heat_max(np.asarray(lat, float), np.asarray(lon, float), radius, weight)
         self.options = script_json(options)
 
 
@@ -127,10 +193,10 @@ HEAT_MAX_ZOOM = 17
 _VIEW_PX = 1000  # the width a page is first fitted to, roughly
 
 
-def heat_max(lat: np.ndarray, lon: np.ndarray, radius: int) -> float:
+def heat_max(lat: np.ndarray, lon: np.ndarray, radius: int, weight: np.ndarray | None = None) -> float:
     """The heat layer's ``max``: the 95th percentile of per-cell intensity at the first view.
 
-    leaflet.heat sums points per cell of ``radius / 2`` pixels and scales them by
+    leaflet.heat sums points (their weights) per cell of ``radius / 2`` pixels and scales them by
     ``2 ** (zoom - maxZoom)``; with its default ``max = 1`` a month of points saturates every
     cell red. Normalising to the busy cells of the fitted view keeps the gradient readable.
 
@@ -139,6 +205,8 @@ def heat_max(lat: np.ndarray, lon: np.ndarray, radius: int) -> float:
     >>> lat = np.full(100, 31.7); lon = np.full(100, 119.9)
     >>> heat_max(lat, lon, 12) >= 1.0
     True
+    >>> heat_max(lat[:1], lon[:1], 12, weight=np.array([100])) == heat_max(lat, lon, 12)
+    True
     """
     if len(lat) == 0:
         return 1.0
@@ -146,7 +214,9 @@ def heat_max(lat: np.ndarray, lon: np.ndarray, radius: int) -> float:
     zoom = int(np.clip(np.floor(np.log2(360.0 * _VIEW_PX / (256.0 * span))), 1, HEAT_MAX_ZOOM))
     cell_deg = (radius / 2.0) * 360.0 / (256.0 * 2**zoom)
     cells = np.stack([np.floor(lon / cell_deg), np.floor(lat / cell_deg)], axis=1).astype(np.int64)
-    _, counts = np.unique(cells, axis=0, return_counts=True)
+    _, inverse = np.unique(cells, axis=0, return_inverse=True)
+    w = np.ones(len(lat)) if weight is None else np.asarray(weight, dtype=np.float64)
+    counts = np.bincount(inverse.ravel(), weights=w)
     scale = 1.0 / 2 ** max(0, HEAT_MAX_ZOOM - zoom)
     return float(max(1.0, np.percentile(counts, 95) * scale))
 
@@ -163,6 +233,10 @@ class PointsLayer(_CategorisedLayer):
         Label shown in the tooltip when ``texts`` is None.
     texts : sequence of str, optional
         Per-point tooltip HTML: workspace text in it escaped with :func:`maps.escape.html_texts`.
+        Written once per distinct text.
+    decimals : int, optional
+        :func:`packed` coordinates at this precision (GPS points); None writes plain 1e-6°
+        numbers (sites).
     """
 
     _template = Template(
@@ -171,12 +245,12 @@ class PointsLayer(_CategorisedLayer):
             var {{ this.get_name() }} = L.featureGroup();
             (function(){
               var la = {{ this.lat }}, lo = {{ this.lon }}, c = {{ this.category }},
-                  cats = {{ this.categories }}, tx = {{ this.texts }};
+                  cats = {{ this.categories }}, tx = {{ this.texts }}, ti = {{ this.text_index }};
               for (var i = 0; i < la.length; i++) {
                 var k = cats[c[i]];
                 L.circleMarker([la[i], lo[i]], {radius: {{ this.radius }}, color: k[1], weight: {{ this.weight }},
                     fillColor: k[1], fillOpacity: {{ this.fill_opacity }}})
-                  .bindTooltip(tx === null ? k[0] : tx[i])
+                  .bindTooltip(tx === null ? k[0] : tx[ti[i]])
                   .addTo({{ this.get_name() }});
               }
             })();
@@ -198,11 +272,13 @@ class PointsLayer(_CategorisedLayer):
         overlay: bool = True,
         control: bool = True,
         show: bool = True,
+        decimals: int | None = None,
     ) -> None:
         super().__init__(name=name, overlay=overlay, control=control, show=show)
         self._name = "PointsLayer"
-        self.lat = script_json(_coords(lat))
-        self.lon = script_json(_coords(lon))
+        self._packed = decimals is not None
+        self.lat = _column(lat, decimals)
+        self.lon = _column(lon, decimals)
         self._set_categories(category, categories, texts)
         self.radius, self.weight, self.fill_opacity = float(radius), float(weight), float(fill_opacity)
 
@@ -220,12 +296,12 @@ class CellsLayer(_CategorisedLayer):
             var {{ this.get_name() }} = L.featureGroup();
             (function(){
               var s = {{ this.south }}, w = {{ this.west }}, n = {{ this.north }}, e = {{ this.east }},
-                  c = {{ this.category }}, cats = {{ this.categories }}, tx = {{ this.texts }};
+                  c = {{ this.category }}, cats = {{ this.categories }}, tx = {{ this.texts }}, ti = {{ this.text_index }};
               for (var i = 0; i < s.length; i++) {
                 var k = cats[c[i]];
                 L.rectangle([[s[i], w[i]], [n[i], e[i]]], {color: k[1], weight: {{ this.weight }},
                     fillColor: k[1], fillOpacity: {{ this.fill_opacity }}})
-                  .bindTooltip(tx === null ? k[0] : tx[i])
+                  .bindTooltip(tx === null ? k[0] : tx[ti[i]])
                   .addTo({{ this.get_name() }});
               }
             })();
@@ -257,8 +333,51 @@ class CellsLayer(_CategorisedLayer):
         self.weight, self.fill_opacity = float(weight), float(fill_opacity)
 
 
+class RectanglesLayer(_RawLayer):
+    """Many rectangles (south, west, north, east; :func:`packed`) as ONE Leaflet multipolygon:
+    one SVG path, one style, whatever the count — the walked 25 m cells of a grid page."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            var {{ this.get_name() }} = (function(){
+              var s = {{ this.south }}, w = {{ this.west }}, n = {{ this.north }}, e = {{ this.east }},
+                  rings = new Array(s.length);
+              for (var i = 0; i < s.length; i++) {
+                rings[i] = [[[s[i], w[i]], [s[i], e[i]], [n[i], e[i]], [n[i], w[i]]]];
+              }
+              return L.polygon(rings, {{ this.style }});
+            })();
+        {% endmacro %}
+        """
+    )
+
+    def __init__(
+        self,
+        south: np.ndarray,
+        west: np.ndarray,
+        north: np.ndarray,
+        east: np.ndarray,
+        name: str | None = None,
+        color: str = "#00695c",
+        weight: float = 0.3,
+        fill_color: str = "#26a69a",
+        fill_opacity: float = 0.35,
+        show: bool = True,
+    ) -> None:
+        super().__init__(name=name, overlay=True, control=True, show=show)
+        self._name = "RectanglesLayer"
+        self._packed = True
+        self.south, self.west = packed(south, COORD_DECIMALS), packed(west, COORD_DECIMALS)
+        self.north, self.east = packed(north, COORD_DECIMALS), packed(east, COORD_DECIMALS)
+        self.style = script_json(
+            {"color": color, "weight": weight, "fillColor": fill_color, "fillOpacity": fill_opacity}
+        )
+
+
 class LinesLayer(_RawLayer):
-    """Polylines from columns: consecutive points with the same ``part`` code form one line.
+    """Polylines from columns (:func:`packed` at ``decimals``): consecutive points with the same
+    ``part`` code form one line.
 
     ``tooltip`` is HTML: workspace text in it escaped with :func:`maps.escape.html_text`.
     """
@@ -295,14 +414,16 @@ class LinesLayer(_RawLayer):
         overlay: bool = True,
         control: bool = True,
         show: bool = True,
+        decimals: int = GPS_DECIMALS,
     ) -> None:
         super().__init__(name=name, overlay=overlay, control=control, show=show)
         self._name = "LinesLayer"
+        self._packed = True
         part = np.asarray(part)
         starts = np.flatnonzero(np.r_[True, part[1:] != part[:-1]]) if len(part) else np.empty(0, dtype=np.int64)
         self.breaks = script_json([*starts.tolist(), len(part)] if len(part) else [])
-        self.lat = script_json(_coords(lat))
-        self.lon = script_json(_coords(lon))
+        self.lat = packed(lat, decimals)
+        self.lon = packed(lon, decimals)
         style: dict[str, object] = {"color": color, "weight": weight, "opacity": opacity}
         if dash:
             style["dashArray"] = dash
@@ -357,11 +478,14 @@ class InfoBox(MacroElement):
 
 
 class PlaybackGeoJson(TimestampedGeoJson):
-    """folium's TimestampedGeoJson, with times shown in the workspace's time zone.
+    """folium's TimestampedGeoJson over columns, with times shown in the workspace's time zone.
 
     folium's template formats times in the *browser's* zone and logs every tick to the
     console; a dispute is argued in local (Asia/Shanghai) time whatever the reviewer's PC says.
-    Script links are cleared: the page's are set by :func:`maps.offline.local_assets`.
+    The features are built in the page from :func:`packed` columns (``lat``, ``lon``, epoch
+    milliseconds ``ms``) and one ``(mask, style, tooltip)`` per growing line: a line of the points
+    where its mask is true (one point: a circle), each vertex timed. Script links are cleared:
+    the page's are set by :func:`maps.offline.local_assets`.
     """
 
     _template = Template(
@@ -374,7 +498,21 @@ class PlaybackGeoJson(TimestampedGeoJson):
             });
             {{ this._parent.get_name() }}.timeDimension = L.timeDimension({ period: {{ this.period|tojson }} });
             {{ this._parent.get_name() }}.addControl(new L.Control.TimeDimensionGridpatrol({{ this.options|tojavascript }}));
-            var {{ this.get_name() }}_data = L.geoJson({{ this.data }}, {
+            var {{ this.get_name() }}_data = L.geoJson((function () {
+                var la = {{ this.lat }}, lo = {{ this.lon }}, t = {{ this.ms }}, tracks = {{ this.tracks }}, feats = [];
+                tracks.forEach(function (k) {
+                    var xy = [], tt = [];
+                    for (var i = 0; i < la.length; i++) {
+                        if (k.mask === null || k.mask.charAt(i) === "1") { xy.push([lo[i], la[i]]); tt.push(t[i]); }
+                    }
+                    if (!xy.length) { return; }
+                    feats.push({type: "Feature",
+                        geometry: xy.length > 1 ? {type: "LineString", coordinates: xy} : {type: "Point", coordinates: xy[0]},
+                        properties: {times: tt, style: k.style, tooltip: k.tooltip,
+                            iconstyle: {radius: 6, color: k.style.color, fillColor: k.style.color, fillOpacity: 0.9}}});
+                });
+                return {type: "FeatureCollection", features: feats};
+            })(), {
                 pointToLayer: function (feature, latLng) {
                     return L.circleMarker(latLng, feature.properties.iconstyle || {radius: 5});
                 },
@@ -392,9 +530,31 @@ class PlaybackGeoJson(TimestampedGeoJson):
         """
     )
 
-    def __init__(self, data: dict, utc_offset_min: int, **kwargs: object) -> None:
-        super().__init__(script_json(data), **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        lat: np.ndarray,
+        lon: np.ndarray,
+        ms: np.ndarray,
+        tracks: Sequence[tuple[np.ndarray | None, dict, str]],
+        utc_offset_min: int,
+        decimals: int = COORD_DECIMALS,
+        **kwargs: object,
+    ) -> None:
+        super().__init__({"type": "FeatureCollection", "features": []}, **kwargs)  # type: ignore[arg-type]
         self.embed = True
+        self._packed = True
+        self.lat, self.lon = packed(lat, decimals), packed(lon, decimals)
+        self.ms = packed(np.asarray(ms, dtype=np.int64), 0)
+        self.tracks = script_json(
+            [
+                {
+                    "mask": None if mask is None else "".join(np.where(np.asarray(mask, dtype=bool), "1", "0")),
+                    "style": style,
+                    "tooltip": tooltip,
+                }
+                for mask, style, tooltip in tracks
+            ]
+        )
         self.utc_offset_min = int(utc_offset_min)
         self.default_js: list[tuple[str, str]] = []
         self.default_css: list[tuple[str, str]] = []

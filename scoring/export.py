@@ -14,13 +14,14 @@ subjects) appear only by their code; labels, names and addresses never reach an 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
 import sys
 import unicodedata
 import uuid
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 from openpyxl import Workbook
+from openpyxl.comments import Comment
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.page import PageMargins
@@ -36,15 +38,17 @@ from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.worksheet import Worksheet
 
-from scoring.inputs import load_indicators
+from scoring.inputs import TABLE_ALIASES, TABLE_ITEMS, check_required, load_indicators, table_names
 from scoring.policy import Policy
 from scoring.quality import FLAG_COLUMNS, FLAG_LABELS, event_quality_flags
 from scoring.rules import CATEGORY_REPORT_COLUMNS, DEDUCTION_ALL_COLUMNS, SCORE_COLUMNS, ScoreResult, score_month
 from trajectory import contract as c
 from trajectory import store
-from trajectory.errors import GridpatrolError
+from trajectory.errors import GridpatrolError, InputError
 from trajectory.store import connect, workspace_lock, write_parquet_atomic
 from trajectory.workspace import load_workspace
+
+log = logging.getLogger(__name__)
 
 # our own tables (not in the contract), replaced per month with the scores
 EVENT_FLAG = "event_flag"
@@ -55,7 +59,13 @@ SCORE_FORMAT = "0.0"
 
 _TEXT, _NUM = "VARCHAR", "DOUBLE"
 _DDL = {
-    c.GRID_MONTH_SCORE: {"item_name": _TEXT, "category": _TEXT, "rank": "BIGINT", "policy_hash": _TEXT},
+    c.GRID_MONTH_SCORE: {
+        "item_name": _TEXT,
+        "category": _TEXT,
+        "rank": "BIGINT",
+        "policy_hash": _TEXT,
+        "missing_tables": _TEXT,
+    },
     c.DEDUCTION: {"worker_id": _TEXT, "kind": _TEXT},
     EVENT_FLAG: {"month": _TEXT, **{col: _TEXT for col in FLAG_COLUMNS}},
     EVENT_CATEGORY: {
@@ -76,26 +86,52 @@ def workbook_name(month: str) -> str:
 # --- scoring into the store ------------------------------------------------------------------
 
 
-def score_and_store(ws: Any, con: duckdb.DuckDBPyConnection, month: str) -> ScoreResult:
+def score_and_store(
+    ws: Any,
+    con: duckdb.DuckDBPyConnection,
+    month: str,
+    *,
+    allow_missing: Collection[str] | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> ScoreResult:
     """Score ``month`` for every grid of the workspace and replace its rows in the store.
 
     Parameters
     ----------
     ws : trajectory.workspace.Workspace
-        Supplies ``paths.indicators(month)``, ``policy``, ``grids``, ``workers``.
+        Supplies ``paths.indicators(month)``, ``policy``, ``grids``, ``workers``, ``allow_missing``.
     con : duckdb connection
         Open read-write on the workspace's ``patrol.duckdb``.
     month : str
         ``YYYY-MM``.
+    allow_missing : collection of str, optional
+        Required tables the month may lack (default ``ws.allow_missing``, from ``--allow-missing``).
+        Tables allowed when the month was last scored stay allowed while they are still missing,
+        so a later night's re-scoring (late GPS uploads) does not stop on them.
+    warn : callable, optional
+        Receives each warning (default: the log, which the nightly run shows on the console).
 
     Returns
     -------
     ScoreResult
         With the indicators' warnings first.
+
+    Raises
+    ------
+    InputError
+        A required table is missing and not allowed (``scoring.inputs.check_required``).
     """
     _check_month(month)
     grids = pd.DataFrame(ws.grids[list(c.GRID_PROPERTIES)])
-    ind = load_indicators(ws.paths.indicators(month), ws.policy, grids["grid_id"])
+    ind = load_indicators(ws.paths.indicators(month), ws.policy, grids["grid_id"], month)
+    allowed = set(getattr(ws, "allow_missing", ()) if allow_missing is None else table_names(allow_missing))
+    inherited = sorted(_allowed_before(con, month) & set(ind.missing) - allowed)
+    check_required(ind, allowed | set(inherited))
+    for table in inherited:
+        ind.warnings.append(
+            f"{ind.source}: table {table}（{TABLE_ALIASES[table][0]}）仍缺失 still missing; 沿用本月上次计分时的 "
+            f"--allow-missing {table} (allowed when {month} was last scored): items {', '.join(TABLE_ITEMS[table])} 暂缺"
+        )
     findings = _read_month(con, c.PATROL_FINDING, month)
     points = _track_points(con, ind.events, ws.policy)
     flags = event_quality_flags(
@@ -103,6 +139,8 @@ def score_and_store(ws: Any, con: duckdb.DuckDBPyConnection, month: str) -> Scor
     )
     result = score_month(month, grids, ind, findings, ws.policy, flags)
     result.warnings[:0] = ind.warnings
+    for w in result.warnings:
+        (warn or log.warning)(w)
     notes = pd.DataFrame({"month": month, "message": pd.Series(result.warnings, dtype="str")})
     tables = {
         c.GRID_MONTH_SCORE: result.grid_month_score,
@@ -113,6 +151,17 @@ def score_and_store(ws: Any, con: duckdb.DuckDBPyConnection, month: str) -> Scor
     }
     _replace_month(con, month, tables)
     return result
+
+
+def _allowed_before(con: duckdb.DuckDBPyConnection, month: str) -> set[str]:
+    """The tables the month's stored scores were allowed to miss (its total rows' ``missing_tables``)."""
+    if "missing_tables" not in _table_columns(con, c.GRID_MONTH_SCORE):
+        return set()
+    rows = con.execute(
+        f"SELECT DISTINCT missing_tables FROM {c.GRID_MONTH_SCORE} WHERE month = ? AND item_code = ?",
+        [month, c.ITEM_TOTAL],
+    ).fetchall()
+    return {t for (text,) in rows if text for t in str(text).split(",") if t}
 
 
 def _table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
@@ -179,6 +228,9 @@ def read_scores(con: duckdb.DuckDBPyConnection, month: str, policy: Policy) -> d
         scores["rank"] = scores["score"].where(total).rank(method="min", ascending=False).astype("Int64")
     if "policy_hash" not in scores:
         scores["policy_hash"] = ""
+    if "missing_tables" not in scores:
+        scores["missing_tables"] = ""
+    scores["missing_tables"] = scores["missing_tables"].fillna("").astype(str)
     deductions = _read_month(con, c.DEDUCTION, month).reindex(columns=DEDUCTION_ALL_COLUMNS)
     flags = _read_month(con, EVENT_FLAG, month).reindex(columns=list(FLAG_COLUMNS))
     categories = _read_month(con, EVENT_CATEGORY, month).reindex(columns=list(CATEGORY_REPORT_COLUMNS))
@@ -373,22 +425,26 @@ def write_workbook(
         *(f"{item_label(code, policy, sep=chr(10))}\n({policy.items[code].max_score:g}分)" for code in c.ITEM_CODES),
         "总分",
     ]
+    missing = _missing_items(scores)
+    codes = (*c.ITEM_CODES, c.ITEM_TOTAL)
     rows = []
     for gid in order:
         rank = scores.loc[(scores["grid_id"] == gid) & (scores["item_code"] == c.ITEM_TOTAL), "rank"].iloc[0]
         name, kind = _grid_info(info, gid)
-        rows.append(
-            [_int(rank), gid, name, kind, *(wide.loc[gid, code] for code in c.ITEM_CODES), wide.loc[gid, c.ITEM_TOTAL]]
-        )
+        rows.append([_int(rank), gid, name, kind, *(_shown(wide, missing, gid, code) for code in codes)])
     _block(ws, _HEAD, headers, rows, decimal_cols=range(5, 5 + len(c.ITEM_CODES) + 1))
-    page.finish(ws, "得分汇总", [5, 10, 16, 5, *([8.5] * len(c.ITEM_CODES)), 7], freeze=f"E{_HEAD + 1}")
+    for i, gid in enumerate(order):
+        for k, code in enumerate(codes):
+            _mark_missing(ws.cell(_HEAD + 1 + i, 5 + k), code, missing.get((gid, code)))
+    subject = "得分汇总（暂定）" if missing else "得分汇总"
+    page.finish(ws, subject, [5, 10, 16, 5, *([8.5] * len(c.ITEM_CODES)), 7], freeze=f"E{_HEAD + 1}")
 
-    _assessment_sheet(wb.create_sheet("考核表"), order, info, wide, policy, page)
+    _assessment_sheet(wb.create_sheet("考核表"), order, info, wide, policy, page, missing)
 
-    used = {"汇总", "考核表", "巡查统计", "事项质量提示", "说明"}
+    sheets = grid_sheet_names(order)
     for gid in sorted(order):
         _grid_sheet(
-            wb.create_sheet(_sheet_name(gid, used)),
+            wb.create_sheet(sheets[gid]),
             gid,
             info,
             scores,
@@ -455,6 +511,7 @@ def write_workbook(
             + ("分类不足按条扣分。" if policy.events.category_minimums_deduct else "默认只报告不扣分。"),
         ],
         ["人员隐私", "重点人员、特殊人群、关爱对象只以编号出现。"],
+        *_missing_about(scores, policy),
         *(["提示", public_path_text(n, root)] for n in notes),
     ]
     _block(ws, _HEAD, ["项目", "内容"], about, wrap={1, 2})
@@ -473,7 +530,13 @@ def write_workbook(
 
 
 def _assessment_sheet(
-    ws: Worksheet, order: list[str], info: pd.DataFrame, wide: pd.DataFrame, policy: Policy, page: _Page
+    ws: Worksheet,
+    order: list[str],
+    info: pd.DataFrame,
+    wide: pd.DataFrame,
+    policy: Policy,
+    page: _Page,
+    missing: dict[tuple[str, str], str],
 ) -> None:
     """考核表: the seed's columns and one column per grid (rank order), in blocks of
     ``GRIDS_PER_PAGE`` grids stacked down the sheet, each block on its own printed page."""
@@ -498,7 +561,7 @@ def _assessment_sheet(
                 it.name,
                 it.clause,
                 it.max_score,
-                *(wide.loc[g, it.code] for g in chunk),
+                *(_shown(wide, missing, g, it.code) for g in chunk),
             ]
             for it in items
         ]
@@ -506,6 +569,9 @@ def _assessment_sheet(
             ["", "", "总分", sum(it.max_score for it in items), "", *(wide.loc[g, c.ITEM_TOTAL] for g in chunk)]
         )
         last = _block(ws, top, headers, rows, decimal_cols=range(5, 6 + len(chunk)), wrap={1, 3, 4})
+        for k, code in enumerate((*c.ITEM_CODES, c.ITEM_TOTAL)):
+            for j, g in enumerate(chunk):
+                _mark_missing(ws.cell(top + 1 + k, 6 + j), code, missing.get((g, code)))
         for j in range(1, len(headers) + 1):
             ws.cell(last, j).font = Font(bold=True)
         _merge_runs(ws, 1, top + 1, last - 1)  # 类别 once per category, as on the paper form
@@ -531,9 +597,13 @@ def _grid_sheet(
     s = scores[scores["grid_id"] == gid].set_index("item_code")
     d = deductions[deductions["grid_id"] == gid]
     lost = d.groupby("item_code")["points"].sum()
-    rows = []
+    missing = _missing_items(scores[scores["grid_id"] == gid])
+    rows: list[list[Any]] = []
     for code in c.ITEM_CODES:
         it, top, got = policy.items[code], _round(s.loc[code, "max_score"]), _round(s.loc[code, "score"])
+        if (gid, code) in missing:
+            rows.append([item_code_label(code), it.category, it.name, top, MISSING_TEXT, None, None, it.clause])
+            continue
         rows.append(
             [
                 item_code_label(code),
@@ -550,6 +620,8 @@ def _grid_sheet(
     rows.append(["", "", "总分", top, got, _round(top - got), _round(lost.sum()), ""])
     headers = ["编号", "类别", "项目", "满分", "得分", "扣分（计入）", "扣分合计（未封底）", "评分标准"]
     r = _block(ws, _HEAD, headers, rows, decimal_cols=(4, 5, 6, 7), wrap={2, 3, 8}, spans={8: 3})
+    for k, code in enumerate((*c.ITEM_CODES, c.ITEM_TOTAL)):
+        _mark_missing(ws.cell(_HEAD + 1 + k, 5), code, missing.get((gid, code)))
     for j in range(1, 11):
         ws.cell(r, j).font = Font(bold=True)
     name, kind = _grid_info(info, gid)
@@ -830,6 +902,63 @@ def _int(value: Any) -> int | None:
     return None if pd.isna(value) else int(value)
 
 
+# an item scored from a required table the month lacks (--allow-missing), and the total then
+MISSING_TEXT = "暂缺"
+PROVISIONAL_FORMAT = '0.0"（暂定）"'
+
+
+def _missing_items(scores: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """(grid_id, item_code) -> the missing tables of every 暂缺 item and provisional total."""
+    if "missing_tables" not in scores:
+        return {}
+    m = scores[scores["missing_tables"].fillna("").astype(str) != ""]
+    return {(g, i): str(t) for g, i, t in zip(m["grid_id"], m["item_code"], m["missing_tables"], strict=True)}
+
+
+def _shown(wide: pd.DataFrame, missing: dict[tuple[str, str], str], gid: str, code: str) -> Any:
+    if code != c.ITEM_TOTAL and (gid, code) in missing:
+        return MISSING_TEXT
+    return wide.loc[gid, code]
+
+
+def _table_words(tables: str) -> str:
+    return "、".join(f"{t}（{TABLE_ALIASES[t][0]}）" if t in TABLE_ALIASES else t for t in tables.split(","))
+
+
+def _mark_missing(cell: Any, code: str, tables: str | None) -> None:
+    """A 暂缺 item's cell gets a note naming the missing table; a provisional total shows （暂定）."""
+    if not tables:
+        return
+    words = _table_words(tables)
+    if code == c.ITEM_TOTAL:
+        cell.number_format = PROVISIONAL_FORMAT
+        text = f"暂定总分 provisional total: 缺少指标表 {words}，其计分项目暂缺、不计入；满分按已计分项目计。"
+    else:
+        text = f"暂缺 not scored: 缺少指标表 {words}（--allow-missing），本项未计分。"
+    cell.comment = Comment(text, "gridpatrol", width=260, height=90)
+
+
+def _missing_about(scores: pd.DataFrame, policy: Policy) -> list[list[Any]]:
+    """The 说明 row explaining 暂缺 items and the provisional total (none when complete)."""
+    if "missing_tables" not in scores:
+        return []
+    total = scores[(scores["item_code"] == c.ITEM_TOTAL) & (scores["missing_tables"].fillna("") != "")]
+    if not len(total):
+        return []
+    tables = str(total["missing_tables"].iloc[0])
+    items = [k for t in tables.split(",") for k in TABLE_ITEMS.get(t, ())]
+    items = [k for k in c.ITEM_CODES if k in items]
+    full = sum(policy.items[k].max_score for k in c.ITEM_CODES if k not in items)
+    return [
+        [
+            "暂缺",
+            f"本月缺少必需的指标表 {_table_words(tables)}，经 --allow-missing 允许计分：项目 "
+            f"{'、'.join(item_code_label(k) for k in items)} 标为“暂缺”，未计分；总分为暂定（只含已计分项目，"
+            f"满分 {full:g} 分），表格补齐后请重新计分。",
+        ]
+    ]
+
+
 def _wide_scores(scores: pd.DataFrame) -> pd.DataFrame:
     return scores.pivot(index="grid_id", columns="item_code", values="score")
 
@@ -842,6 +971,18 @@ def _grid_info(info: pd.DataFrame, gid: str) -> tuple[str, str]:
 
 
 _SHEET_BAD = re.compile(r"[\[\]:*?/\\]")
+# the workbook's own sheets; grid sheets never take these names
+FIXED_SHEETS = ("汇总", "考核表", "巡查统计", "事项质量提示", "说明")
+
+
+def grid_sheet_names(grid_ids: Iterable[str]) -> dict[str, str]:
+    """The workbook sheet of each grid (what the dashboard links to), named as ``write_workbook`` names it.
+
+    >>> grid_sheet_names(["G/1", "G?1", "汇总"])
+    {'G/1': 'G_1', 'G?1': 'G_1~2', '汇总': '汇总~2'}
+    """
+    used = set(FIXED_SHEETS)
+    return {gid: _sheet_name(gid, used) for gid in sorted(grid_ids)}
 
 
 def _sheet_name(gid: str, used: set[str]) -> str:
@@ -892,24 +1033,38 @@ def _parser() -> argparse.ArgumentParser:
         help="score the month first from indicators/YYYY-MM/ and the stored patrol findings "
         "(opens patrol.duckdb read-write); without it the stored scores are exported",
     )
+    p.add_argument(
+        "--allow-missing",
+        action="append",
+        default=[],
+        metavar="TABLE",
+        help="with --score: score the month although the required indicator table TABLE (events, "
+        "service_records, info_collection, or its Chinese name) is missing; its items are marked 暂缺 "
+        "and the total provisional (repeatable)",
+    )
     return p
+
+
+def _print_warning(text: str) -> None:
+    print(f"warning: {text}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m scoring.export``; returns the exit code."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.allow_missing and not args.score:
+        parser.error("--allow-missing goes with --score")
     try:
         _check_month(args.month)
-        ws = load_workspace(args.workspace)
+        ws = load_workspace(args.workspace, allow_missing=args.allow_missing)
         if args.score:
             with workspace_lock(ws.paths):
                 con = connect(ws.paths)
                 try:
-                    result = score_and_store(ws, con, args.month)
+                    score_and_store(ws, con, args.month, warn=_print_warning)
                 finally:
                     con.close()
-            for w in result.warnings:
-                print(f"warning: {w}", file=sys.stderr)
         con = connect(ws.paths, read_only=True)
         try:
             written = export_month(
@@ -925,7 +1080,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             con.close()
     except (GridpatrolError, duckdb.Error, OSError) as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 1
+        # wrong input (exit 2, as trajectory.run) apart from a store or system failure
+        return 2 if isinstance(exc, InputError) else 1
     for path in written:
         print(path)
     return 0

@@ -187,3 +187,43 @@ def driver(tmp_path_factory):
     drv.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["http://*", "https://*"]})
     yield drv
     drv.quit()
+
+
+# the scored month of the dashboard tests: flags of three kinds, one of them (replay) only in day_flag
+DAY_FLAGS = (
+    ("W1", "G01", "2026-10-09", "mock_location", "35 mock-location point(s)"),
+    ("W1", "G01", "2026-10-09", "replay", "same track as 2026-10-08 (median offset 0.0 m over 60 positions)"),
+    ("W1", "G01", "2026-10-08", "replay", "same track as 2026-10-09 (median offset 0.0 m over 60 positions)"),
+    ("W2", "G02", "2026-10-08", "vehicle", "vehicle speed 23 min, max 44 km/h"),
+)
+
+
+@pytest.fixture(scope="session")
+def scored(tmp_path_factory, grids, worker_day, site_check, sites, point_use):
+    """A workspace whose store holds two scored months (2026-09, 2026-10) and day flags, its
+    workbook and exports written (stand-ins), and the maps rendered from it: (paths, pages)."""
+    from maps_fixtures import write_day_flags, write_scores, write_workspace
+
+    from maps.build import render_workspace_month
+    from scoring.export import workbook_name
+    from trajectory.store import connect
+    from trajectory.workspace import load_workspace
+
+    root = tmp_path_factory.mktemp("scored") / "ws"
+    paths = write_workspace(root, grids, worker_day, site_check, sites, point_use)
+    ids = list(grids["grid_id"])
+    write_scores(paths, "2026-09", ids, shift=0.4)
+    write_scores(paths, MONTH, ids)
+    write_day_flags(paths, DAY_FLAGS)
+    out = paths.out_month(MONTH)
+    out.mkdir(parents=True)
+    (out / workbook_name(MONTH)).write_bytes(b"PK")
+    for name in ("grid_month_score.csv", "grid_month_score.parquet", "deduction.csv"):
+        (out / name).write_bytes(b"x")
+    ws = load_workspace(root)
+    con = connect(ws.paths, read_only=True)
+    try:
+        pages = render_workspace_month(ws, con, MONTH)
+    finally:
+        con.close()
+    return paths, pages

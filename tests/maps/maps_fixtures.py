@@ -65,3 +65,72 @@ def open_page(driver, page: Path, is_map: bool = True) -> list[dict]:
     if is_map:
         time.sleep(0.5)  # let the heat canvas and controls draw
     return [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def scores_frames(month: str, grid_ids, shift: float = 0.0):
+    """A scored month as the scoring step stores it: ``grid_month_score`` and ``deduction`` rows.
+
+    Grid ``i`` loses ``0.2 · (i + 1) + shift`` points on item 2.5 (工作日巡查不足), ``1.0 · i`` on
+    6.2 (虚假事项) and, for ``i == 1``, 1 point on item 1 (a verified complaint); ranks by total.
+    """
+    import pandas as pd
+
+    from scoring.policy import load_policy
+    from trajectory.contract import ITEM_CODES, ITEM_TOTAL
+
+    items = load_policy().items
+    lost = {
+        g: {"2.5": round(0.2 * (i + 1) + shift, 4), "6.2": 1.0 * i, "1": 1.0 if i == 1 else 0.0}
+        for i, g in enumerate(grid_ids)
+    }
+    reasons = {"2.5": "工作日巡查不足（时长、里程或上下午）", "6.2": "虚假事项", "1": "被群众投诉（经核实）"}
+    rows, deductions = [], []
+    for g in grid_ids:
+        total = 0.0
+        for code in ITEM_CODES:
+            top = items[code].max_score
+            score = max(0.0, top - lost[g].get(code, 0.0))
+            total += score
+            rows.append((g, month, code, top, score))
+            if lost[g].get(code, 0.0) > 0:
+                points = lost[g][code]
+                count = round(points / 0.2) if code == "2.5" else points
+                deductions.append((g, month, code, reasons[code], float(count), points, f"{month} {reasons[code]}"))
+        rows.append((g, month, ITEM_TOTAL, 100.0, total))
+    scores = pd.DataFrame(rows, columns=["grid_id", "month", "item_code", "max_score", "score"])
+    total = scores["item_code"] == ITEM_TOTAL
+    scores["rank"] = scores["score"].where(total).rank(method="min", ascending=False).astype("Int64")
+    deduction = pd.DataFrame(
+        deductions, columns=["grid_id", "month", "item_code", "reason", "count", "points", "evidence"]
+    )
+    return scores, deduction
+
+
+def write_scores(paths, month: str, grid_ids, shift: float = 0.0, reason: str | None = None) -> None:
+    """Store :func:`scores_frames` for ``month`` (``reason`` replaces every deduction reason)."""
+    from trajectory.store import connect, replace_rows
+
+    scores, deduction = scores_frames(month, grid_ids, shift)
+    if reason is not None:
+        deduction["reason"] = reason
+    con = connect(paths)
+    try:
+        replace_rows(con, "grid_month_score", scores, "month = ?", [month])
+        replace_rows(con, "deduction", deduction, "month = ?", [month])
+    finally:
+        con.close()
+
+
+def write_day_flags(paths, rows) -> None:
+    """Store ``day_flag`` rows: (worker_id, grid_id, date YYYY-MM-DD, flag, detail)."""
+    import pandas as pd
+
+    from trajectory.store import connect, replace_rows
+
+    df = pd.DataFrame(rows, columns=["worker_id", "grid_id", "date", "flag", "detail"])
+    df["date"] = pd.to_datetime(df["date"]).dt.date
+    con = connect(paths)
+    try:
+        replace_rows(con, "day_flag", df, "true")
+    finally:
+        con.close()

@@ -22,14 +22,35 @@ def _distinct_colours(driver) -> int:
     return len(img.resize((300, 225)).getcolors(maxcolors=300 * 225))
 
 
-@pytest.mark.parametrize("page", ["overview.html", "grids/G01.html"])
-def test_map_pages_render_offline(driver, rendered, page):
+@pytest.mark.parametrize(("page", "heat_shown"), [("overview.html", False), ("grids/G01.html", True)])
+def test_map_pages_render_offline(driver, rendered, page, heat_shown):
     out, _ = rendered
     severe = _open(driver, out / page)
     assert severe == [], severe
     assert _count(driver, "path.leaflet-interactive") > 0  # grid polygons, site markers
-    assert _count(driver, "canvas.leaflet-heatmap-layer") == 1
+    # the overview's first look is the compliance colours: its heat map waits in the layer control
+    assert _count(driver, "canvas.leaflet-heatmap-layer") == int(heat_shown)
     assert _distinct_colours(driver) > 20  # not a blank page
+
+
+def test_overview_heat_map_toggles_in_the_layer_control(driver, rendered):
+    out, _ = rendered
+    assert _open(driver, out / "overview.html") == []
+    labels = driver.execute_script(
+        "return Array.from(document.querySelectorAll('.leaflet-control-layers-overlays label'))"
+        ".map(function(l){ return [l.textContent.trim(), l.querySelector('input').checked]; })"
+    )
+    heat = [checked for text, checked in labels if text.startswith("巡查热力图")]
+    assert heat == [False], labels
+    grids = [checked for text, checked in labels if text.startswith("网格巡查达标率")]
+    assert grids == [True], labels
+    driver.execute_script(
+        "Array.from(document.querySelectorAll('.leaflet-control-layers-overlays label'))"
+        ".filter(function(l){ return l.textContent.trim().indexOf('巡查热力图') === 0; })[0].querySelector('input').click();"
+    )
+    time.sleep(0.3)
+    assert _count(driver, "canvas.leaflet-heatmap-layer") == 1
+    assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
 
 
 def test_grid_page_worker_day_layers_toggle(driver, rendered):

@@ -13,7 +13,7 @@ import pytest
 import shapely
 from maps_fixtures import MONTH, SECRET_LABELS, SITE_POSITIONS, write_workspace
 
-from maps.build import grid_month_stats, reason_categories, render_month, render_playback, write_index
+from maps.build import grid_month_stats, reason_categories, render_month, render_playback
 from maps.coverage import grid_coverage, grid_raster
 from maps.offline import OfflineError, check_offline, external_references
 from maps.tiles import TileConfig
@@ -131,6 +131,10 @@ def test_coverage_counts_points_and_walked_segments():
     tracks["ts"] = pd.Timestamp("2026-10-08T01:00Z") + pd.to_timedelta(np.arange(len(x)) * 600, unit="s")
     cov, _ = grid_coverage(grids, tracks, 25.0, max_gap_s=300)
     assert cov.loc[0, "walked_cells"] == 6
+    # a month without a single counted point: every grid at 0, not a crash
+    cov, rasters = grid_coverage(grids, tracks.iloc[:0], 25.0, max_gap_s=300)
+    assert cov.loc[0, "walked_cells"] == 0 and cov.loc[0, "coverage"] == 0.0
+    assert len(rasters["G"][1]) == 0
 
 
 def test_reason_categories():
@@ -200,17 +204,19 @@ def test_render_playback_alone(tmp_path, point_use, grids):
 def test_index_links_relative(rendered):
     out, pages = rendered
     text = _html(out / "index.html")
+    hrefs = set(re.findall(r"href=[\"']([^\"']*)[\"']", text))
     for href in (
         "overview.html",
         "grids/G01.html",
+        "grids/G02.html",
+        "grids/G03.html",
         "playback/W2_2026-10-08.html",
         "2026-10_考核.xlsx",
         "deductions.csv",
     ):
-        assert f'href="{href}"' in text
+        assert href in hrefs, href
     assert "/tmp" not in text and "file:" not in text
-    again = write_index(out, MONTH, pages, None)
-    assert again == out / "index.html"
+    assert pages[-1] == out / "index.html"
 
 
 def test_check_offline_refuses_cdn():
@@ -239,3 +245,15 @@ def test_cli_on_a_workspace(tmp_path, grids, worker_day, site_check, sites, poin
         timeout=60,
     )
     assert bad.returncode == 1 and "YYYY-MM" in bad.stderr
+
+
+def test_a_new_rendering_removes_pages_it_no_longer_writes(tmp_path, month_frames):
+    out = tmp_path / MONTH
+    first = render_month(out, MONTH, tiles=TileConfig(), **month_frames)
+    assert len(list((out / "playback").glob("*.html"))) == 3
+    (out / "grids" / "OLD.html").write_text("a grid that is gone", encoding="utf-8")
+    (out / "notes.txt").write_text("not ours", encoding="utf-8")
+    again = render_month(out, MONTH, tiles=TileConfig(), max_playback=1, **month_frames)
+    assert sorted(p.name for p in (out / "playback").glob("*.html")) == ["W1_2026-10-09.html"]  # flagged first
+    assert not (out / "grids" / "OLD.html").exists() and (out / "notes.txt").exists()
+    assert all(p.exists() for p in again) and len(again) == len(first) - 2

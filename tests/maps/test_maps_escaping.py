@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from maps_fixtures import MONTH, open_page, write_workspace
+from maps_fixtures import MONTH, open_page, write_day_flags, write_scores, write_workspace
 
 # one string with every kind of payload; it starts and ends with a letter because the loader
 # strips CSV and GeoJSON values
@@ -39,6 +39,10 @@ GRID_NAMES = {"G01": "名" + PAYLOAD, "G02": "塘洋村 " + LONG, "G03": "西太
 SITES = {s: s + PAYLOAD for s in ("KP001", "SG001", "CS001", "HZ001")}
 LABEL_MARK, NAME_MARK = "LABEL-NEVER-WRITTEN", "NAME-NEVER-WRITTEN"
 ATTRIBUTION = "底图" + PAYLOAD
+# the dashboard's own texts from the store: a deduction reason, flag details and an unknown flag code
+REASON = "扣分" + PAYLOAD
+FLAG_DETAIL = "明细" + PAYLOAD
+FLAG_CODE = "flag" + PAYLOAD
 # tiles from a local folder that does not exist: the attribution is drawn, no network is used
 TILE_URL = "tiles/{z}/{x}/{y}.png?{{ 7*7 }}"
 POLICY = f'[maps]\nprovider = "url"\nurl = {json.dumps(TILE_URL)}\nattribution = {json.dumps(ATTRIBUTION)}\n'
@@ -71,6 +75,18 @@ def hostile(tmp_path_factory, grids, worker_day, site_check, sites, point_use) -
     workers["grid_id"] = workers["grid_id"].map(GRID_IDS)
     workers["worker_name"] = NAME_MARK + PAYLOAD
     workers.to_csv(paths.workers, index=False)
+    write_scores(paths, MONTH, list(GRID_IDS.values()), reason=REASON)
+    write_day_flags(
+        paths,
+        [
+            (WORKERS["W1"], GRID_IDS["G01"], "2026-10-09", "mock_location", FLAG_DETAIL),
+            (WORKERS["W2"], GRID_IDS["G02"], "2026-10-08", FLAG_CODE, FLAG_DETAIL),
+        ],
+    )
+    from scoring.export import workbook_name
+
+    paths.out_month(MONTH).mkdir(parents=True)
+    (paths.out_month(MONTH) / workbook_name(MONTH)).write_bytes(b"PK")  # linked per grid sheet
     ws = load_workspace(root)
     # the loader keeps every payload as typed: the test is about the pages, not the inputs
     assert set(ws.grids["grid_id"]) == set(GRID_IDS.values())
@@ -120,7 +136,8 @@ class _Tags(HTMLParser):
 def test_pages_written_for_hostile_ids(hostile):
     out, pages = hostile
     kinds = sorted(_kind(out, p) for p in pages)
-    assert kinds == ["grids"] * 3 + ["index.html", "overview.html"] + ["playback"] * 2
+    # playbacks: W1's flagged day (day_flag), W2's short day, W3's absent day with points
+    assert kinds == ["grids"] * 3 + ["index.html", "overview.html"] + ["playback"] * 3
     names = [p.name for p in pages]
     assert len(set(names)) == len(names)
     for page in pages:
@@ -135,8 +152,10 @@ def test_written_html_has_no_live_payload(hostile):
     for page in pages:
         text = page.read_text(encoding="utf-8")
         # escaped, the payload is inert text ("&lt;svg onload=…"); raw, it would start a tag
-        for raw in ("<img", "<svg", 'onerror="window', "</script><script>window", "<!--<img"):
+        for raw in ("<img", "<svg onload", 'onerror="window', "</script><script>window", "<!--<img"):
             assert raw not in text, f"{page.name}: raw payload {raw!r}"
+        # the only <svg> elements are the dashboard's charts
+        assert text.count("<svg") == text.count("<svg class='gp-chart'"), page.name
         assert "${window" not in text and "${document" not in text
         # the tile URL is the policy's, as typed (a JSON string: inert); nothing else keeps raw braces
         if page.name != "index.html":
@@ -145,7 +164,8 @@ def test_written_html_has_no_live_payload(hostile):
         parser = _Tags()
         parser.feed(text)
         for tag, attrs in parser.tags:
-            assert tag not in ("img", "svg", "iframe", "object", "embed"), f"{page.name}: <{tag}>"
+            assert tag not in ("img", "iframe", "object", "embed"), f"{page.name}: <{tag}>"
+            assert tag != "svg" or ("class", "gp-chart") in attrs, f"{page.name}: <svg {attrs}>"
             for name, value in attrs:
                 assert not name.startswith("on"), f"{page.name}: <{tag} {name}>"
                 assert not (value or "").strip().lower().startswith("javascript:"), f"{page.name}: {name}={value}"
@@ -215,13 +235,13 @@ def _worker(page: Path) -> str:
 def _expected(out: Path, page: Path) -> tuple[list[str], list[str]]:
     """The workspace texts the page must show: (in the page itself, in some tooltip or popup)."""
     kind = _kind(out, page)
-    if kind == "index.html":
-        return [*GRID_IDS.values(), *GRID_NAMES.values(), WORKERS["W2"], WORKERS["W3"]], []
+    if kind == "index.html":  # the dashboard: ranking, calendar, flags with their evidence, top reasons
+        return [*GRID_IDS.values(), *GRID_NAMES.values(), *WORKERS.values(), REASON, FLAG_DETAIL, FLAG_CODE], []
     if kind == "overview.html":
         # grid tooltips, site tooltips, and the grid popup's "打开网格页面 <id>"
         return [ATTRIBUTION], [*GRID_IDS.values(), *GRID_NAMES.values(), *SITES.values()]
-    if kind == "playback":
-        return [WORKERS[_worker(page)], ATTRIBUTION], []
+    if kind == "playback":  # W2's day carries the unknown flag code: its title names it as typed
+        return [WORKERS[_worker(page)], ATTRIBUTION, *([FLAG_CODE] if _worker(page) == "W2" else [])], []
     g = _grid_of(page)
     body = [GRID_IDS[g], GRID_NAMES[g], ATTRIBUTION]  # title box
     tips = [f"{GRID_IDS[g]} {GRID_NAMES[g]}"]  # the boundary's tooltip
