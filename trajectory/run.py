@@ -7,9 +7,11 @@ workbook and the maps. Exit code 0 on success; otherwise one line saying why.
 Crash safety (docs/operations.md): every step commits its result in one transaction together
 with the deletion of its entry in ``pending_work``; a run first records the work it plans
 (days, months to score). A run killed at any point therefore leaves the store consistent and
-its unfinished work recorded, and the next run, whatever its arguments, finishes it. The run
-log gets a ``running`` row at the start; the next run marks a ``running`` row left behind as
-``killed``.
+its unfinished work recorded, and the next run, whatever its arguments, finishes it; a
+``--month`` is journalled (``month_request``) before ingest and is done only once its workbook
+and maps are written. The run log gets a ``running`` row at the start; the next run marks a
+``running`` row left behind as ``killed``. A run waits, bounded, for an analyst holding
+``patrol.duckdb`` (analysts read snapshots: ``trajectory.api``).
 """
 
 from __future__ import annotations
@@ -56,6 +58,10 @@ ENGINE_LOCAL, ENGINE_SPARK = "local", "spark"
 WORKERS = min(2, os.cpu_count() or 1)  # pool processes for the worker batches of a day
 # run_log.outcome values
 OUTCOME_RUNNING, OUTCOME_OK, OUTCOME_FAILED, OUTCOME_KILLED = "running", "ok", "failed", "killed"
+# --wait without a value: wait this long for another run, then for the database (docs/operations.md)
+DEFAULT_WAIT_S = 7200.0
+# without --wait, how long a run waits for a reader of patrol.duckdb (an analyst's snapshot copy, --status)
+DB_LOCK_GRACE_S = 60.0
 
 
 @dataclass
@@ -90,6 +96,16 @@ def parse_month(text: str) -> str:
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a month (expected YYYY-MM)") from None
     return text
+
+
+def parse_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds (expected e.g. 600)")
+    return value
 
 
 def month_days(month: str) -> list[date]:
@@ -330,6 +346,55 @@ class _PointUseWriter:
         shutil.rmtree(self.staging, ignore_errors=True)
 
 
+def _die_with_parent(parent: int) -> None:
+    """In a pool process: be killed with the run (Linux ``PR_SET_PDEATHSIG``).
+
+    An idle pool process waits on a queue whose other end it holds itself, so it would
+    outlive a run killed with SIGKILL (and keep the run's stdout open).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    except OSError:
+        return
+    if os.getppid() != parent:  # the run died before the call
+        os._exit(1)
+
+
+class DayPool:
+    """The process pool of the day job, forked when :meth:`start` is called.
+
+    The nightly run starts it before ingest: a forked process begins with its parent's
+    resident memory, and the run's process is small then; forked after ingest, each pool
+    process began with what ingest had grown to (940 MB instead of 710 MB peak at 1.5 M points
+    a night, benchmarks/bench_month.py). The processes never touch DuckDB.
+    """
+
+    def __init__(self, workers: int = WORKERS) -> None:
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def start(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=_die_with_parent,
+                initargs=(os.getpid(),),
+            )
+            self._pool.submit(int).result()  # a fork pool starts all its processes on the first task
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
 def process_dates(
     ws: Workspace,
     con: duckdb.DuckDBPyConnection,
@@ -339,12 +404,14 @@ def process_dates(
     run_id: str = "",
     engine: str = ENGINE_LOCAL,
     max_points: int = MAX_POINTS_PER_BATCH,
+    pool: DayPool | None = None,
 ) -> None:
     """Recompute worker_day, site_visit, day_flag and the point_use store for ``days``.
 
     Each batch of days commits its three tables in one transaction, which also clears the
     days from the pending work and marks their months as pending. ``engine`` is ``local``
-    (DuckDB + NumPy over worker batches on this machine's cores) or ``spark``.
+    (DuckDB + NumPy over worker batches on this machine's cores) or ``spark``. ``pool``: a
+    started :class:`DayPool` to use (and leave open); without it one is made when needed.
     """
     days = sorted(set(days))
     batches = [days[i : i + DAYS_PER_BATCH] for i in range(0, len(days), DAYS_PER_BATCH)]
@@ -353,7 +420,8 @@ def process_dates(
         from trajectory.spark_engine import spark_session
 
         spark = spark_session()
-    pool: ProcessPoolExecutor | None = None
+    own_pool = pool is None
+    day_pool = pool or DayPool()
     bar = tqdm(batches, desc="巡查计算 days", unit="batch", disable=not progress, file=sys.stderr)
     try:
         for batch in bar:
@@ -368,10 +436,8 @@ def process_dates(
                 results = [process_days_spark(spark, str(ws.paths.gps_store), ctx, batch)]
             else:
                 plan = _plan(con, ctx, batch, max_points)
-                if len(plan) > 1 and WORKERS > 1:
-                    # forked before any thread of ours starts; the children never touch DuckDB
-                    pool = pool or ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("fork"))
-                    results = _pool_results(pool, ws.paths, writer, ctx, batch, plan)
+                if len(plan) > 1 and day_pool.workers > 1:
+                    results = _pool_results(day_pool.start(), ws.paths, writer, ctx, batch, plan)
                 else:
                     results = _local_results(con, ctx, batch, plan)
             worker_day, site_visit, day_flag = [], [], []
@@ -407,8 +473,8 @@ def process_dates(
             )
             store.crash_point("days")
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        if own_pool:
+            day_pool.close()
         if spark is not None:
             spark.stop()
     store.refresh_views(con, ws.paths)
@@ -462,11 +528,17 @@ def recompute_month(ws: Workspace, con: duckdb.DuckDBPyConnection, month: str) -
 
 
 def score_and_export(ws: Workspace, con: duckdb.DuckDBPyConnection, month: str, progress: bool) -> list[Path]:
-    """Score the month, write the workbook and the maps; returns the files written."""
+    """Score the month, write the workbook and the maps; returns the files written.
+
+    The month is scored with this run's ``--allow-missing`` and those its request was journalled
+    with (a killed ``--month M --allow-missing T`` finished by a plain run).
+    """
     from maps.build import render_workspace_month
     from scoring.export import export_month, score_and_store
 
-    result = score_and_store(ws, con, month)
+    result = score_and_store(
+        ws, con, month, allow_missing=set(ws.allow_missing) | set(store.month_allowance(con, month))
+    )
     store.crash_point("score")
     outputs = list(
         export_month(con, ws.paths.out_month(month), month, ws.grids, ws.policy, source=str(ws.paths.duckdb))
@@ -497,13 +569,40 @@ def run_pipeline(
     plus any left pending by an earlier run that was killed or failed. ``summary``, when
     given, is filled in place (so a failed run's log shows how far it got).
     """
-    from trajectory.ingest import ingest_inbox
 
     summary = summary or RunSummary(run_id=run_id)
     summary.warnings += list(ws.warnings)
+    # the month asked is journalled before any work, with the months earlier runs left unscored:
+    # a run killed from here on leaves them to the next run, whatever that run is asked
+    store.take_over_months(con, run_id, [month] if month else [], ws.allow_missing if month else ())
     stale = store.remove_stale_temporaries(ws.paths)
     if stale:
         summary.warnings.append(f"{stale} temporary files of an interrupted run removed")
+    pool = DayPool()
+    try:
+        _run_stages(ws, con, days=days, month=month, progress=progress, run_id=run_id, summary=summary,
+                    engine=engine, pool=pool)  # fmt: skip
+    finally:
+        pool.close()
+    return summary
+
+
+def _run_stages(
+    ws: Workspace,
+    con: duckdb.DuckDBPyConnection,
+    *,
+    days: Sequence[date] | None,
+    month: str | None,
+    progress: bool,
+    run_id: str,
+    summary: RunSummary,
+    engine: str,
+    pool: DayPool,
+) -> None:
+    from trajectory.ingest import ingest_inbox
+
+    if engine == ENGINE_LOCAL and pool.workers > 1:
+        pool.start()  # before ingest grows this process (DayPool)
     # ingest records the dates that received points as pending days, with each file's commit
     report = ingest_inbox(ws, con, run_id, progress=progress)
     summary.files = len(report.files)
@@ -526,34 +625,37 @@ def run_pipeline(
     elif month is None:
         # the plain nightly run also closes yesterday: a worker who sent nothing is absent
         asked.add(today - timedelta(days=1))
-    if month is not None:
+    # every month to score (this run's --month, or one a killed or failed run left) needs all its days
+    to_score = store.pending(con, store.PENDING_SCORE)
+    if to_score:
         done = {
             d
             for (d,) in con.execute(
-                f"SELECT DISTINCT date FROM {c.WORKER_DAY} WHERE strftime(date, '%Y-%m') = ?", [month]
+                f"SELECT DISTINCT date FROM {c.WORKER_DAY} WHERE strftime(date, '%Y-%m') IN (SELECT unnest(?::VARCHAR[]))",
+                [to_score],
             ).fetchall()
         }
-        asked |= {d for d in month_days(month) if d not in done}
+        asked |= {d for m in to_score for d in month_days(m) if d not in done}
     # the plan is recorded before any of it is done: a killed run leaves it for the next one
     with store.transaction(con):
         store.add_pending(con, store.PENDING_DAY, {d for d in asked if d <= today}, run_id)
         todo = [d for d in map(date.fromisoformat, store.pending(con, store.PENDING_DAY)) if d <= today]
         # months already scored that receive recomputed days are scored again (late uploads re-open them)
         scored_before = {m for (m,) in con.execute(f"SELECT DISTINCT month FROM {c.GRID_MONTH_SCORE}").fetchall()}
-        rescore = ({month} if month else set()) | ({month_of(d) for d in todo} & scored_before)
-        store.add_pending(con, store.PENDING_SCORE, rescore, run_id)
+        store.request_months(con, {month_of(d) for d in todo} & scored_before, run_id)
     summary.days = todo
     if summary.days:
-        process_dates(ws, con, summary.days, progress, run_id=run_id, engine=engine)
+        process_dates(ws, con, summary.days, progress, run_id=run_id, engine=engine, pool=pool)
     summary.months = store.pending(con, store.PENDING_MONTH)
     for m in summary.months:
         recompute_month(ws, con, m)
         store.crash_point("month")
     for m in store.pending(con, store.PENDING_SCORE):
+        store.month_scoring(con, m, run_id)
         summary.outputs += score_and_export(ws, con, m, progress)
-        store.done_pending(con, store.PENDING_SCORE, [m])
+        # done only now that the workbook and the maps are written
+        store.month_scored(con, m, run_id)
         summary.scored.append(m)
-    return summary
 
 
 def mark_killed_runs(con: duckdb.DuckDBPyConnection, run_id: str) -> list[str]:
@@ -568,13 +670,22 @@ def mark_killed_runs(con: duckdb.DuckDBPyConnection, run_id: str) -> list[str]:
     if killed:
         con.execute(
             f"UPDATE {c.RUN_LOG} SET outcome = ?, message = ? WHERE outcome = ?",
-            [
-                OUTCOME_KILLED,
-                f"stopped before its end (killed, power cut or out of memory); its unfinished work was done by run {run_id}",
-                OUTCOME_RUNNING,
-            ],
+            [OUTCOME_KILLED, f"{KILLED_MESSAGE}; run {run_id} takes over its unfinished work", OUTCOME_RUNNING],
         )
     return killed
+
+
+KILLED_MESSAGE = "stopped before its end (killed, power cut or out of memory)"
+
+
+def mark_taken_over(con: duckdb.DuckDBPyConnection, killed: Sequence[str], run_id: str) -> None:
+    """``run_id`` ended ``ok``: the unfinished work of the ``killed`` runs is done now, and only now
+    does their run log say so."""
+    if killed:
+        con.execute(
+            f"UPDATE {c.RUN_LOG} SET message = ? WHERE run_id IN (SELECT unnest(?::VARCHAR[]))",
+            [f"{KILLED_MESSAGE}; its unfinished work was done by run {run_id}", list(killed)],
+        )
 
 
 def write_run_log(
@@ -622,7 +733,6 @@ def print_summary(ws: Workspace, summary: RunSummary, seconds: float) -> None:
         lines.append(f"  月度考核 scored: {', '.join(summary.scored)}")
         for m in summary.scored:
             out = ws.paths.out_month(m)
-            lines.append(f"    地图与报表 maps & workbook: {out / 'index.html'}")
             for p in summary.outputs:
                 if p.suffix == ".xlsx" and p.parent == out:
                     lines.append(f"    考核得分表 workbook: {p}")
@@ -630,6 +740,8 @@ def print_summary(ws: Workspace, summary: RunSummary, seconds: float) -> None:
         lines.append(f"  注意 warning: {w}")
     if len(summary.warnings) > 20:
         lines.append(f"  … 另有 {len(summary.warnings) - 20} 条 warnings（见 run_log）")
+    for m in summary.scored:  # last: what to open after `make demo` or a month-end run
+        lines.append(f"首页看板 dashboard（浏览器打开）: {ws.paths.out_month(m) / 'index.html'}")
     print("\n".join(lines))
 
 
@@ -653,6 +765,8 @@ def print_status(ws: Workspace, limit: int = 10) -> None:
                 FROM {c.RUN_LOG} ORDER BY started_at DESC LIMIT ?""",
             [limit],
         ).fetchall()
+        outcomes = dict(con.execute(f"SELECT run_id, outcome FROM {c.RUN_LOG}").fetchall())
+        requests = store.month_requests(con)
     finally:
         con.close()
     if not rows:
@@ -670,6 +784,41 @@ def print_status(ws: Workspace, limit: int = 10) -> None:
         )
         if r[11]:
             print(f"                 {r[11]}")
+    for line in month_request_lines(requests, outcomes, holder is not None):
+        print(line)
+
+
+def month_request_lines(requests: pd.DataFrame, outcomes: dict[str, str], running: bool) -> list[str]:
+    """``--status``'s lines on month scoring: each month asked for and what became of it.
+
+    A month is ``done`` only once its workbook and maps were written (``month_request``);
+    until then it shows as pending, failed or killed with the run concerned, never as done.
+    """
+    if requests.empty:
+        return []
+    lines = ["月度考核 month scoring (--month, or re-opened by late points):"]
+    for r in requests.itertuples(index=False):
+        last = r.last_run or r.requested_run
+        outcome = outcomes.get(last, OUTCOME_KILLED)
+        if outcome == OUTCOME_RUNNING and not running:
+            outcome = OUTCOME_KILLED
+        if r.state == store.REQUEST_DONE:
+            text = f"完成 done      scored by run {r.done_run} at {str(r.done_at)[:16]}; workbook and maps written"
+        elif r.state == store.REQUEST_FAILED:
+            text = f"失败 failed    {r.message or ''}; the next run tries again"
+        elif outcome == OUTCOME_RUNNING:
+            text = f"进行中 running  run {last} is scoring it"
+        elif outcome == OUTCOME_KILLED:
+            text = (
+                f"中断 killed    run {last} stopped before the workbook and maps were written; "
+                "pending, the next run (any command) scores it"
+            )
+        elif outcome == OUTCOME_FAILED:
+            text = f"待完成 pending  run {last} failed before scoring it: {r.message or ''}; the next run tries again"
+        else:
+            text = "待完成 pending  the next run (any command) scores it"
+        lines.append(f"  {r.month}  {text}  (asked by run {r.requested_run})")
+    return lines
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -685,10 +834,26 @@ def build_parser() -> argparse.ArgumentParser:
     when.add_argument("--from", dest="date_from", type=parse_day, help="reprocess from this date (with --to)")
     p.add_argument("--to", dest="date_to", type=parse_day, help="reprocess up to this date (inclusive)")
     p.add_argument("--month", type=parse_month, help="also score this month YYYY-MM and write the workbook and maps")
+    p.add_argument(
+        "--allow-missing",
+        action="append",
+        default=[],
+        metavar="TABLE",
+        help="score although the required indicator table TABLE is missing; its items are 暂缺 (repeatable)",
+    )
     p.add_argument("--demo", action="store_true", help="build the demo workspace (if absent) and run everything on it")
     p.add_argument("--seed", type=int, default=20261001, help="demo generator seed (with --demo)")
     p.add_argument("--status", action="store_true", help="print the last runs of the workspace and exit")
-    p.add_argument("--wait", action="store_true", help="wait for another run on the same workspace instead of refusing")
+    p.add_argument(
+        "--wait",
+        nargs="?",
+        type=parse_seconds,
+        const=DEFAULT_WAIT_S,
+        metavar="SECONDS",
+        help=f"wait for another run on the same workspace, then for any other process holding patrol.duckdb, "
+        f"instead of refusing; at most SECONDS in all (default {DEFAULT_WAIT_S:g}). Without it a run still waits "
+        f"{DB_LOCK_GRACE_S:g} s for a reader of patrol.duckdb",
+    )
     p.add_argument(
         "--engine",
         choices=(ENGINE_LOCAL, ENGINE_SPARK),
@@ -728,7 +893,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
                 log_step("demo", workspace=root, month=month, seed=args.seed)
                 build_demo_workspace(Path(root), month=month, seed=args.seed)
-        ws = load_workspace(root)
+        ws = load_workspace(root, allow_missing=args.allow_missing)
         from maps.build import workspace_tiles
 
         workspace_tiles(ws)  # a wrong [maps] section fails now, not after the night's work
@@ -749,20 +914,26 @@ def _run_locked(
     days: list[date] | None,
     month: str | None,
     progress: bool,
-    wait: bool,
+    wait: float | None,
     command: str,
     engine: str = ENGINE_LOCAL,
 ) -> int:
     started = datetime.now().astimezone()
     run_id = started.strftime("%Y%m%d%H%M") + uuid.uuid4().hex[:4]
-    with store.workspace_lock(ws.paths, wait=wait):
-        con = store.connect(ws.paths)
+    deadline = time.monotonic() + (wait or 0.0)
+    with store.workspace_lock(ws.paths, wait=wait or 0.0, on_wait=lambda who: _tell_waiting(who, wait or 0.0, "run")):
+        # a nightly run never loses to an analyst: a reader of patrol.duckdb excludes our writer, so wait
+        # for it (bounded) instead of failing on DuckDB's "Could not set lock on file"
+        db_wait = DB_LOCK_GRACE_S if wait is None else max(deadline - time.monotonic(), 0.0)
+        con = store.connect(ws.paths, wait_s=db_wait, on_wait=lambda who: _tell_waiting(who, db_wait, "store"))
         summary = RunSummary(run_id=run_id)
         t0 = time.perf_counter()
         try:
             killed = mark_killed_runs(con, run_id)
             if killed:
-                summary.warnings.append(f"run(s) {', '.join(killed)} stopped before their end; their work is done now")
+                summary.warnings.append(
+                    f"run(s) {', '.join(killed)} stopped before their end; this run finishes their work"
+                )
             write_run_log(con, summary, started, command, ws.policy.hash, OUTCOME_RUNNING, "")
             run_pipeline(
                 ws, con, days=days, month=month, progress=progress, run_id=run_id, summary=summary, engine=engine
@@ -772,6 +943,7 @@ def _run_locked(
             message = _failure_message(exc)
             log.debug(traceback.format_exc())
             try:
+                store.months_failed(con, run_id, message)
                 write_run_log(con, summary, started, command, ws.policy.hash, OUTCOME_FAILED, message)
                 con.close()
             except duckdb.Error:
@@ -783,9 +955,22 @@ def _run_locked(
             print(f"error: run failed: {message}", file=sys.stderr)
             return 1
         write_run_log(con, summary, started, command, ws.policy.hash, OUTCOME_OK, "")
+        mark_taken_over(con, killed, run_id)
         con.close()
     print_summary(ws, summary, time.perf_counter() - t0)
     return 0
+
+
+def _tell_waiting(holder: str, seconds: float, what: str) -> None:
+    """The console line of a run that waits: who holds what, and for how long at most."""
+    if what == "run":
+        text = f"另一次运行正在使用此工作区（{holder}），最多等待 {round(seconds, 1):g} 秒 another run is using this workspace"
+    else:
+        text = (
+            f"数据库 patrol.duckdb 正被 {holder} 占用（分析查询、--status 或导出），最多等待 {round(seconds, 1):g} 秒 "
+            f"the store is held by {holder}"
+        )
+    log.warning(f"{text}; waiting up to {round(seconds, 1):g} s")
 
 
 def _failure_message(exc: Exception) -> str:
