@@ -99,7 +99,7 @@ def variant_ours(root: Path, n: int) -> dict:
 
 
 def variant_spark(root: Path, n: int) -> dict:
-    from trajectory.run import _engine_context
+    from trajectory.dayjob import engine_context
     from trajectory.spark_engine import process_days_spark, spark_session
     from trajectory.workspace import load_workspace
 
@@ -108,7 +108,7 @@ def variant_spark(root: Path, n: int) -> dict:
     spark = spark_session(app="bench-scale", master="local[2]", **{"spark.driver.memory": "4g"})
     spark.sparkContext.setLogLevel("ERROR")
     t0 = time.perf_counter()
-    res = process_days_spark(spark, str(root / "store" / "gps"), _engine_context(ws, days), days)
+    res = process_days_spark(spark, str(root / "store" / "gps"), engine_context(ws, days), days)
     secs = time.perf_counter() - t0
     spark.stop()
     return {"points": int(res.point_use.shape[0]), "seconds": secs, "worker_days": len(res.worker_day)}

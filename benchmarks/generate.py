@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 import shapely
 
 from scoring.policy import load_policy
+from trajectory.demo.phones import phone_noise
 from trajectory.engine import EngineContext
 from trajectory.geo import from_local
 
@@ -111,8 +112,9 @@ def make_data(
         site = wgrid[w] * 5 + (grp % 5)
         fx = np.where(stay, sx[site], fx)
         fy = np.where(stay, sy[site], fy)
-    fx = fx + rng.normal(0, 4.0, n)
-    fy = fy + rng.normal(0, 4.0, n)
+    ex, ey = phone_noise(n, 5.0, 4.0, "white", seed=rng)  # the demo's phone noise, from the same stream
+    fx = fx + ex
+    fy = fy + ey
     if extras:
         spike = k == 100  # one 3 km spike per worker-day (GPS noise: dropped, never a flag)
         fx = np.where(spike, fx + 3000.0, fx)

@@ -1,11 +1,10 @@
 """What phones do to a patrol: noise models and ground-truth routes (issue 11).
 
 One source for ``tests/trajectory/test_noise.py`` and ``benchmarks/bench_noise.py``. Routes are
-metres east/north of a grid centre; noise is metres per axis:
-
-- ``white``: independent Gaussian σ per axis (outdoors, 3–8 m; a poor fix, 30 m);
-- ``ar1``: a stationary AR(1) drift of σ per axis with time constant τ (indoors, 10–30 m,
-  τ 30–300 s), optionally with multipath outliers thrown 50–150 m.
+metres east/north of a grid centre. The noise model, ``phone_noise`` (``white`` outdoors,
+``ar1`` indoor drift, multipath outliers), is the demo generator's own
+(``trajectory.demo.phones``), re-exported here, so the demo, the benchmarks and the tests
+draw GPS error from one implementation.
 
     >>> x, y = phone_noise(1000, 5.0, 10.0, "ar1", tau_s=100.0, seed=1)
     >>> 8.0 < float(np.std(x)) < 12.0
@@ -17,43 +16,12 @@ from __future__ import annotations
 __all__ = ["STREET", "loop_positions", "patrol_schedule", "phone_noise", "street_positions", "walked_metres"]
 
 import numpy as np
-from scipy.signal import lfilter
+
+from trajectory.demo.phones import phone_noise
 
 # a walk along city blocks, 200–600 m between corners (metres east/north of the grid centre)
 STREET = [(-400.0, -300.0), (-100.0, -300.0), (-100.0, -100.0), (200.0, -100.0), (200.0, 100.0), (-100.0, 100.0),
           (-100.0, 300.0), (-400.0, 300.0), (-400.0, -300.0)]  # fmt: skip
-
-
-def phone_noise(
-    n: int,
-    dt_s: float,
-    sigma_m: float,
-    model: str = "white",
-    tau_s: float = 100.0,
-    outliers: float = 0.0,
-    seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Noise of ``n`` fixes ``dt_s`` apart, metres east and north.
-
-    ``outliers`` is the share of fixes thrown 50–150 m in a random direction (multipath).
-    """
-    rng = np.random.default_rng(seed)
-    if model == "white":
-        ex, ey = rng.normal(0.0, sigma_m, n), rng.normal(0.0, sigma_m, n)
-    elif model == "ar1":
-        rho = float(np.exp(-dt_s / tau_s))
-        w = rng.normal(0.0, sigma_m * np.sqrt(1.0 - rho * rho), (2, n))
-        w[:, 0] = rng.normal(0.0, sigma_m, 2)  # start in the stationary distribution
-        ex, ey = lfilter([1.0], [1.0, -rho], w, axis=1)  # e_k = ρ·e_(k−1) + w_k
-    else:
-        raise ValueError(f"model was '{model}' but is expected to be 'white' or 'ar1'")
-    if outliers > 0:
-        hit = rng.random(n) < outliers
-        r = rng.uniform(50.0, 150.0, int(hit.sum()))
-        a = rng.uniform(0.0, 2 * np.pi, int(hit.sum()))
-        ex[hit] += r * np.cos(a)
-        ey[hit] += r * np.sin(a)
-    return ex, ey
 
 
 def _along(path: list[tuple[float, float]], s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

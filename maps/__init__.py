@@ -1,1 +1,3 @@
 """Offline folium maps of patrol coverage (issue 5): see docs/maps.md and ``maps.build``."""
+
+__all__: list[str] = []  # the modules are the API: maps.build, maps.dashboard, ...

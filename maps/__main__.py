@@ -1,4 +1,8 @@
-"""``python -m maps --workspace DIR --month YYYY-MM``: write the month's map pages to out/YYYY-MM/."""
+"""``python -m maps --workspace DIR --month YYYY-MM``: write the month's map pages to out/YYYY-MM/.
+
+Exit codes: :func:`trajectory.errors.exit_code` (docs/spec.md §4): 0 written, 1 the store or the
+system failed, 2 refused (a bad month, workspace or input: the project's errors).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,10 @@ import argparse
 import logging
 import sys
 
+import duckdb
+
 from maps.build import month_bounds, render_workspace_month
-from trajectory.errors import GridpatrolError
+from trajectory.errors import GridpatrolError, exit_code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,18 +27,21 @@ def main(argv: list[str] | None = None) -> int:
     from trajectory.workspace import load_workspace
 
     try:
-        month_bounds(args.month)
+        month_bounds(args.month)  # InputError: refused (2) before the workspace is read
         ws = load_workspace(args.workspace)
         con = connect(ws.paths, read_only=True)
         try:
             pages = render_workspace_month(ws, con, args.month)
         finally:
             con.close()
-    except (GridpatrolError, ValueError, OSError) as exc:
+    except (GridpatrolError, ValueError, OSError, duckdb.Error) as exc:
         print(f"maps: {exc}", file=sys.stderr)
-        return 1
+        return exit_code(exc)
     print(f"maps: wrote {len(pages)} pages to {pages[-1].parent}")
-    return 0
+    return exit_code(None)
+
+
+__all__ = ["main"]
 
 
 if __name__ == "__main__":

@@ -221,3 +221,17 @@ def grid_coverage(
         rasters[grid_id] = (raster, cells)
     cov = pd.DataFrame(rows, columns=["grid_id", "grid_cells", "walked_cells", "coverage"])
     return cov, rasters
+
+
+__all__ = [
+    "LonLatTransform",
+    "DEFAULT_CELL_M",
+    "DEFAULT_MAX_GAP_S",
+    "GridRaster",
+    "grid_raster",
+    "track_samples",
+    "walked_cells",
+    "cell_rects",
+    "heat_bins",
+    "grid_coverage",
+]

@@ -16,7 +16,6 @@ escaped with :func:`maps.escape.html_text`; links are our file names through
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from maps.dashboard_html import (
+    DASHBOARD_CSS,
+    SORT_JS,
+    STATUS_STYLE,
+    bar_chart,
+    calendar_td,
+    card,
+    change_td,
+    fmt_count,
+    fmt_number,
+    grid_link,
+    num_td,
+    relative_href,
+    score_td,
+    short_text,
+    signed,
+    workbook_href,
+)
 from maps.escape import html_text, url_path
 from maps.offline import check_offline
 from scoring.export import item_code_label, item_label, month_end, read_scores
@@ -48,13 +65,6 @@ FLAG_ZH: Mapping[str, str] = {
     "replay": "轨迹复用（与另一天轨迹相同）",
 }
 # calendar cells: colour, and a symbol so the page reads in black and white too
-STATUS_STYLE: Mapping[str, tuple[str, str]] = {
-    c.STATUS_OK: ("#1a9641", "✓"),
-    c.STATUS_SHORT: ("#fdae61", "△"),
-    c.STATUS_ABSENT: ("#d7191c", "✗"),
-    c.STATUS_EXEMPT: ("#80b1d3", "免"),
-    c.STATUS_OFF: ("#e0e0e0", "·"),
-}
 _WEEKDAY_ZH = "一二三四五六日"
 
 
@@ -297,8 +307,8 @@ def write_dashboard(
     doc = (
         "<!DOCTYPE html><html lang='zh-CN'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>{html_text(month)} 网格巡查与考核看板</title><style>{_CSS}</style></head>"
-        f"<body>{''.join(body)}<script>{_SORT_JS}</script></body></html>"
+        f"<title>{html_text(month)} 网格巡查与考核看板</title><style>{DASHBOARD_CSS}</style></head>"
+        f"<body>{''.join(body)}<script>{SORT_JS}</script></body></html>"
     )
     page = out_dir / INDEX_PAGE
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -319,24 +329,24 @@ def _key_figures(
         mean = r["total"].mean()
         change = ""
         if scores.previous_month is not None and r["change"].notna().any():
-            change = f"<small>较 {html_text(scores.previous_month)} {_signed(r['change'].mean())}</small>"
-        cards.append(_card("平均总分", f"{_fmt(mean)}", change))
+            change = f"<small>较 {html_text(scores.previous_month)} {signed(r['change'].mean())}</small>"
+        cards.append(card("平均总分", f"{fmt_number(mean)}", change))
         best, worst = r.iloc[0], r.iloc[-1]
         for label, g in (("最高", best), ("最低", worst)):
-            who = f"{_grid_link(g['grid_id'], links)} {html_text(_short(g['grid_name'], 12))}"
-            cards.append(_card(label, _fmt(g["total"]), f"<small>{who}</small>"))
+            who = f"{grid_link(g['grid_id'], links)} {html_text(short_text(g['grid_name'], 12))}"
+            cards.append(card(label, fmt_number(g["total"]), f"<small>{who}</small>"))
     wd, ok = int(stats["workdays"].sum()), int(stats["ok_days"].sum())
-    cards.append(_card("工作日巡查达标率", f"{ok / wd:.0%}" if wd else "—", f"<small>{ok}/{wd} 人·工作日</small>"))
+    cards.append(card("工作日巡查达标率", f"{ok / wd:.0%}" if wd else "—", f"<small>{ok}/{wd} 人·工作日</small>"))
     status = worker_day["status"].value_counts()
     cards.append(
-        _card(
+        card(
             "未巡查 / 巡查不足",
             f"{int(status.get(c.STATUS_ABSENT, 0))} / {int(status.get(c.STATUS_SHORT, 0))}",
             "<small>人·工作日</small>",
         )
     )
     flagged = flags.drop_duplicates(["worker_id", "day"])
-    cards.append(_card("异常标记", f"{len(flagged)}", "<small>人·天（见第四部分）</small>"))
+    cards.append(card("异常标记", f"{len(flagged)}", "<small>人·天（见第四部分）</small>"))
     notes = []
     if scores is None:
         notes.append("本月尚未计分：排名与失分部分在计分后出现（python -m trajectory.run --month）。")
@@ -362,11 +372,11 @@ def _ranking_section(scores: MonthScores | None, stats: pd.DataFrame, links: Das
         ("网格编号", "text"),
         ("名称", "text"),
         ("类型", "text"),
-        (f"总分<br><small>({_fmt(maxima.get(c.ITEM_TOTAL, 100))})</small>", "num"),
+        (f"总分<br><small>({fmt_number(maxima.get(c.ITEM_TOTAL, 100))})</small>", "num"),
         *(
             (
                 f"{html_text(item_code_label(k))}<br><small>{html_text(policy.items[k].name)}"
-                f"<br>({_fmt(maxima.get(k, policy.items[k].max_score))})</small>",
+                f"<br>({fmt_number(maxima.get(k, policy.items[k].max_score))})</small>",
                 "num",
             )
             for k in c.ITEM_CODES
@@ -383,27 +393,27 @@ def _ranking_section(scores: MonthScores | None, stats: pd.DataFrame, links: Das
     for row in r.to_dict("records"):  # one per grid
         gid = str(row["grid_id"])
         cells = [
-            _num_td(row["rank"], "{:.0f}"),
-            f"<td class='gid' data-v='{html_text(gid)}'>{_grid_link(gid, links)}</td>",
+            num_td(row["rank"], "{:.0f}"),
+            f"<td class='gid' data-v='{html_text(gid)}'>{grid_link(gid, links)}</td>",
             f"<td class='name' data-v='{html_text(row['grid_name'])}'>{html_text(row['grid_name'])}</td>",
             f"<td class='nw'>{html_text(c.GRID_TYPE_ZH.get(str(row['grid_type']), row['grid_type']))}</td>",
-            _num_td(row["total"], cls="total"),
-            *(_score_td(row[k], maxima.get(k, policy.items[k].max_score)) for k in c.ITEM_CODES),
+            num_td(row["total"], cls="total"),
+            *(score_td(row[k], maxima.get(k, policy.items[k].max_score)) for k in c.ITEM_CODES),
         ]
         if with_change:
-            cells.append(_change_td(row["change"]))
+            cells.append(change_td(row["change"]))
         if links.workbook:
-            href = _workbook_href(links, gid)
+            href = workbook_href(links, gid)
             sheet = links.sheets.get(gid)
             cells.append(f"<td class='wb nw'><a href='{html_text(href)}'>工作表 {html_text(sheet or '')}</a></td>")
         rows.append(f"<tr data-grid='{html_text(gid)}'>{''.join(cells)}</tr>")
     means = [
         "<td colspan='4'>平均</td>",
-        _num_td(r["total"].mean(), cls="total"),
-        *(_num_td(r[k].mean()) for k in c.ITEM_CODES),
+        num_td(r["total"].mean(), cls="total"),
+        *(num_td(r[k].mean()) for k in c.ITEM_CODES),
     ]
     if with_change:
-        means.append(_num_td(r["change"].mean(), "{:+.1f}"))
+        means.append(num_td(r["change"].mean(), "{:+.1f}"))
     if links.workbook:
         means.append("<td class='wb'></td>")
     workbook = (
@@ -426,15 +436,15 @@ def _lost_section(scores: MonthScores | None) -> str:
     policy = scores.policy
     n_grids = scores.scores["grid_id"].nunique()
     bars = [
-        (item_label(k, policy), float(v), f"{_fmt(v)} 分", "#c62828" if v > 0 else "#bdbdbd", None)
+        (item_label(k, policy), float(v), f"{fmt_number(v)} 分", "#c62828" if v > 0 else "#bdbdbd", None)
         for k, v in lost.items()
     ]
-    chart = _bar_chart(bars, "lost-chart", f"各项失分合计（{n_grids} 个网格，单位：分）", label_w=210)
+    chart = bar_chart(bars, "lost-chart", f"各项失分合计（{n_grids} 个网格，单位：分）", label_w=210)
     top = top_reasons(scores.deductions)
     rows = "".join(
         f"<tr><td>{i}</td><td>{html_text(t.reason)}</td><td>{html_text(item_label(str(t.item_code), policy))}</td>"
-        f"<td class='num'>{_fmt_count(t.times)}</td><td class='num'>{int(t.grids)}</td>"
-        f"<td class='num'>{_fmt(t.points)}</td></tr>"
+        f"<td class='num'>{fmt_count(t.times)}</td><td class='num'>{int(t.grids)}</td>"
+        f"<td class='num'>{fmt_number(t.points)}</td></tr>"
         for i, t in enumerate(top.itertuples(index=False), start=1)
     )
     table = (
@@ -444,7 +454,7 @@ def _lost_section(scores: MonthScores | None) -> str:
     )
     total = float(lost.sum())
     return (
-        f"<section id='lost'><h2>二、失分在哪里 <small>（全部网格共失 {_fmt(total)} 分）</small></h2>"
+        f"<section id='lost'><h2>二、失分在哪里 <small>（全部网格共失 {fmt_number(total)} 分）</small></h2>"
         f"<div class='two'><div>{chart}</div><div><h3>最常见的 {TOP_REASONS} 个扣分原因</h3>{table}"
         "<p class='note'>次数 = 扣分明细的次数之和；扣分为明细合计（未按满分封底）。</p></div></div></section>"
     )
@@ -466,12 +476,12 @@ def _patrol_section(
         for d in days:
             day = d.isoformat()
             status = row[day]
-            cells.append(_calendar_td(str(wid), day, status, (str(wid), day) in flagged, links))
+            cells.append(calendar_td(str(wid), day, status, (str(wid), day) in flagged, links))
         k, n = int(row["ok_days"]), int(row["workdays"])
         rate = f"{k / n:.0%}" if n else "—"
         rows.append(
             f"<tr data-worker='{html_text(wid)}'><th class='w'>{html_text(wid)}</th>"
-            f"<td class='g'>{_grid_link(str(gid), links)}</td>{''.join(cells)}"
+            f"<td class='g'>{grid_link(str(gid), links)}</td>{''.join(cells)}"
             f"<td class='num rate'>{rate} <small>{k}/{n}</small></td></tr>"
         )
     legend = "".join(
@@ -483,13 +493,13 @@ def _patrol_section(
         f"<table id='calendar' class='cal'><thead><tr><th>网格员</th><th>网格</th>{head}"
         f"<th>达标率<br><small>达标/应巡</small></th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
-    from maps.build import compliance_colors  # the overview's colours (maps.build imports this module)
+    from maps.layers import compliance_colors  # the overview's colours (maps.layers → month_data imports this module)
 
     st = stats.sort_values(["compliance", "grid_id"], na_position="first", kind="stable")
     colours = compliance_colors(st["compliance"].to_numpy(dtype=float))
     bars = [
         (
-            f"{g.grid_id} {_short(g.grid_name)}",
+            f"{g.grid_id} {short_text(g.grid_name)}",
             float(g.compliance) * 100 if pd.notna(g.compliance) else 0.0,
             f"{g.compliance:.0%}（{g.ok_days}/{g.workdays}）" if pd.notna(g.compliance) else "无考核工作日",
             str(colour),
@@ -497,7 +507,7 @@ def _patrol_section(
         )
         for g, colour in zip(st.itertuples(index=False), colours, strict=True)
     ]
-    chart = _bar_chart(
+    chart = bar_chart(
         bars,
         "compliance-chart",
         "各网格巡查达标率（达标工作日 / 应巡工作日，%）",
@@ -556,7 +566,7 @@ def _links_section(stats: pd.DataFrame, links: DashboardLinks) -> str:
         )
     exports = "".join(f"<li><a href='{html_text(url_path(n))}'>{html_text(n)}</a></li>" for n in links.exports)
     names = stats.set_index("grid_id")["grid_name"].to_dict()
-    grids = "".join(f"<li>{_grid_link(g, links)} {html_text(names.get(g, ''))}</li>" for g in sorted(links.grid_pages))
+    grids = "".join(f"<li>{grid_link(g, links)} {html_text(names.get(g, ''))}</li>" for g in sorted(links.grid_pages))
     playbacks = "".join(
         f"<li><a href='{html_text(url_path(href))}'>{html_text(w)} {d}</a></li>"
         for (w, d), href in sorted(links.playbacks.items(), key=lambda kv: (kv[0][1], kv[0][0]))
@@ -605,210 +615,6 @@ def flag_detail_zh(detail: str) -> str:
         if m:
             return m.expand(zh)
     return text
-
-
-# --- small pieces -------------------------------------------------------------------------------
-
-
-def _bar_chart(
-    bars: Sequence[tuple[str, float, str, str, str | None]],
-    css_id: str,
-    caption: str,
-    label_w: int = 200,
-    max_value: float | None = None,
-    width: int = 560,
-    bar_h: int = 16,
-) -> str:
-    """A horizontal bar chart as inline SVG: (label, value, value text, colour, link or None) per bar.
-
-    Labels and value texts are plain text (escaped here) and printed beside each bar, so the
-    numbers read without hovering and on paper.
-    """
-    gap = 5
-    value_w = 130
-    plot_w = width - label_w - value_w
-    top = max([max_value or 0.0, *(b[1] for b in bars)]) or 1.0
-    height = len(bars) * (bar_h + gap) + gap
-    parts = [
-        f"<svg class='gp-chart' id='{css_id}' role='img' width='{width}' height='{height}' "
-        f"viewBox='0 0 {width} {height}' xmlns='http://www.w3.org/2000/svg'><title>{html_text(caption)}</title>"
-    ]
-    for i, (label, value, text, colour, href) in enumerate(bars):
-        y = gap + i * (bar_h + gap)
-        w = max(0.0, value) / top * plot_w
-        label_svg = f"<text x='{label_w - 6}' y='{y + bar_h - 4}' text-anchor='end'>{html_text(label)}</text>"
-        if href:
-            label_svg = f"<a href='{html_text(url_path(href))}'>{label_svg}</a>"
-        parts.append(
-            f"<g class='row'>{label_svg}"
-            f"<rect class='bar' x='{label_w}' y='{y}' width='{w:.1f}' height='{bar_h}' fill='{colour}'></rect>"
-            f"<text class='v' x='{label_w + w + 4:.1f}' y='{y + bar_h - 4}'>{html_text(text)}</text></g>"
-        )
-    parts.append("</svg>")
-    return f"<figure><figcaption>{html_text(caption)}</figcaption>{''.join(parts)}</figure>"
-
-
-def _calendar_td(worker: str, day: str, status: Any, flagged: bool, links: DashboardLinks) -> str:
-    if not isinstance(status, str):
-        return "<td class='s none' data-status=''></td>"
-    colour, symbol = STATUS_STYLE.get(status, ("#ffffff", "?"))
-    mark = "<b>!</b>" if flagged else ""
-    tip = html_text(f"{worker} {day} {c.STATUS_ZH.get(status, status)}{'，有异常标记' if flagged else ''}")
-    inner = f"{symbol}{mark}"
-    href = links.playbacks.get((worker, day))
-    if href:
-        inner = f"<a href='{html_text(url_path(href))}' title='{tip}'>{inner}</a>"
-    cls = f"s s-{html_text(status)}{' flagged' if flagged else ''}"
-    return f"<td class='{cls}' data-status='{html_text(status)}' style='background:{colour}' title='{tip}'>{inner}</td>"
-
-
-def _card(label: str, value: str, extra: str = "") -> str:
-    return f"<div class='card'><div class='k'>{label}</div><div class='v'>{value}</div>{extra}</div>"
-
-
-def _grid_link(gid: object, links: DashboardLinks) -> str:
-    href = links.grid_pages.get(str(gid))
-    text = html_text(gid)
-    return f"<a href='{html_text(url_path(href))}'>{text}</a>" if href else text
-
-
-def _workbook_href(links: DashboardLinks, gid: str) -> str:
-    """The workbook with the grid's sheet as the fragment (``#'G01'!A1``, what Excel follows)."""
-    assert links.workbook is not None
-    sheet = links.sheets.get(gid)
-    href = url_path(links.workbook)
-    return href + "#" + url_path(f"'{sheet}'!A1") if sheet else href
-
-
-def _num_td(value: Any, fmt: str = "{:.1f}", cls: str = "") -> str:
-    """A number cell: shown rounded to 0.1 (as the workbook), sorted by its full value."""
-    classes = f"num {cls}".strip()
-    if value is None or pd.isna(value):
-        return f"<td class='{classes}' data-v=''>—</td>"
-    v = float(value)
-    return f"<td class='{classes}' data-v='{v:.4f}'>{fmt.format(round(v, 1) + 0.0)}</td>"
-
-
-def _score_td(value: Any, max_score: Any) -> str:
-    if value is None or pd.isna(value):
-        return "<td class='num' data-v=''>—</td>"
-    v, top = float(value), float(max_score or 0)
-    lost = (top - v) / top if top > 0 else 0.0
-    style = f" style='background:rgba(215,25,28,{0.12 + 0.6 * min(lost, 1.0):.2f})'" if lost > 1e-9 else ""
-    return f"<td class='num' data-v='{v:.4f}'{style}>{_fmt(v)}</td>"
-
-
-def _change_td(change: Any) -> str:
-    if change is None or pd.isna(change):
-        return "<td class='num' data-v=''>—</td>"
-    v = round(float(change), 1) + 0.0
-    cls = "up" if v > 0 else "down" if v < 0 else ""
-    arrow = "▲" if v > 0 else "▼" if v < 0 else ""
-    return f"<td class='num nw {cls}' data-v='{v:.4f}'>{arrow}{_signed(v)}</td>"
-
-
-def _fmt(value: Any) -> str:
-    """A score as the workbook prints it: rounded to 0.1."""
-    if value is None or pd.isna(value):
-        return "—"
-    return f"{round(float(value), 1) + 0.0:.1f}"
-
-
-def _signed(value: Any) -> str:
-    if value is None or pd.isna(value):
-        return "—"
-    v = round(float(value), 1) + 0.0
-    return f"{v:+.1f}".replace("-", "−")
-
-
-def _fmt_count(value: Any) -> str:
-    v = float(value)
-    return f"{int(v)}" if v.is_integer() else f"{v:.1f}"
-
-
-def _short(text: object, n: int = 10) -> str:
-    s = str(text)
-    return s if len(s) <= n else s[: n - 1] + "…"
-
-
-def relative_href(path: Path, out_dir: Path) -> str:
-    """``path`` relative to ``out_dir``, POSIX separators (a link of the dashboard)."""
-    return Path(os.path.relpath(Path(path).resolve(), Path(out_dir).resolve())).as_posix()
-
-
-# sorts the table whose header was clicked by the cells' data-v (numbers or text); reads no data
-_SORT_JS = """
-(function () {
-  document.querySelectorAll('table.sortable').forEach(function (table) {
-    var heads = table.tHead.rows[0].cells;
-    Array.prototype.forEach.call(heads, function (th, col) {
-      var kind = th.getAttribute('data-sort');
-      if (!kind) { return; }
-      function sort() {
-        var asc = th.getAttribute('aria-sort') !== 'ascending';
-        Array.prototype.forEach.call(heads, function (h) { h.removeAttribute('aria-sort'); });
-        th.setAttribute('aria-sort', asc ? 'ascending' : 'descending');
-        var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
-        rows.sort(function (a, b) {
-          var x = a.cells[col].getAttribute('data-v') || '', y = b.cells[col].getAttribute('data-v') || '';
-          if (kind === 'num') {
-            var u = x === '' ? Infinity : parseFloat(x), v = y === '' ? Infinity : parseFloat(y);
-            if (u === v) { return 0; }
-            return (asc ? 1 : -1) * (u < v ? -1 : 1);
-          }
-          return (asc ? 1 : -1) * x.localeCompare(y, 'zh-CN');
-        });
-        rows.forEach(function (r) { body.appendChild(r); });
-      }
-      th.addEventListener('click', sort);
-      th.addEventListener('keydown', function (e) { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); sort(); } });
-    });
-  });
-})();
-"""
-
-_CSS = """
-body{font-family:'Noto Sans CJK SC','Source Han Sans SC','Microsoft YaHei','PingFang SC',sans-serif;margin:16px 24px;
- color:#212121;font-size:14px;max-width:1400px}
-h1{font-size:22px;margin:0}h2{font-size:17px;margin:22px 0 8px;border-bottom:2px solid #1a237e;padding-bottom:3px}
-h3{font-size:14px;margin:12px 0 6px}h2 small,h3 small{font-weight:normal;color:#555;font-size:12px}
-.sub{color:#555;margin:2px 0 8px}a{color:#0d47a1}
-.cards{display:flex;flex-wrap:wrap;gap:10px}.card{border:1px solid #c5cae9;border-radius:6px;padding:6px 12px;min-width:120px}
-.card .k{color:#555;font-size:12px}.card .v{font-size:24px;font-weight:bold}.card small{color:#555}
-.warn{color:#b71c1c;margin:6px 0}.note{color:#555;font-size:12px}
-table{border-collapse:collapse}th,td{border:1px solid #bdbdbd;padding:2px 4px}
-thead th{background:#e8eaf6;font-weight:bold;font-size:12px;vertical-align:bottom}
-th[data-sort]{cursor:pointer}th[aria-sort=ascending]::after{content:' ▲'}th[aria-sort=descending]::after{content:' ▼'}
-.rank{font-size:12px}.rank td{overflow-wrap:anywhere}.rank td.gid{min-width:5.5em}
-.rank td.name{min-width:7.5em;max-width:10em}.rank td.nw{white-space:nowrap}
-td.num{text-align:right;font-variant-numeric:tabular-nums}td.total{font-weight:bold;background:#fffde7}
-tfoot td{font-weight:bold;background:#f5f5f5}
-.up{color:#1b5e20}.down{color:#b71c1c}
-.two{display:flex;flex-wrap:wrap;gap:24px;align-items:flex-start}.two>div{flex:1 1 420px;min-width:0}
-figure{margin:0}figcaption{font-size:12px;color:#555;margin-bottom:2px}
-svg.gp-chart{font-size:12px;max-width:100%;height:auto}svg.gp-chart text{fill:#212121}
-.plain{font-size:12px}.plain td{vertical-align:top}
-.cal{font-size:11px}.cal th.d,.cal td.s{width:20px;min-width:20px;text-align:center;padding:1px}
-.cal th.we{color:#b71c1c}.cal th.w{max-width:8em;overflow-wrap:anywhere;text-align:left;font-weight:normal}
-.cal td.g{max-width:8em;overflow-wrap:anywhere}.cal td.rate{white-space:nowrap}
-.cal td.s a{display:block;color:inherit;text-decoration:none}.cal td.flagged{outline:2px solid #4a148c;outline-offset:-2px}
-.cal td.s b{color:#4a148c}.cal td.none{background:#fff}
-.legend{display:flex;flex-wrap:wrap;gap:12px;font-size:12px;margin-bottom:6px}
-.legend i{display:inline-block;width:16px;height:16px;line-height:16px;text-align:center;font-style:normal;
- border:1px solid #757575;margin-right:4px;vertical-align:middle}
-.legend i.flag{color:#4a148c;font-weight:bold;outline:2px solid #4a148c;outline-offset:-2px}
-ul.ev{margin:0;padding-left:1.2em;columns:2}ul.ev small{color:#555}
-ul.cols{columns:3;margin:4px 0}footer{margin-top:24px;color:#555;font-size:12px}
-@page{size:A4 landscape;margin:10mm}
-@media print{body{margin:0;font-size:10px;max-width:none}h1{font-size:16px}h2{font-size:13px;margin:8px 0 4px;break-after:avoid}
- section.page,.compliance{break-before:page}tr{break-inside:avoid}thead{display:table-header-group}
- .card{padding:2px 8px}.card .v{font-size:16px}.cards{gap:6px}
- .rank{font-size:8.5px;line-height:1.15}.rank th,.rank td{padding:1px 2px}.rank td.name{min-width:9em}
- .rank .wb,.rank th:last-child:has(.wb){display:none}
- .cal{font-size:8px;line-height:1.1}.cal th.d,.cal td.s{width:16px;min-width:16px;padding:0}.cal td,.cal th{padding:0 2px}
- svg.gp-chart{max-height:165mm;width:auto}details,.screen{display:none}a{color:inherit;text-decoration:none}
- *{-webkit-print-color-adjust:exact;print-color-adjust:exact}}
-"""
 
 
 __all__ = [

@@ -570,3 +570,23 @@ class TileLayer(_RawLayer, folium.TileLayer):
     The attribution is shown with ``innerHTML`` by Leaflet: pass workspace text escaped with
     :func:`maps.escape.html_text`.
     """
+
+
+__all__ = [
+    "COORD_DECIMALS",
+    "GPS_DECIMALS",
+    "UNPACK_SCRIPT",
+    "packed",
+    "RawHtml",
+    "RawScript",
+    "HeatLayer",
+    "HEAT_MAX_ZOOM",
+    "heat_max",
+    "PointsLayer",
+    "CellsLayer",
+    "RectanglesLayer",
+    "LinesLayer",
+    "InfoBox",
+    "PlaybackGeoJson",
+    "TileLayer",
+]

@@ -115,3 +115,19 @@ def check_offline(html: str, where: str) -> str:
     if remote:
         raise OfflineError(f"{where}: the page would load {', '.join(sorted(set(remote)))}; expected only local files")
     return html
+
+
+__all__ = [
+    "VENDOR_DIR",
+    "LIB_DIRNAME",
+    "CORE_JS",
+    "CORE_CSS",
+    "PLUGIN_JS",
+    "PLUGIN_CSS",
+    "OfflineError",
+    "install_lib",
+    "lib_href",
+    "local_assets",
+    "external_references",
+    "check_offline",
+]

@@ -181,3 +181,18 @@ def overlay_transform(config: TileConfig) -> LonLatTransform:
 
 def _identity(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+
+
+__all__ = [
+    "PROVIDERS",
+    "TILE_COORDS",
+    "OSM_URL",
+    "OSM_ATTR",
+    "TIANDITU_URL",
+    "TIANDITU_ATTR",
+    "AMAP_URL",
+    "AMAP_ATTR",
+    "TileConfig",
+    "tile_layers",
+    "overlay_transform",
+]

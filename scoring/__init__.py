@@ -1,0 +1,3 @@
+"""Monthly scoring of the assessment: indicator inputs, rules, quality flags, the workbook (docs/scoring.md)."""
+
+__all__: list[str] = []  # the modules are the API: scoring.export, scoring.inputs, ...

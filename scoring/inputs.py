@@ -609,3 +609,26 @@ def _parse_datetimes(
         "a date and time (YYYY-MM-DD HH:MM, optional offset)",
     )
     return result
+
+
+__all__ = [
+    "COMPLAINT_KINDS",
+    "DISCIPLINE_KINDS",
+    "INFO_CHECK_KINDS",
+    "REVIEWS",
+    "SOURCES",
+    "CATEGORIES",
+    "TABLE_ALIASES",
+    "TABLE_ITEMS",
+    "REQUIRED_TABLES",
+    "COLUMN_ALIASES",
+    "MAX_COUNT",
+    "SCHEMA",
+    "TABLES",
+    "DATE_COLUMN",
+    "REJECTED_COLUMNS",
+    "Indicators",
+    "table_names",
+    "check_required",
+    "load_indicators",
+]

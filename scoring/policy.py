@@ -17,6 +17,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import numpy as np
+
 from trajectory.contract import GPS_CRS_CHOICES, GPS_OPTIONAL_COLUMNS, GPS_POINT_COLUMNS, ITEM_CODES, SITE_TYPES
 from trajectory.errors import PolicyError
 
@@ -97,6 +99,13 @@ class PatrolDeductions:
     missed_site_period: float
 
 
+def _by_grid_type(grid_type: Any, village: float, community: float) -> Any:
+    """``village`` for a village grid (网格类型 村), else ``community``; element-wise for arrays."""
+    if isinstance(grid_type, str):
+        return village if grid_type == "village" else community
+    return np.where(np.asarray(grid_type) == "village", village, community)
+
+
 @dataclass(frozen=True)
 class PatrolPolicy:
     """Item 2.5 巡查走访: the patrol rules of seed 2⑤ and SPEC §1.1."""
@@ -120,15 +129,21 @@ class PatrolPolicy:
     anomalies: AnomalyRules
     deductions: PatrolDeductions
 
-    def day_required_s(self, grid_type: str) -> float:
-        """Required patrol seconds on a workday for a ``community`` or ``village`` grid."""
-        hours = self.village_day_h if grid_type == "village" else self.community_day_h
-        return hours * 3600.0
+    def day_required_s(self, grid_type: Any) -> Any:
+        """Required patrol seconds on a workday: for one grid type (``community`` or
+        ``village``) a float, for an array of them an array. The one place of the rule.
 
-    def week_required_s(self, grid_type: str) -> float:
-        """Required patrol seconds in a full (5-workday) week."""
-        hours = self.village_week_h if grid_type == "village" else self.community_week_h
-        return hours * 3600.0
+        Examples
+        --------
+        >>> p = load_policy().patrol
+        >>> p.day_required_s("village"), p.day_required_s(np.array(["community", "village"])).tolist()
+        (7200.0, [10800.0, 7200.0])
+        """
+        return _by_grid_type(grid_type, self.village_day_h, self.community_day_h) * 3600.0
+
+    def week_required_s(self, grid_type: Any) -> Any:
+        """Required patrol seconds in a full (5-workday) week (one type, or an array of them)."""
+        return _by_grid_type(grid_type, self.village_week_h, self.community_week_h) * 3600.0
 
 
 @dataclass(frozen=True)

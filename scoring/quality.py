@@ -183,3 +183,10 @@ def _far_from_track(
         ],
         ignore_index=True,
     )
+
+
+__all__ = [
+    "FLAG_COLUMNS",
+    "FLAG_LABELS",
+    "event_quality_flags",
+]

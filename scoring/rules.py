@@ -576,3 +576,26 @@ def _scores(
     order = {c: i for i, c in enumerate((*ITEM_CODES, ITEM_TOTAL))}
     out = out.assign(_o=out["item_code"].map(order)).sort_values(["grid_id", "_o"], kind="stable").drop(columns="_o")
     return out.reindex(columns=SCORE_COLUMNS).reset_index(drop=True)
+
+
+__all__ = [
+    "SCORE_COLUMNS",
+    "DEDUCTION_ALL_COLUMNS",
+    "CATEGORY_REPORT_COLUMNS",
+    "COMPLAINT_ITEM",
+    "DISCIPLINE_ITEM",
+    "ITEM_INFO",
+    "ITEM_UPDATE",
+    "ITEM_HANDLING",
+    "ITEM_EVENTS",
+    "ITEM_SERVICE",
+    "ITEM_QUALITY",
+    "ITEM_FOUND",
+    "ITEM_RECTIFY",
+    "REASONS",
+    "RECTIFY_REASON",
+    "SITE_REASONS",
+    "PATROL_SITE_KIND",
+    "ScoreResult",
+    "score_month",
+]

@@ -11,7 +11,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("trajectory", "scoring", "maps")
 MODULES = sorted(
-    f"{pkg}.{path.stem}" for pkg in PACKAGES for path in (ROOT / pkg).glob("*.py") if path.stem != "__main__"
+    ".".join(path.relative_to(ROOT).with_suffix("").parts)
+    for pkg in PACKAGES
+    for path in (ROOT / pkg).rglob("*.py")  # subpackages too (trajectory.demo.city, ...)
+    if path.stem != "__main__" and "vendor" not in path.parts
 )
 
 

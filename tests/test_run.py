@@ -120,10 +120,10 @@ def test_second_run_refuses_while_locked(demo_workspace: Path) -> None:
 
 
 def _day_tables(root: Path, workers: int, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[tuple]]:
-    from trajectory import run, store
+    from trajectory import dayjob, run, store
     from trajectory.workspace import load_workspace
 
-    monkeypatch.setattr(run, "WORKERS", workers)
+    monkeypatch.setattr(dayjob, "WORKERS", workers)
     ws = load_workspace(root)
     con = store.connect(ws.paths)
     try:

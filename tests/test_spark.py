@@ -43,13 +43,13 @@ def spark():
 @pytest.fixture(scope="module")
 def both(workspace: Path, spark):
     from trajectory import store
+    from trajectory.dayjob import engine_context, load_points
     from trajectory.engine import process_days
-    from trajectory.run import _engine_context, load_points
     from trajectory.spark_engine import process_days_spark
     from trajectory.workspace import load_workspace
 
     ws = load_workspace(workspace)
-    ctx = _engine_context(ws, DAYS)
+    ctx = engine_context(ws, DAYS)
     con = store.connect(ws.paths, read_only=True)
     try:
         local = process_days(load_points(con, DAYS), ctx, DAYS)

@@ -33,6 +33,12 @@ from trajectory import contract as c
 from trajectory import store
 from trajectory.workspace import Workspace, load_workspace
 
+__all__ = [
+    "AnalystWorkspace",
+    "DateLike",
+    "open_workspace",
+]
+
 DateLike: TypeAlias = str | date | pd.Timestamp
 
 
@@ -126,7 +132,7 @@ class AnalystWorkspace:
         with_use: bool = True,
     ) -> gpd.GeoDataFrame:
         """GPS points as a GeoDataFrame; with ``with_use`` each point says if it counted and why not."""
-        table = "point_use" if with_use else c.GPS_POINT
+        table = c.POINT_USE if with_use else c.GPS_POINT
         df = self._select(table, worker=worker, start=start, end=end)
         return gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(df["lon"], df["lat"]), crs=4326)
 

@@ -12,11 +12,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date
+from datetime import date, datetime, timedelta
 from functools import cache
 
 import chinese_calendar
 import numpy as np
+
+__all__ = [
+    "calendar_warnings",
+    "date_range",
+    "fallback_message",
+    "is_official_workday",
+    "month_days",
+    "month_of",
+    "workday_flags",
+]
 
 log = logging.getLogger(__name__)
 
@@ -107,3 +117,21 @@ def calendar_warnings(dates: Iterable[date], overrides: Mapping[date, bool] | No
     overrides = overrides or {}
     years = sorted({d.year for d in dates if d not in overrides})
     return [_warn_fallback_once(y) for y in years if not _official_year_known(y)]
+
+
+# --- months and date ranges (the run, the month step, the maps) ---------------------------
+def month_days(month: str) -> list[date]:
+    """Every date of ``YYYY-MM``."""
+    first = datetime.strptime(month, "%Y-%m").date()
+    nxt = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return [first + timedelta(days=i) for i in range((nxt - first).days)]
+
+
+def date_range(start: date, end: date) -> list[date]:
+    """``start`` … ``end``, both included."""
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def month_of(day: date) -> str:
+    """``YYYY-MM`` of a date."""
+    return day.strftime("%Y-%m")

@@ -21,6 +21,27 @@ import pandas as pd
 from scoring.policy import PointRules
 from trajectory.noise import RAYLEIGH_68
 
+__all__ = [
+    "REASONS",
+    "R_ACCURACY",
+    "R_DUPLICATE",
+    "R_INVALID",
+    "R_MOCK",
+    "R_NOT_FULL_TIME",
+    "R_OK",
+    "R_OUTSIDE",
+    "R_SPIKE",
+    "R_UNKNOWN",
+    "R_VEHICLE",
+    "Frame",
+    "clean_points",
+    "col",
+    "find_spikes",
+    "is_trustworthy",
+    "noise_allowance_m",
+    "reason_labels",
+]
+
 # Internal stage frames are column mappings: a DataFrame or a dict of equal-length arrays
 # (a dict avoids pandas' block consolidation copy on the hot path).
 Frame = Mapping[str, Any]

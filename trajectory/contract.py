@@ -6,6 +6,14 @@ strings again (STYLE lesson 2).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pyarrow is imported where a schema is built (this module stays light)
+    import pyarrow as pa
+
 # --- output tables in patrol.duckdb -------------------------------------------------
 GPS_POINT = "gps_point"
 QUARANTINE = "quarantine"
@@ -20,6 +28,11 @@ PATROL_FINDING = "patrol_finding"  # item 2.5 findings consumed by scoring
 DAY_FLAG = "day_flag"
 SITE_VISIT = "site_visit"  # each detected visit (stay within a site's radius)  # anomaly flags per worker-day (evidence, not deductions)
 RUN_LOG = "run_log"
+POINT_USE = "point_use"  # Parquet-backed view: every point of a processed day with its verdict
+# the store's bookkeeping (our own tables)
+INGEST_ALIAS = "ingest_alias"  # a file re-delivered under another name, recorded once
+PENDING_WORK = "pending_work"  # work a run planned and has not finished yet
+MONTH_REQUEST = "month_request"  # the journal of month scoring asked for, one row per month
 
 # --- columns ------------------------------------------------------------------------
 GPS_POINT_COLUMNS = ("worker_id", "ts", "lon", "lat")
@@ -94,6 +107,39 @@ PATROL_FINDING_COLUMNS = (
     "evidence",
 )
 
+# the engine's outputs beyond the contract (ours): point_use, site_visit, day_flag and the
+# columns worker_day carries besides WORKER_DAY_COLUMNS (added to the table on first write)
+POINT_USE_COLUMNS = ("worker_id", "grid_id", "ts", "lon", "lat", "date", "counted", "reason", "in_grid")
+SITE_VISIT_COLUMNS = ("worker_id", "grid_id", "site_id", "site_type", "date", "start_ts", "end_ts", "duration_s")
+DAY_FLAG_COLUMNS = ("worker_id", "grid_id", "date", "flag", "detail")
+WORKER_DAY_EXTRA = (
+    "grid_type",
+    "required_s",
+    "required_m",
+    "points_total",
+    "points_used",
+    "dropped_duplicate",
+    "dropped_accuracy",
+    "dropped_mock",
+    "dropped_spike",
+    "dropped_vehicle",
+    "dropped_outside",
+    "gap_s",
+    "max_speed_kmh",
+    "leave_filed_late",
+    "exempt_reason",
+    "leave_note",
+    "short_reasons",
+    "noise_m",
+    "stationary_s",
+    "stationary_uncounted_s",
+    "longest_stationary_s",
+    "track_signature",
+    "track_duration_s",
+    "track_spread_m",
+    "flags",
+)
+
 # --- input files' columns -------------------------------------------------------------
 GRID_PROPERTIES = ("grid_id", "grid_name", "grid_type")
 WORKERS_COLUMNS = ("worker_id", "worker_name", "grid_id", "full_time")
@@ -165,3 +211,312 @@ ITEM_CODES = (
 )
 ITEM_TOTAL = "total"
 ITEM_PATROL = "2.5"
+
+
+# --- the schema: one type per column name, one column list per table --------------------------
+# The store's DDL (store.TABLE_DDL), the Parquet views' empty placeholder, the Arrow schemas
+# (ingest's Parquet parts, Spark's union schema) are all derived from here (docs/ARCHITECTURE.md
+# "One schema source"). A column name has one type in every table that has it.
+_V, _B, _F, _T, _D, _TS = "VARCHAR", "BIGINT", "DOUBLE", "BOOLEAN", "DATE", "TIMESTAMPTZ"
+_COLUMN_TYPES: Mapping[str, str] = MappingProxyType(
+    {
+        **dict.fromkeys(
+            (
+                "worker_id",
+                "grid_id",
+                "site_id",
+                "site_type",
+                "status",
+                "reason",
+                "month",
+                "item_code",
+                "evidence",
+                "kind",
+                "flag",
+                "detail",
+                "device_id",
+                "file_hash",
+                "source_file",
+                "raw",
+                "ingested_run",
+                "file_name",
+                "file_format",
+                "dates",
+                "error",
+                "first_seen_run",
+                "key",
+                "run_id",
+                "state",
+                "requested_run",
+                "last_run",
+                "done_run",
+                "message",
+                "allow_missing",
+                "command",
+                "days_recomputed",
+                "months_scored",
+                "warnings",
+                "policy_hash",
+                "outcome",
+                "grid_type",
+                "exempt_reason",
+                "leave_note",
+                "short_reasons",
+                "track_signature",
+                "flags",
+            ),  # fmt: skip
+            _V,
+        ),
+        **dict.fromkeys(
+            (
+                "row_number",
+                "file_size",
+                "rows_read",
+                "rows_accepted",
+                "rows_duplicate",
+                "rows_quarantined",
+                "files",
+                "points_total",
+                "points_used",
+                "dropped_duplicate",
+                "dropped_accuracy",
+                "dropped_mock",
+                "dropped_spike",
+                "dropped_vehicle",
+                "dropped_outside",
+            ),  # fmt: skip
+            _B,
+        ),
+        **dict.fromkeys(
+            (
+                "lon",
+                "lat",
+                "accuracy_m",
+                "speed_mps",
+                "patrol_s",
+                "patrol_m",
+                "am_s",
+                "pm_s",
+                "required_s",
+                "required_m",
+                "max_score",
+                "score",
+                "count",
+                "points",
+                "duration_s",
+                "gap_s",
+                "max_speed_kmh",
+                "noise_m",
+                "stationary_s",
+                "stationary_uncounted_s",
+                "longest_stationary_s",
+                "track_duration_s",
+                "track_spread_m",
+            ),  # fmt: skip
+            _F,
+        ),
+        **dict.fromkeys(
+            (
+                "mock",
+                "workday",
+                "exempt",
+                "meets_time",
+                "meets_distance",
+                "visited",
+                "counted",
+                "in_grid",
+                "leave_filed_late",
+            ),  # fmt: skip
+            _T,
+        ),
+        **dict.fromkeys(("date", "week_start", "period_start", "period_end"), _D),
+        **dict.fromkeys(
+            (
+                "ts",
+                "start_ts",
+                "end_ts",
+                "ingested_at",
+                "first_seen_at",
+                "added_at",
+                "requested_at",
+                "updated_at",
+                "done_at",
+                "started_at",
+                "ended_at",
+            ),  # fmt: skip
+            _TS,
+        ),
+    }
+)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: its name and its DuckDB type (``VARCHAR``, ``BIGINT``, ``DOUBLE``, ...)."""
+
+    name: str
+    type: str
+    primary_key: bool = False
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """A table's columns in order.
+
+    ``extra``: columns the producer adds on first write (typed, not in the DDL).
+    ``partition``: for a Parquet-backed view, the hive partition column (in the view, not in
+    the files; the view lists it last).
+    """
+
+    name: str
+    columns: tuple[Column, ...]
+    extra: tuple[Column, ...] = ()
+    partition: str | None = None
+
+    def names(self, *, extra: bool = False) -> tuple[str, ...]:
+        return tuple(col.name for col in (*self.columns, *(self.extra if extra else ())))
+
+
+def _table(
+    name: str, columns: tuple[str, ...], *, extra: tuple[str, ...] = (), partition: str | None = None, key: str = ""
+) -> TableSchema:
+    def cols(names: tuple[str, ...]) -> tuple[Column, ...]:
+        return tuple(Column(n, _COLUMN_TYPES[n], primary_key=n == key) for n in names)
+
+    return TableSchema(name, cols(columns), cols(extra), partition)
+
+
+SCHEMAS: Mapping[str, TableSchema] = MappingProxyType(
+    {
+        t.name: t
+        for t in (
+            _table(GPS_POINT, (*GPS_POINT_COLUMNS, *GPS_OPTIONAL_COLUMNS, "file_hash", "date"), partition="date"),
+            _table(POINT_USE, POINT_USE_COLUMNS, partition="date"),
+            _table(QUARANTINE, (*QUARANTINE_COLUMNS, "raw", "file_hash", "ingested_run")),
+            _table(
+                INGEST_MANIFEST,
+                (
+                    "file_hash",
+                    "file_name",
+                    "file_size",
+                    "file_format",
+                    "rows_read",
+                    "rows_accepted",
+                    "rows_duplicate",
+                    "rows_quarantined",
+                    "dates",
+                    "ingested_run",
+                    "ingested_at",
+                    "error",
+                ),  # fmt: skip
+                key="file_hash",
+            ),
+            _table(INGEST_ALIAS, ("file_hash", "file_name", "first_seen_run", "first_seen_at")),
+            _table(WORKER_DAY, WORKER_DAY_COLUMNS, extra=WORKER_DAY_EXTRA),
+            _table(WORKER_WEEK, (*WORKER_WEEK_COLUMNS, "month")),
+            _table(SITE_CHECK, (*SITE_CHECK_COLUMNS, "month")),
+            _table(GRID_MONTH_SCORE, GRID_MONTH_SCORE_COLUMNS),
+            _table(DEDUCTION, DEDUCTION_COLUMNS),
+            _table(SITE_VISIT, SITE_VISIT_COLUMNS),
+            _table(DAY_FLAG, DAY_FLAG_COLUMNS),
+            _table(PATROL_FINDING, PATROL_FINDING_COLUMNS),
+            _table(PENDING_WORK, ("kind", "key", "run_id", "added_at")),
+            _table(
+                MONTH_REQUEST,
+                (
+                    "month",
+                    "state",
+                    "requested_run",
+                    "requested_at",
+                    "last_run",
+                    "updated_at",
+                    "done_run",
+                    "done_at",
+                    "message",
+                    "allow_missing",
+                ),  # fmt: skip
+            ),
+            _table(
+                RUN_LOG,
+                (
+                    "run_id",
+                    "started_at",
+                    "ended_at",
+                    "command",
+                    "files",
+                    "rows_accepted",
+                    "rows_duplicate",
+                    "rows_quarantined",
+                    "days_recomputed",
+                    "months_scored",
+                    "warnings",
+                    "policy_hash",
+                    "outcome",
+                    "message",
+                ),  # fmt: skip
+            ),
+        )
+    }
+)
+# the tables patrol.duckdb holds (the others are views over Parquet files)
+DUCKDB_TABLES = tuple(name for name, t in SCHEMAS.items() if t.partition is None)
+
+
+def ddl(table: str) -> str:
+    """The column list of ``CREATE TABLE table (...)``: ``name TYPE [PRIMARY KEY], ...``.
+
+    >>> ddl(DAY_FLAG)
+    'worker_id VARCHAR, grid_id VARCHAR, date DATE, flag VARCHAR, detail VARCHAR'
+    """
+    return ", ".join(
+        f"{col.name} {col.type}{' PRIMARY KEY' if col.primary_key else ''}" for col in SCHEMAS[table].columns
+    )
+
+
+def empty_select(table: str) -> str:
+    """A query with the columns and types of a Parquet-backed view and no row (no files yet).
+
+    The files' columns come first, the partition column last, as ``read_parquet`` with
+    ``hive_partitioning`` lists them.
+    """
+    t = SCHEMAS[table]
+    cols = [col for col in t.columns if col.name != t.partition]
+    cols += [col for col in t.columns if col.name == t.partition]
+    return "SELECT " + ", ".join(f"NULL::{col.type} AS {col.name}" for col in cols) + " WHERE false"
+
+
+def arrow_type(duckdb_type: str) -> pa.DataType:
+    """The Arrow type a column of this DuckDB type is written with (timestamps: µs, UTC)."""
+    import pyarrow as pa
+
+    types = {
+        _V: pa.string(),
+        _B: pa.int64(),
+        _F: pa.float64(),
+        _T: pa.bool_(),
+        _D: pa.date32(),
+        _TS: pa.timestamp("us", tz="UTC"),
+    }
+    return types[duckdb_type]
+
+
+def arrow_types(*tables: str, extra: bool = True) -> dict[str, pa.DataType]:
+    """Column name -> Arrow type over ``tables`` (first appearance orders; one type per name)."""
+    out: dict[str, pa.DataType] = {}
+    for table in tables:
+        t = SCHEMAS[table]
+        for col in (*t.columns, *(t.extra if extra else ())):
+            out.setdefault(col.name, arrow_type(col.type))
+    return out
+
+
+def arrow_schema(table: str, *, extra: bool = False) -> pa.Schema:
+    """The Arrow schema of a table's rows; for a Parquet-backed view, of its files (no partition column).
+
+    ``contract.arrow_schema(GPS_POINT)`` is the schema of the parts under ``store/gps/date=D/``.
+    """
+    import pyarrow as pa
+
+    t = SCHEMAS[table]
+    cols = [col for col in (*t.columns, *(t.extra if extra else ())) if col.name != t.partition]
+    return pa.schema([pa.field(col.name, arrow_type(col.type)) for col in cols])

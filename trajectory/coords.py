@@ -23,6 +23,19 @@ from numpy.typing import ArrayLike, NDArray
 
 from trajectory.contract import GPS_CRS_CHOICES
 
+__all__ = [
+    "Float",
+    "bd09_to_gcj02",
+    "bd09_to_wgs84",
+    "cgcs2000_to_wgs84",
+    "gcj02_to_bd09",
+    "gcj02_to_wgs84",
+    "in_china",
+    "to_wgs84",
+    "wgs84_to_bd09",
+    "wgs84_to_gcj02",
+]
+
 _KRASOVSKY_A = 6378245.0  # semi-major axis of the Krasovsky 1940 ellipsoid used by GCJ-02 (m)
 _KRASOVSKY_EE = 0.00669342162296594323  # its first eccentricity squared
 _BD_X_PI = np.pi * 3000.0 / 180.0

@@ -24,12 +24,14 @@ from trajectory import clean as cl
 from trajectory.contract import (
     GRID_COMMUNITY,
     GRID_TYPE_ALIASES,
+    POINT_USE_COLUMNS,
     STATUS_ABSENT,
     STATUS_EXEMPT,
     STATUS_OFF,
     STATUS_OK,
     STATUS_SHORT,
     WORKER_DAY_COLUMNS,
+    WORKER_DAY_EXTRA,
 )
 from trajectory.flags import DAY_FLAG_COLUMNS, day_flags, day_signatures, encode_signatures
 from trajectory.geo import geoms_to_local, grid_frames, to_grid_local
@@ -37,6 +39,12 @@ from trajectory.metrics import clock_s, path_distance, window_overlap
 from trajectory.noise import group_median
 from trajectory.segment import build_intervals, inside_points
 from trajectory.visits import SITE_VISIT_COLUMNS, stay_runs
+
+__all__ = [
+    "DayResult",
+    "EngineContext",
+    "process_days",
+]
 
 _DAY_US = 86_400_000_000
 
@@ -49,34 +57,6 @@ def _mapping_proxy(d: dict) -> MappingProxyType:
 
 
 copyreg.pickle(MappingProxyType, lambda m: (_mapping_proxy, (dict(m),)))
-POINT_USE_COLUMNS = ("worker_id", "grid_id", "ts", "lon", "lat", "date", "counted", "reason", "in_grid")
-WORKER_DAY_EXTRA = (
-    "grid_type",
-    "required_s",
-    "required_m",
-    "points_total",
-    "points_used",
-    "dropped_duplicate",
-    "dropped_accuracy",
-    "dropped_mock",
-    "dropped_spike",
-    "dropped_vehicle",
-    "dropped_outside",
-    "gap_s",
-    "max_speed_kmh",
-    "leave_filed_late",
-    "exempt_reason",
-    "leave_note",
-    "short_reasons",
-    "noise_m",
-    "stationary_s",
-    "stationary_uncounted_s",
-    "longest_stationary_s",
-    "track_signature",
-    "track_duration_s",
-    "track_spread_m",
-    "flags",
-)
 
 
 @dataclass(frozen=True)
@@ -120,247 +100,364 @@ def process_days(points: pd.DataFrame, ctx: EngineContext, dates: Sequence[date]
         ``worker_day`` (one row per full-time worker and date), ``point_use`` (every point of
         these dates, counted or why not), ``site_visit``, ``day_flag``.
     """
-    dates = sorted(set(dates))
+    _check_points(points)
+    days = _Days.of(sorted(set(dates)), ctx)
+    roster = _Roster(ctx, ctx.policy.patrol.points.grid_buffer_m)
+    pts = _sort_points(points, ctx, roster, days)  # ingest-ordered rows → worker-day, time
+    reason = cl.clean_points(pts.columns, ctx.policy.patrol.points)  # clean
+    in_grid = inside_points(roster.geoms, pts.gcode, pts.x, pts.y)
+    kept = np.flatnonzero(reason == cl.R_OK)
+    patrol = _measure(pts, kept, in_grid, roster, ctx.policy, days.n_traj(roster))  # segment, metrics, visits
+    reason[kept] = patrol.kept_reason
+    counts = _day_counts(pts, reason, patrol, roster, days, ctx.policy)
+    worker_day, flags = _worker_days(counts, patrol, roster, days, ctx)  # status, flags
+    site_visit = _site_visits(patrol, roster, days)
+    point_use = _point_use(points, pts, roster, reason, in_grid, days.date_objs)
+    return DayResult(worker_day=worker_day, point_use=point_use, site_visit=site_visit, day_flag=flags)
+
+
+# --- stages -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Days:
+    """The local dates of one call: sorted, as day numbers and as date objects (+ None)."""
+
+    dates: list[date]
+    day_nums: np.ndarray  # days since 1970-01-01
+    date_objs: np.ndarray  # the dates, then None (for a point of no date of the call)
+    workday: np.ndarray  # bool per date
+
+    @classmethod
+    def of(cls, dates: list[date], ctx: EngineContext) -> _Days:
+        absent = [d for d in dates if d not in ctx.workday]
+        if absent:
+            raise ValueError(
+                f"process_days: ctx.workday has no entry for {absent[:3]} (the calendar must cover every date)"
+            )
+        return cls(
+            dates=dates,
+            day_nums=np.array([(d - date(1970, 1, 1)).days for d in dates], dtype=np.int64),
+            date_objs=np.array(dates + [None], dtype=object),
+            workday=np.array([bool(ctx.workday[d]) for d in dates], dtype=bool),
+        )
+
+    @property
+    def n(self) -> int:
+        return len(self.dates)
+
+    def n_traj(self, roster: _Roster) -> int:
+        """Worker-days of the call: one per full-time worker and date (traj = worker × n + day)."""
+        return roster.n_workers * self.n
+
+
+def _check_points(points: pd.DataFrame) -> None:
     missing = [c for c in ("worker_id", "ts", "lon", "lat") if c not in points.columns]
     if missing:
         raise ValueError(f"process_days: points lack columns {missing} (expected worker_id, ts, lon, lat)")
-    absent_days = [d for d in dates if d not in ctx.workday]
-    if absent_days:
-        raise ValueError(
-            f"process_days: ctx.workday has no entry for {absent_days[:3]} (the calendar must cover every date)"
-        )
-    policy = ctx.policy
-    rules = policy.patrol.points
-    roster = _Roster(ctx, rules.grid_buffer_m)
-    n_days = len(dates)
-    n_traj = roster.n_workers * n_days
-    day_nums = np.array([(d - date(1970, 1, 1)).days for d in dates], dtype=np.int64)
-    date_objs = np.array(dates + [None], dtype=object)
 
-    # --- local dates, worker codes ----------------------------------------------------
+
+@dataclass
+class _SortedPoints:
+    """The call's points of full-time workers on its dates, sorted by worker-day then time.
+
+    ``rows``: their row in the input; ``other_rows``: input rows on the call's dates of other
+    workers (part-time or unknown); ``columns``: what cleaning reads (dict of arrays).
+    """
+
+    rows: np.ndarray
+    other_rows: np.ndarray
+    other_known: np.ndarray  # bool per other row: on the roster (part-time), else unknown
+    worker: np.ndarray  # roster code of each point's worker
+    day_pos: np.ndarray  # position of each input row's local date in the call (n_days = none)
+    ts: pd.Series  # every input row's time, UTC
+    columns: dict[str, np.ndarray]
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        try:
+            return self.__dict__["columns"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def _sort_points(points: pd.DataFrame, ctx: EngineContext, roster: _Roster, days: _Days) -> _SortedPoints:
+    """Local dates and worker codes of every input row; the full-time workers' points sorted."""
     ts = pd.Series(points["ts"]).reset_index(drop=True)
-    if ts.dt.tz is None:  # SPEC §2: naive time = workspace time zone
+    if ts.dt.tz is None:  # SPEC §2.2: naive time = workspace time zone
         ts = ts.dt.tz_localize(ctx.tz)
     ts = ts.dt.tz_convert("UTC").dt.as_unit("us")
     ts_us = np.asarray(ts.array.asi8, dtype=np.int64)
     local_us = _local_us(ts, ts_us, ctx.tz)
     day_num = local_us // _DAY_US
-    dpos = np.searchsorted(day_nums, day_num)
-    dpos_c = np.minimum(dpos, n_days - 1) if n_days else dpos
-    in_dates = (dpos < n_days) & (day_nums[dpos_c] == day_num) if n_days else np.zeros(len(ts_us), bool)
-    wfac, wuniq = pd.factorize(pd.Series(points["worker_id"]).reset_index(drop=True).astype(str))
-    ucode = np.array([roster.code.get(w, -1) for w in wuniq], dtype=np.int64)  # per distinct worker id
-    uknown = np.array([w in roster.all_workers for w in wuniq], dtype=bool)
-    wcode_all = ucode[wfac] if len(wfac) else np.zeros(0, np.int64)
-    sel = np.flatnonzero(in_dates & (wcode_all >= 0))
-    other = np.flatnonzero(in_dates & (wcode_all < 0))
-
-    # --- sort full-time points by worker-day and time ---------------------------------
-    wcode = wcode_all[sel]
-    dcode = dpos[sel]
-    traj = wcode * n_days + dcode
-    tus = ts_us[sel]
-    t0 = int(tus.min()) if len(tus) else 0
-    span = int(tus.max() - t0) + 1 if len(tus) else 1
+    day_pos = np.searchsorted(days.day_nums, day_num)
+    if days.n:
+        in_dates = (day_pos < days.n) & (days.day_nums[np.minimum(day_pos, days.n - 1)] == day_num)
+    else:
+        in_dates = np.zeros(len(ts_us), bool)
+    row_worker, worker_ids = pd.factorize(pd.Series(points["worker_id"]).reset_index(drop=True).astype(str))
+    code_of_id = np.array([roster.code.get(w, -1) for w in worker_ids], dtype=np.int64)  # per distinct id
+    known_id = np.array([w in roster.all_workers for w in worker_ids], dtype=bool)
+    code = code_of_id[row_worker] if len(row_worker) else np.zeros(0, np.int64)
+    rows = np.flatnonzero(in_dates & (code >= 0))
+    other = np.flatnonzero(in_dates & (code < 0))
+    worker, traj, tus = code[rows], code[rows] * days.n + day_pos[rows], ts_us[rows]
+    order = _time_order(traj, tus, days.n_traj(roster))
+    order = _order_copies(order, traj, tus, points, rows)
+    rows, worker, traj, tus = rows[order], worker[order], traj[order], tus[order]
+    gcode = roster.gcode_of_worker[worker]
+    lon, lat = _col(points, "lon", rows), _col(points, "lat", rows)
+    x, y = to_grid_local(lon, lat, gcode, roster.lon0, roster.lat0)
     # seconds from a clock fixed by the dates alone (not by the points): a worker's figures do
     # not depend on which other workers share the call (trajectory.batching, spark_engine)
-    t_anchor = (int(day_nums[0]) - 1) * _DAY_US if n_days else 0
-    if len(tus) and n_traj * span < 2**62:
-        key = traj * span + (tus - t0)
-        order = np.arange(len(key)) if bool(np.all(key[1:] >= key[:-1])) else np.argsort(key, kind="stable")
-    else:
-        order = np.lexsort((tus, traj))
-    order = _order_copies(order, traj, tus, points, sel)
-    sel, wcode, dcode, traj, tus = sel[order], wcode[order], dcode[order], traj[order], tus[order]
-    gcode = roster.gcode_of_worker[wcode]
-    lon = _col(points, "lon", sel)
-    lat = _col(points, "lat", sel)
-    x, y = to_grid_local(lon, lat, gcode, roster.lon0, roster.lat0)
-    pts = {
+    t_anchor = (int(days.day_nums[0]) - 1) * _DAY_US if days.n else 0
+    accuracy = _col(points, "accuracy_m", rows, np.nan)
+    columns = {
         "traj": traj,
         "ts_us": tus,
         "t": (tus - t_anchor) / 1e6,
-        "tod": (local_us[sel] - day_num[sel] * _DAY_US) / 1e6,
+        "tod": (local_us[rows] - day_num[rows] * _DAY_US) / 1e6,
         "lon": lon,
         "lat": lat,
         "x": x,
         "y": y,
         "gcode": gcode,
-        "accuracy_m": _col(points, "accuracy_m", sel, np.nan),
-        "mock": _col(points, "mock", sel, False).astype(bool),
+        "accuracy_m": accuracy,
+        "mock": _col(points, "mock", rows, False).astype(bool),
+        "allow_m": cl.noise_allowance_m(accuracy, ctx.policy.patrol.points),
     }
-    pts["allow_m"] = cl.noise_allowance_m(pts["accuracy_m"], rules)
-    reason = cl.clean_points(pts, rules)
-    in_grid = inside_points(roster.geoms, gcode, x, y)
+    other_known = known_id[row_worker[other]] if len(other) else np.zeros(0, bool)
+    return _SortedPoints(rows, other, other_known, worker, day_pos, ts, columns)
 
-    # --- segments, time, distance -----------------------------------------------------
-    kept = np.flatnonzero(reason == cl.R_OK)
-    track = {k: pts[k][kept] for k in ("traj", "ts_us", "t", "tod", "x", "y", "gcode", "accuracy_m", "allow_m")}
+
+def _time_order(traj: np.ndarray, tus: np.ndarray, n_traj: int) -> np.ndarray:
+    """Order of the points by worker-day, then time (stable)."""
+    if len(tus) == 0:
+        return np.zeros(0, np.int64)
+    t0 = int(tus.min())
+    span = int(tus.max() - t0) + 1
+    if n_traj * span < 2**62:
+        key = traj * span + (tus - t0)
+        return np.arange(len(key)) if bool(np.all(key[1:] >= key[:-1])) else np.argsort(key, kind="stable")
+    return np.lexsort((tus, traj))
+
+
+@dataclass
+class _Patrol:
+    """Segments, visits and distance of the trustworthy points (``track``), per point and per
+    worker-day (``n_traj`` rows)."""
+
+    track: dict[str, np.ndarray]
+    intervals: dict[str, np.ndarray]
+    visits: pd.DataFrame  # stay runs at registered sites (visits.stay_runs)
+    still: pd.DataFrame  # stationary periods (metrics.path_distance)
+    sigma: np.ndarray  # noise σ per point
+    kept_reason: np.ndarray  # per trustworthy point: counted, vehicle or outside the grid
+    patrol_s: np.ndarray
+    am_s: np.ndarray
+    pm_s: np.ndarray
+    patrol_m: np.ndarray
+
+
+def _measure(
+    pts: _SortedPoints, kept: np.ndarray, in_grid: np.ndarray, roster: _Roster, policy: Policy, n_traj: int
+) -> _Patrol:
+    """Segments and intervals, visits, the noise-robust distance and the patrol time."""
+    cols = ("traj", "ts_us", "t", "tod", "x", "y", "gcode", "accuracy_m", "allow_m")
+    track = {k: pts.columns[k][kept] for k in cols}
     track["in_pt"] = in_grid[kept]
+    rules = policy.patrol.points
     iv = build_intervals(track, roster.geoms, rules)
-    valid, vehicle = iv["valid"], iv["vehicle"]
-    inside, dt = iv["inside"], iv["dt"]
-    ktraj = track["traj"]
+    valid, vehicle, dt, traj = iv["valid"], iv["vehicle"], iv["dt"], track["traj"]
     p = policy.patrol
     # visits first: a stay at a registered site counts in full (the stationary cap spares it)
     runs = stay_runs(track, iv["seg"], roster.sites, p.visits.min_stay_s)
-    at_site = np.zeros(len(ktraj) + 1, np.int64)
+    at_site = np.zeros(len(traj) + 1, np.int64)
     np.add.at(at_site, runs["first"].to_numpy(), 1)
     np.add.at(at_site, runs["last"].to_numpy() + 1, -1)
-    path = path_distance(track, iv, np.where(valid & ~vehicle, inside, 0.0), policy, np.cumsum(at_site)[:-1] > 0)
-    weight = path.time_weight
-    tod = track["tod"]
+    weight_in = np.where(valid & ~vehicle, iv["inside"], 0.0)
+    path = path_distance(track, iv, weight_in, policy, np.cumsum(at_site)[:-1] > 0)
+    weight, tod = path.time_weight, track["tod"]
     morning, noon, evening = clock_s(p.morning_start), clock_s(p.noon), clock_s(p.afternoon_end)
-    patrol_s = np.bincount(ktraj, dt * weight, minlength=n_traj)
-    am_s = np.bincount(ktraj, window_overlap(tod, dt, morning, noon) * weight, minlength=n_traj)
-    pm_s = np.bincount(ktraj, window_overlap(tod, dt, noon, evening) * weight, minlength=n_traj)
-    patrol_m = np.bincount(ktraj, path.step_m, minlength=n_traj)
-    still = path.still
-
-    # --- why each trustworthy point did not count ---------------------------------------
-    prev_valid = np.r_[False, valid[:-1]]
-    prev_veh = np.r_[False, vehicle[:-1]]
-    veh_pt = (prev_valid | valid) & (~prev_valid | prev_veh) & (~valid | vehicle)
-    kr = np.where(veh_pt, cl.R_VEHICLE, np.where(track["in_pt"], cl.R_OK, cl.R_OUTSIDE))
-    reason[kept] = kr
-
-    # --- per worker-day aggregates -------------------------------------------------------
-    nr = len(cl.REASONS) + 1
-    rc = np.bincount(traj * nr + reason, minlength=n_traj * nr).reshape(n_traj, nr)
-    same = np.r_[ktraj[1:] == ktraj[:-1], False]
-    gap_s = np.bincount(ktraj, np.where(same & (dt > rules.max_gap_s), dt, 0.0), minlength=n_traj)
-    vehicle_s = np.bincount(ktraj, np.where(vehicle, dt, 0.0), minlength=n_traj)
-    max_speed = np.zeros(n_traj)
-    np.maximum.at(max_speed, ktraj[valid], iv["speed_w"][valid] * 3.6)
-    # an impossible jump shorter than teleport_spike_m is GPS noise (multipath), not a teleport
-    jumps = np.bincount(ktraj, iv["jump"] & (iv["dist"] >= p.anomalies.teleport_spike_m), minlength=n_traj)
-    max_jump = _max_jump_m(pts, reason, iv, ktraj, n_traj)
-    still_s, still_from, still_to = _longest_still(still, tod, n_traj)
-    stray = still["traj"].to_numpy().astype(np.int64)
-    stationary_s = np.bincount(stray, still["duration_s"].to_numpy(), minlength=n_traj)
-    uncounted_s = np.bincount(stray, (still["patrol_s"] - still["counted_s"]).to_numpy(), minlength=n_traj)
-    noise_m = np.nan_to_num(group_median(path.sigma, ktraj, n_traj))  # 0 on a day without fixes
-    signature, sig_duration, sig_spread = _track_signatures(track, ktraj, n_traj, int(p.anomalies.replay_min_points))
-
-    # --- visits ------------------------------------------------------------------------------
-    kw = ktraj[runs["first"].to_numpy()] // max(n_days, 1)
-    kd = ktraj[runs["first"].to_numpy()] % max(n_days, 1)
-    srow = runs["site"].to_numpy()
-    site_visit = pd.DataFrame(
-        {
-            "worker_id": roster.worker_ids[kw],
-            "grid_id": roster.sites["grid_id"].to_numpy()[srow],
-            "site_id": roster.sites["site_id"].to_numpy()[srow],
-            "site_type": roster.sites["site_type"].to_numpy()[srow],
-            "date": date_objs[kd],
-            "start_ts": pd.to_datetime(track["ts_us"][runs["first"].to_numpy()], unit="us", utc=True),
-            "end_ts": pd.to_datetime(track["ts_us"][runs["last"].to_numpy()], unit="us", utc=True),
-            "duration_s": runs["duration_s"].to_numpy(),
-        },
-        columns=list(SITE_VISIT_COLUMNS),
+    # a point is in a vehicle when an interval on either side of it is (and none is walked)
+    prev_valid, prev_vehicle = np.r_[False, valid[:-1]], np.r_[False, vehicle[:-1]]
+    in_vehicle = (prev_valid | valid) & (~prev_valid | prev_vehicle) & (~valid | vehicle)
+    return _Patrol(
+        track=track,
+        intervals=iv,
+        visits=runs,
+        still=path.still,
+        sigma=path.sigma,
+        kept_reason=np.where(in_vehicle, cl.R_VEHICLE, np.where(track["in_pt"], cl.R_OK, cl.R_OUTSIDE)),
+        patrol_s=np.bincount(traj, dt * weight, minlength=n_traj),
+        am_s=np.bincount(traj, window_overlap(tod, dt, morning, noon) * weight, minlength=n_traj),
+        pm_s=np.bincount(traj, window_overlap(tod, dt, noon, evening) * weight, minlength=n_traj),
+        patrol_m=np.bincount(traj, path.step_m, minlength=n_traj),
     )
 
-    # --- worker_day -----------------------------------------------------------------------
-    widx = np.arange(n_traj) // max(n_days, 1)
-    didx = np.arange(n_traj) % max(n_days, 1)
-    workday = np.array([bool(ctx.workday[d]) for d in dates], dtype=bool)[didx] if n_days else np.zeros(0, bool)
-    exempt, late, why, late_note = _leave(ctx.leave, roster.worker_ids, dates, p.leave_filing_days)
+
+def _day_counts(
+    pts: _SortedPoints, reason: np.ndarray, patrol: _Patrol, roster: _Roster, days: _Days, policy: Policy
+) -> dict[str, np.ndarray]:
+    """Per worker-day: points by reason, gaps, vehicle time, speed, jumps, stays, noise, the
+    replay signature (the worker_day columns that are counts and evidence)."""
+    n_traj = days.n_traj(roster)
+    iv, traj, p = patrol.intervals, patrol.track["traj"], policy.patrol
+    n_reasons = len(cl.REASONS) + 1
+    by_reason = np.bincount(pts.traj * n_reasons + reason, minlength=n_traj * n_reasons).reshape(n_traj, n_reasons)
+    same = np.r_[traj[1:] == traj[:-1], False]
+    dt, valid, vehicle = iv["dt"], iv["valid"], iv["vehicle"]
+    max_speed = np.zeros(n_traj)
+    np.maximum.at(max_speed, traj[valid], iv["speed_w"][valid] * 3.6)
+    still = patrol.still
+    still_traj = still["traj"].to_numpy().astype(np.int64)
+    still_s, still_from, still_to = _longest_still(still, patrol.track["tod"], n_traj)
+    signature, sig_duration, sig_spread = _track_signatures(
+        patrol.track, traj, n_traj, int(p.anomalies.replay_min_points)
+    )
+    return {
+        "points_total": by_reason.sum(axis=1),
+        "points_used": by_reason[:, cl.R_OK],
+        "dropped_duplicate": by_reason[:, cl.R_DUPLICATE],
+        "dropped_accuracy": by_reason[:, cl.R_ACCURACY] + by_reason[:, cl.R_INVALID],
+        "dropped_mock": by_reason[:, cl.R_MOCK],
+        "dropped_spike": by_reason[:, cl.R_SPIKE],
+        "dropped_vehicle": by_reason[:, cl.R_VEHICLE],
+        "dropped_outside": by_reason[:, cl.R_OUTSIDE],
+        "gap_s": np.bincount(traj, np.where(same & (dt > p.points.max_gap_s), dt, 0.0), minlength=n_traj),
+        "max_speed_kmh": max_speed,
+        "noise_m": np.nan_to_num(group_median(patrol.sigma, traj, n_traj)),  # 0 on a day without fixes
+        "stationary_s": np.bincount(still_traj, still["duration_s"].to_numpy(), minlength=n_traj),
+        "stationary_uncounted_s": np.bincount(
+            still_traj, (still["patrol_s"] - still["counted_s"]).to_numpy(), minlength=n_traj
+        ),
+        "longest_stationary_s": still_s,
+        "track_signature": signature,
+        "track_duration_s": sig_duration,
+        "track_spread_m": sig_spread,
+        # working columns for the flags
+        "still_s": still_s,
+        "still_from": still_from,
+        "still_to": still_to,
+        "vehicle_s": np.bincount(traj, np.where(vehicle, dt, 0.0), minlength=n_traj),
+        # an impossible jump shorter than teleport_spike_m is GPS noise (multipath), not a teleport
+        "jumps": np.bincount(traj, iv["jump"] & (iv["dist"] >= p.anomalies.teleport_spike_m), minlength=n_traj),
+        "max_jump_m": _max_jump_m(pts.columns, reason, iv, traj, n_traj),
+    }
+
+
+def _worker_days(
+    counts: dict[str, np.ndarray], patrol: _Patrol, roster: _Roster, days: _Days, ctx: EngineContext
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row per full-time worker and date: due time and distance, status, short reasons,
+    leave, the counts; and the day's flags (joined into ``flags``)."""
+    p = ctx.policy.patrol
+    n_traj = days.n_traj(roster)
+    n = max(days.n, 1)
+    widx, didx = np.arange(n_traj) // n, np.arange(n_traj) % n
+    workday = days.workday[didx] if days.n else np.zeros(0, bool)
+    exempt, late, why, late_note = _leave(ctx.leave, roster.worker_ids, days.dates, p.leave_filing_days)
     exempt, late, why = exempt.ravel() & workday, late.ravel() & workday, why.ravel()
     late_note = np.where(late, late_note.ravel(), np.full(len(late), None, dtype=object))
-    gtype = roster.grid_type_of_worker[widx]
+    grid_type = roster.grid_type_of_worker[widx]
     due = workday & ~exempt
-    day_s = np.where(gtype == "village", p.village_day_h, p.community_day_h) * 3600.0
-    required_s = np.where(due, day_s, 0.0)
+    required_s = np.where(due, p.day_required_s(grid_type), 0.0)
     required_m = np.where(due, p.day_km * 1000.0, 0.0)
-    half = p.half_day_min_min * 60.0
-    tol = 1e-6
+    half, tol = p.half_day_min_min * 60.0, 1e-6
     short = {
-        "time": patrol_s < required_s - tol,
-        "distance": patrol_m < required_m - tol,
-        "morning": due & (am_s < half - tol),
-        "afternoon": due & (pm_s < half - tol),
+        "time": patrol.patrol_s < required_s - tol,
+        "distance": patrol.patrol_m < required_m - tol,
+        "morning": due & (patrol.am_s < half - tol),
+        "afternoon": due & (patrol.pm_s < half - tol),
     }
-    patrolled = patrol_s > 0
-    any_short = np.zeros(n_traj, bool)
-    for m in short.values():
-        any_short |= m
+    patrolled = patrol.patrol_s > 0
+    any_short = np.logical_or.reduce(list(short.values())) if n_traj else np.zeros(0, bool)
     status = np.select(
         [~workday, exempt, ~patrolled, any_short],
         [STATUS_OFF, STATUS_EXEMPT, STATUS_ABSENT, STATUS_SHORT],
         STATUS_OK,
     ).astype(object)
     judge = due & patrolled
-    short_reasons = _join_flags({k: v & judge for k, v in short.items()}, n_traj)
     day = pd.DataFrame(
         {
             "worker_id": roster.worker_ids[widx],
             "grid_id": roster.grid_id_of_worker[widx],
-            "date": date_objs[didx],
+            "date": days.date_objs[didx],
             "workday": workday,
             "exempt": exempt,
-            "patrol_s": patrol_s,
-            "patrol_m": patrol_m,
-            "am_s": am_s,
-            "pm_s": pm_s,
+            "patrol_s": patrol.patrol_s,
+            "patrol_m": patrol.patrol_m,
+            "am_s": patrol.am_s,
+            "pm_s": patrol.pm_s,
             "status": status,
-            "grid_type": gtype,
+            "grid_type": grid_type,
             "required_s": required_s,
             "required_m": required_m,
-            "points_total": rc.sum(axis=1),
-            "points_used": rc[:, cl.R_OK],
-            "dropped_duplicate": rc[:, cl.R_DUPLICATE],
-            "dropped_accuracy": rc[:, cl.R_ACCURACY] + rc[:, cl.R_INVALID],
-            "dropped_mock": rc[:, cl.R_MOCK],
-            "dropped_spike": rc[:, cl.R_SPIKE],
-            "dropped_vehicle": rc[:, cl.R_VEHICLE],
-            "dropped_outside": rc[:, cl.R_OUTSIDE],
-            "gap_s": gap_s,
-            "max_speed_kmh": max_speed,
+            **{k: counts[k] for k in _COUNT_COLUMNS},
             "leave_filed_late": late,
             "exempt_reason": why,
             "leave_note": pd.Series(late_note, dtype=object),  # text or None, as the other notes
-            "short_reasons": short_reasons,
-            "noise_m": noise_m,
-            "stationary_s": stationary_s,
-            "stationary_uncounted_s": uncounted_s,
-            "longest_stationary_s": still_s,
-            "track_signature": signature,
-            "track_duration_s": sig_duration,
-            "track_spread_m": sig_spread,
-            # working columns for the flags
-            "still_s": still_s,
-            "still_from": still_from,
-            "still_to": still_to,
-            "vehicle_s": vehicle_s,
-            "jumps": jumps,
-            "max_jump_m": max_jump,
+            "short_reasons": _join_flags({k: v & judge for k, v in short.items()}, n_traj),
+            **{k: counts[k] for k in _EVIDENCE_COLUMNS},
         }
     )
     day["exempt_reason"] = day["exempt_reason"].where(day["exempt"], None)
-    flags = day_flags(day, policy) if n_traj else pd.DataFrame(columns=list(DAY_FLAG_COLUMNS))
+    flags = day_flags(day, ctx.policy) if n_traj else pd.DataFrame(columns=list(DAY_FLAG_COLUMNS))
     if len(flags):
         per_day = flags.groupby(["worker_id", "date"])["flag"].agg(",".join)
         day = day.merge(per_day.rename("flags"), left_on=["worker_id", "date"], right_index=True, how="left")
         day["flags"] = day["flags"].astype(object).where(day["flags"].notna(), None)
     else:
         day["flags"] = None
-    worker_day = day[[*WORKER_DAY_COLUMNS, *WORKER_DAY_EXTRA]].reset_index(drop=True)
+    return day[[*WORKER_DAY_COLUMNS, *WORKER_DAY_EXTRA]].reset_index(drop=True), flags
 
-    # --- point_use ------------------------------------------------------------------------
-    point_use = _point_use(
-        points,
-        ts,
-        roster,
-        sel,
-        other,
-        wcode,
-        dpos,
-        reason,
-        in_grid,
-        uknown[wfac] if len(wfac) else np.zeros(0, bool),
-        date_objs,
+
+# worker_day columns that _day_counts makes, in their order in the frame
+_COUNT_COLUMNS = (
+    "points_total",
+    "points_used",
+    "dropped_duplicate",
+    "dropped_accuracy",
+    "dropped_mock",
+    "dropped_spike",
+    "dropped_vehicle",
+    "dropped_outside",
+    "gap_s",
+    "max_speed_kmh",
+)
+_EVIDENCE_COLUMNS = (
+    "noise_m",
+    "stationary_s",
+    "stationary_uncounted_s",
+    "longest_stationary_s",
+    "track_signature",
+    "track_duration_s",
+    "track_spread_m",
+    "still_s",
+    "still_from",
+    "still_to",
+    "vehicle_s",
+    "jumps",
+    "max_jump_m",
+)
+
+
+def _site_visits(patrol: _Patrol, roster: _Roster, days: _Days) -> pd.DataFrame:
+    """One row per visit to a registered site (a stay within its radius)."""
+    runs, traj, ts_us = patrol.visits, patrol.track["traj"], patrol.track["ts_us"]
+    first, last = runs["first"].to_numpy(), runs["last"].to_numpy()
+    n = max(days.n, 1)
+    site = runs["site"].to_numpy()
+    return pd.DataFrame(
+        {
+            "worker_id": roster.worker_ids[traj[first] // n],
+            "grid_id": roster.sites["grid_id"].to_numpy()[site],
+            "site_id": roster.sites["site_id"].to_numpy()[site],
+            "site_type": roster.sites["site_type"].to_numpy()[site],
+            "date": days.date_objs[traj[first] % n],
+            "start_ts": pd.to_datetime(ts_us[first], unit="us", utc=True),
+            "end_ts": pd.to_datetime(ts_us[last], unit="us", utc=True),
+            "duration_s": runs["duration_s"].to_numpy(),
+        },
+        columns=list(SITE_VISIT_COLUMNS),
     )
-    return DayResult(worker_day=worker_day, point_use=point_use, site_visit=site_visit, day_flag=flags)
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -561,19 +658,18 @@ def _hhmm(sec: float) -> str:
 
 def _point_use(
     points: pd.DataFrame,
-    ts: pd.Series,
+    pts: _SortedPoints,
     roster: _Roster,
-    sel: np.ndarray,
-    other: np.ndarray,
-    wcode: np.ndarray,
-    dpos: np.ndarray,
     reason: np.ndarray,
     in_grid: np.ndarray,
-    known: np.ndarray,
     date_objs: np.ndarray,
 ) -> pd.DataFrame:
+    """Every input row on the call's dates: counted or why not (full-time workers' points in
+    their sorted order, then the others' in input order)."""
+    sel, other, wcode, dpos = pts.rows, pts.other_rows, pts.worker, pts.day_pos
+    ts = pts.ts
     rows = np.r_[sel, other]
-    o_reason = np.where(known[other], cl.R_NOT_FULL_TIME, cl.R_UNKNOWN).astype(np.int8)
+    o_reason = np.where(pts.other_known, cl.R_NOT_FULL_TIME, cl.R_UNKNOWN).astype(np.int8)
     all_reason = np.r_[reason, o_reason].astype(np.int8)
     # worker and grid as categoricals built from codes: no per-point strings
     wfac, wuniq = pd.factorize(pd.Series(points["worker_id"]).iloc[other].astype(str))

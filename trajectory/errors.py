@@ -1,4 +1,18 @@
-"""The project's few exception classes (STYLE lesson 6)."""
+"""The project's few exception classes (STYLE lesson 6) and the one exit-code map of its commands.
+
+Every entry point (``python -m trajectory.run``, ``python -m scoring.export``, ``python -m maps``)
+turns what it caught into its exit code with :func:`exit_code` (docs/spec.md §4):
+
+====  =====================================================================================
+code  meaning
+====  =====================================================================================
+0     success
+1     the command failed while working: the store or the system (DuckDB, disk, a bug); run again
+2     refused: bad arguments or usage, a wrong workspace, input file or ``patrol.toml``, the
+      store busy or inconsistent: every :class:`GridpatrolError`; fix what the line names
+130   interrupted (Ctrl-C)
+====  =====================================================================================
+"""
 
 from __future__ import annotations
 
@@ -49,3 +63,42 @@ class PolicyError(InputError):
 
 class StoreError(GridpatrolError):
     """The DuckDB/Parquet store is inconsistent or busy (another run holds the lock)."""
+
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_REFUSED = 2
+EXIT_INTERRUPTED = 130
+
+
+def exit_code(exc: BaseException | None) -> int:
+    """The exit code of a command that stopped on ``exc`` (``None``: it succeeded).
+
+    Examples
+    --------
+    >>> exit_code(None), exit_code(InputError("--month", "month was '2026-13'"))
+    (0, 2)
+    >>> exit_code(StoreError("busy")), exit_code(OSError("disk full")), exit_code(KeyboardInterrupt())
+    (2, 1, 130)
+    """
+    if exc is None:
+        return EXIT_OK
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(exc, GridpatrolError):
+        return EXIT_REFUSED
+    return EXIT_FAILED
+
+
+__all__ = [
+    "GridpatrolError",
+    "WorkspaceError",
+    "InputError",
+    "PolicyError",
+    "StoreError",
+    "EXIT_OK",
+    "EXIT_FAILED",
+    "EXIT_REFUSED",
+    "EXIT_INTERRUPTED",
+    "exit_code",
+]

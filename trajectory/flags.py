@@ -17,10 +17,22 @@ import pandas as pd
 
 from scoring.policy import Policy
 from trajectory.clean import REASONS, is_trustworthy
+from trajectory.contract import DAY_FLAG_COLUMNS
 from trajectory.geo import to_local
 
+__all__ = [
+    "DAY_FLAG_COLUMNS",
+    "FLAGS",
+    "day_flags",
+    "day_signatures",
+    "decode_signatures",
+    "detect_replays",
+    "encode_signatures",
+    "replay_pairs",
+    "replays_from_signatures",
+]
+
 FLAGS = ("desk_phone", "vehicle", "teleport", "mock_location", "replay")
-DAY_FLAG_COLUMNS = ("worker_id", "grid_id", "date", "flag", "detail")
 
 
 def day_flags(day: pd.DataFrame, policy: Policy) -> pd.DataFrame:

@@ -12,6 +12,15 @@ from __future__ import annotations
 import numpy as np
 import shapely
 
+__all__ = [
+    "frame_scales",
+    "from_local",
+    "geoms_to_local",
+    "grid_frames",
+    "to_grid_local",
+    "to_local",
+]
+
 _A = 6378137.0  # WGS-84 semi-major axis (m)
 _E2 = 6.69437999014e-3  # WGS-84 first eccentricity squared
 

@@ -11,6 +11,12 @@ import logging
 import sys
 from typing import Any
 
+__all__ = [
+    "LOGGER_NAME",
+    "log_step",
+    "setup_logging",
+]
+
 LOGGER_NAME = "gridpatrol"
 _FORMAT = "%(asctime)s %(levelname)s %(message)s"
 

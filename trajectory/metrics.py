@@ -27,6 +27,18 @@ from trajectory.clean import Frame, col
 from trajectory.contract import WORKER_WEEK_COLUMNS
 from trajectory.noise import denoise
 
+__all__ = [
+    "PathResult",
+    "anchor_chain",
+    "clock_s",
+    "compute_weeks",
+    "path_distance",
+    "segment_bounds",
+    "week_part_end",
+    "week_part_start",
+    "window_overlap",
+]
+
 _LOOKAHEAD = 128  # points searched for the next anchor (a 60 m step at 0.5 m/s and 1 s); beyond, re-set
 
 
@@ -344,7 +356,7 @@ def compute_weeks(worker_day: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     # pro-rated by the part's due workdays out of 5, never above the seed's weekly figures: a
     # six-workday 调休 week still needs 18 h / 12 h and 8 km (每周不少于…), not 21.6 h and 9.6 km
     due = ((g["workdays"] - g["exempt_days"]).clip(lower=0) / float(p.week_nominal_workdays)).clip(upper=1.0)
-    week_s = np.where(g["grid_type"].to_numpy() == "village", p.village_week_h, p.community_week_h) * 3600.0
+    week_s = p.week_required_s(g["grid_type"].to_numpy())
     g["required_s"] = week_s * due
     g["required_m"] = p.week_km * 1000.0 * due
     g["meets_time"] = g["patrol_s"] >= g["required_s"] - 1e-6

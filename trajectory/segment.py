@@ -19,6 +19,13 @@ import shapely
 from scoring.policy import PointRules
 from trajectory.clean import Frame, col, noise_allowance_m
 
+__all__ = [
+    "build_intervals",
+    "clip_share",
+    "inside_points",
+    "windowed_speed",
+]
+
 
 def build_intervals(track: Frame, grid_geoms: np.ndarray, rules: PointRules) -> dict[str, np.ndarray]:
     """Intervals between consecutive trustworthy points, one row per point.

@@ -26,77 +26,16 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from trajectory import contract
 from trajectory.batching import context_for_workers, empty_points, full_time_ids
-from trajectory.contract import WORKER_DAY_COLUMNS
-from trajectory.engine import POINT_USE_COLUMNS, WORKER_DAY_EXTRA, DayResult, EngineContext, process_days
-from trajectory.flags import DAY_FLAG_COLUMNS
-from trajectory.visits import SITE_VISIT_COLUMNS
+from trajectory.engine import DayResult, EngineContext, process_days
 
-OUTPUTS = ("worker_day", "site_visit", "day_flag", "point_use")
+OUTPUTS = (contract.WORKER_DAY, contract.SITE_VISIT, contract.DAY_FLAG, contract.POINT_USE)
 POINT_COLUMNS = ("worker_id", "ts", "lon", "lat", "accuracy_m", "speed_mps", "mock")
 
-_TS = pa.timestamp("us", tz="UTC")
-# Arrow type of every column of the four outputs (shared names have one type)
-_TYPES: dict[str, pa.DataType] = {
-    "worker_id": pa.string(),
-    "grid_id": pa.string(),
-    "date": pa.date32(),
-    # worker_day
-    "workday": pa.bool_(),
-    "exempt": pa.bool_(),
-    "patrol_s": pa.float64(),
-    "patrol_m": pa.float64(),
-    "am_s": pa.float64(),
-    "pm_s": pa.float64(),
-    "status": pa.string(),
-    "grid_type": pa.string(),
-    "required_s": pa.float64(),
-    "required_m": pa.float64(),
-    "points_total": pa.int64(),
-    "points_used": pa.int64(),
-    "dropped_duplicate": pa.int64(),
-    "dropped_accuracy": pa.int64(),
-    "dropped_mock": pa.int64(),
-    "dropped_spike": pa.int64(),
-    "dropped_vehicle": pa.int64(),
-    "dropped_outside": pa.int64(),
-    "gap_s": pa.float64(),
-    "max_speed_kmh": pa.float64(),
-    "leave_filed_late": pa.bool_(),
-    "exempt_reason": pa.string(),
-    "leave_note": pa.string(),
-    "short_reasons": pa.string(),
-    "noise_m": pa.float64(),
-    "stationary_s": pa.float64(),
-    "stationary_uncounted_s": pa.float64(),
-    "longest_stationary_s": pa.float64(),
-    "track_signature": pa.string(),
-    "track_duration_s": pa.float64(),
-    "track_spread_m": pa.float64(),
-    "flags": pa.string(),
-    # site_visit
-    "site_id": pa.string(),
-    "site_type": pa.string(),
-    "start_ts": _TS,
-    "end_ts": _TS,
-    "duration_s": pa.float64(),
-    # day_flag
-    "flag": pa.string(),
-    "detail": pa.string(),
-    # point_use
-    "ts": _TS,
-    "lon": pa.float64(),
-    "lat": pa.float64(),
-    "counted": pa.bool_(),
-    "reason": pa.string(),
-    "in_grid": pa.bool_(),
-}
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "worker_day": (*WORKER_DAY_COLUMNS, *WORKER_DAY_EXTRA),
-    "site_visit": SITE_VISIT_COLUMNS,
-    "day_flag": DAY_FLAG_COLUMNS,
-    "point_use": POINT_USE_COLUMNS,
-}
+# Arrow type of every column of the four outputs (shared names have one type), from the contract
+_TYPES: dict[str, pa.DataType] = contract.arrow_types(*OUTPUTS)
+COLUMNS: dict[str, tuple[str, ...]] = {name: contract.SCHEMAS[name].names(extra=True) for name in OUTPUTS}
 _OBJECT_STRINGS = {"exempt_reason", "leave_note", "flags", "detail"}
 UNION_SCHEMA = pa.schema([pa.field("output", pa.string())] + [pa.field(name, typ) for name, typ in _TYPES.items()])
 
@@ -152,7 +91,7 @@ def process_days_spark(spark: Any, gps: Any, ctx: EngineContext, dates: Sequence
     union = frames["_union"]
     got = {name: _to_pandas(union, name) for name in OUTPUTS}
     # the roster's full-time workers without points: absent, exempt or off, computed here
-    seen = set(got["worker_day"]["worker_id"]) | set(got["point_use"]["worker_id"])
+    seen = set(got[contract.WORKER_DAY]["worker_id"]) | set(got[contract.POINT_USE]["worker_id"])
     silent = [w for w in full_time_ids(ctx) if w not in seen]
     if silent:
         local = process_days(empty_points(), context_for_workers(ctx, silent), dates)
@@ -162,10 +101,10 @@ def process_days_spark(spark: Any, gps: Any, ctx: EngineContext, dates: Sequence
                 got[name] = pd.concat([got[name], _conform(part.reset_index(drop=True), name)], ignore_index=True)
     union.unpersist()
     return DayResult(
-        worker_day=_order(got["worker_day"], ["worker_id", "date"]),
-        site_visit=_order(got["site_visit"], ["worker_id", "date", "start_ts", "site_id"]),
-        day_flag=_order(got["day_flag"], ["worker_id", "date", "flag"]),
-        point_use=_point_use_types(_order(got["point_use"], ["worker_id", "date", "ts"])),
+        worker_day=_order(got[contract.WORKER_DAY], ["worker_id", "date"]),
+        site_visit=_order(got[contract.SITE_VISIT], ["worker_id", "date", "start_ts", "site_id"]),
+        day_flag=_order(got[contract.DAY_FLAG], ["worker_id", "date", "flag"]),
+        point_use=_point_use_types(_order(got[contract.POINT_USE], ["worker_id", "date", "ts"])),
     )
 
 

@@ -18,7 +18,6 @@ import shutil
 import signal
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import date, datetime
@@ -31,19 +30,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from trajectory import contract as c
+from trajectory import files
 from trajectory.errors import StoreError
 from trajectory.logs import log_step
 from trajectory.workspace import WorkspacePaths
 
 # our own table (not in the contract): a file re-delivered under another name, recorded once
-INGEST_ALIAS = "ingest_alias"
+INGEST_ALIAS = c.INGEST_ALIAS
 # our own table: work a run planned and has not finished yet (see :func:`add_pending`)
-PENDING_WORK = "pending_work"
+PENDING_WORK = c.PENDING_WORK
 PENDING_DAY = "day"  # a local date to recompute (key YYYY-MM-DD)
 PENDING_MONTH = "month"  # a month whose weeks, site checks and findings to recompute (key YYYY-MM)
 PENDING_SCORE = "score"  # a month to score and export (key YYYY-MM)
 # our own table: the journal of month scoring asked for (see :func:`request_months`), one row per month
-MONTH_REQUEST = "month_request"
+MONTH_REQUEST = c.MONTH_REQUEST
 REQUEST_PENDING, REQUEST_SCORING, REQUEST_DONE, REQUEST_FAILED = "pending", "scoring", "done", "failed"
 # test hooks: GRIDPATROL_CRASH_AT="<point>[:<n>]" SIGKILLs the run the n-th time it reaches <point>;
 # GRIDPATROL_PAUSE_AT="<point>[:<n>]" sleeps there GRIDPATROL_PAUSE_S seconds (a test kills it from outside)
@@ -59,61 +59,14 @@ STALE_COPY_S = 3600  # a snapshot copy's temporary file older than this was left
 PARTITION_PREFIX = "date="
 GPS_PART_HASH_CHARS = 16
 
-# Contract tables with their fixed columns; producers may add columns (added on first write).
-TABLE_DDL: dict[str, str] = {
-    c.QUARANTINE: """
-        source_file VARCHAR, row_number BIGINT, reason VARCHAR, raw VARCHAR,
-        file_hash VARCHAR, ingested_run VARCHAR""",
-    c.INGEST_MANIFEST: """
-        file_hash VARCHAR PRIMARY KEY, file_name VARCHAR, file_size BIGINT, file_format VARCHAR,
-        rows_read BIGINT, rows_accepted BIGINT, rows_duplicate BIGINT, rows_quarantined BIGINT,
-        dates VARCHAR, ingested_run VARCHAR, ingested_at TIMESTAMPTZ, error VARCHAR""",
-    INGEST_ALIAS: """
-        file_hash VARCHAR, file_name VARCHAR, first_seen_run VARCHAR, first_seen_at TIMESTAMPTZ""",
-    c.WORKER_DAY: """
-        worker_id VARCHAR, grid_id VARCHAR, date DATE, workday BOOLEAN, exempt BOOLEAN,
-        patrol_s DOUBLE, patrol_m DOUBLE, am_s DOUBLE, pm_s DOUBLE, status VARCHAR""",
-    c.WORKER_WEEK: """
-        worker_id VARCHAR, grid_id VARCHAR, week_start DATE, patrol_s DOUBLE, patrol_m DOUBLE,
-        required_s DOUBLE, required_m DOUBLE, meets_time BOOLEAN, meets_distance BOOLEAN, month VARCHAR""",
-    c.SITE_CHECK: """
-        site_id VARCHAR, site_type VARCHAR, grid_id VARCHAR, period_start DATE, period_end DATE,
-        visited BOOLEAN, month VARCHAR""",
-    c.GRID_MONTH_SCORE: """
-        grid_id VARCHAR, month VARCHAR, item_code VARCHAR, max_score DOUBLE, score DOUBLE""",
-    c.DEDUCTION: """
-        grid_id VARCHAR, month VARCHAR, item_code VARCHAR, reason VARCHAR, count DOUBLE,
-        points DOUBLE, evidence VARCHAR""",
-    c.SITE_VISIT: """
-        worker_id VARCHAR, grid_id VARCHAR, site_id VARCHAR, site_type VARCHAR, date DATE,
-        start_ts TIMESTAMPTZ, end_ts TIMESTAMPTZ, duration_s DOUBLE""",
-    c.DAY_FLAG: """
-        worker_id VARCHAR, grid_id VARCHAR, date DATE, flag VARCHAR, detail VARCHAR""",
-    c.PATROL_FINDING: """
-        grid_id VARCHAR, worker_id VARCHAR, month VARCHAR, kind VARCHAR, period_start DATE,
-        period_end DATE, site_id VARCHAR, site_type VARCHAR, points DOUBLE, evidence VARCHAR""",
-    PENDING_WORK: """
-        kind VARCHAR, key VARCHAR, run_id VARCHAR, added_at TIMESTAMPTZ""",
-    MONTH_REQUEST: """
-        month VARCHAR, state VARCHAR, requested_run VARCHAR, requested_at TIMESTAMPTZ, last_run VARCHAR,
-        updated_at TIMESTAMPTZ, done_run VARCHAR, done_at TIMESTAMPTZ, message VARCHAR, allow_missing VARCHAR""",
-    c.RUN_LOG: """
-        run_id VARCHAR, started_at TIMESTAMPTZ, ended_at TIMESTAMPTZ, command VARCHAR,
-        files BIGINT, rows_accepted BIGINT, rows_duplicate BIGINT, rows_quarantined BIGINT,
-        days_recomputed VARCHAR, months_scored VARCHAR, warnings VARCHAR, policy_hash VARCHAR,
-        outcome VARCHAR, message VARCHAR""",
-}
+# Contract tables with their fixed columns (derived from trajectory.contract.SCHEMAS); producers
+# may add columns (added on first write).
+TABLE_DDL: dict[str, str] = {table: c.ddl(table) for table in c.DUCKDB_TABLES}
 
-# Parquet-backed views: name -> store sub-folder
-PARQUET_VIEWS = {c.GPS_POINT: "gps", "point_use": "point_use"}
-EMPTY_VIEW_SQL = {
-    c.GPS_POINT: """SELECT NULL::VARCHAR AS worker_id, NULL::TIMESTAMPTZ AS ts, NULL::DOUBLE AS lon,
-        NULL::DOUBLE AS lat, NULL::DOUBLE AS accuracy_m, NULL::DOUBLE AS speed_mps, NULL::BOOLEAN AS mock,
-        NULL::VARCHAR AS device_id, NULL::VARCHAR AS file_hash, NULL::DATE AS date WHERE false""",
-    "point_use": """SELECT NULL::VARCHAR AS worker_id, NULL::TIMESTAMPTZ AS ts, NULL::DOUBLE AS lon,
-        NULL::DOUBLE AS lat, NULL::BOOLEAN AS counted, NULL::VARCHAR AS reason, NULL::BOOLEAN AS in_grid,
-        NULL::DATE AS date WHERE false""",
-}
+# Parquet-backed views: name -> store sub-folder (point_use is stored under its own name)
+PARQUET_VIEWS = {c.GPS_POINT: "gps", c.POINT_USE: c.POINT_USE}
+# a view's placeholder while it has no file yet: its columns and types, no row
+EMPTY_VIEW_SQL = {view: c.empty_select(view) for view in PARQUET_VIEWS}
 
 
 def connect(
@@ -240,15 +193,20 @@ def _ensure_columns(
 ) -> None:
     """Create ``table`` from ``df``'s schema if missing; add columns ``df`` has and the table lacks.
 
-    ``types`` names the SQL type of columns whose pandas type says too little (an empty
-    frame's object columns); an all-empty object column otherwise becomes VARCHAR.
+    A column of the table's schema (:data:`trajectory.contract.SCHEMAS`, with the producer's
+    extra columns) gets its declared type, whatever the first frame's dtype (a day without a
+    stay has integer ``stationary_s``). ``types`` names the SQL type of other columns whose
+    pandas type says too little (an empty frame's object columns); an all-empty object column
+    otherwise becomes VARCHAR.
     """
     con.register("_schema_probe", df.head(0))
     try:
         probe = con.execute("SELECT column_name, column_type FROM (DESCRIBE _schema_probe)").fetchall()
     finally:
         con.unregister("_schema_probe")
-    given = types or {}
+    schema = c.SCHEMAS.get(table)
+    declared = {col.name: col.type for col in (*schema.columns, *schema.extra)} if schema else {}
+    given = {**declared, **(types or {})}
     types = {name: given.get(name) or ("VARCHAR" if kind.strip('"') == "NULL" else kind) for name, kind in probe}
     columns = ", ".join(f'"{name}" {kind}' for name, kind in types.items())
     con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
@@ -497,15 +455,10 @@ def write_parquet_atomic(table: pa.Table, path: Path, **options: Any) -> None:
     """Write ``table`` to ``path`` through a temporary file and an atomic rename.
 
     Readers glob ``*.parquet``; the temporary name ends in ``.tmp`` so a half-written file is
-    never read. The data is fsync'ed before the rename. ``options`` go to
-    ``pyarrow.parquet.write_table`` (default: zstd compression).
+    never read. The data is fsync'ed before the rename (:func:`trajectory.files.write_atomic`).
+    ``options`` go to ``pyarrow.parquet.write_table`` (default: zstd compression).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    pq.write_table(table, tmp, **{"compression": "zstd", **options})
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    files.write_atomic(path, lambda tmp: pq.write_table(table, tmp, **{"compression": "zstd", **options}))
 
 
 def remove_stale_temporaries(paths: WorkspacePaths) -> int:
@@ -651,32 +604,38 @@ def analyst_snapshot(paths: WorkspacePaths) -> tuple[Path, str | None]:
             f"夜间运行正在写入数据库，读取的是 {taken:%Y-%m-%d %H:%M} 的快照 the store is being written by "
             f"{holder}; reading the snapshot taken at {taken:%Y-%m-%d %H:%M:%S %z}"
         )
-    tmp = folder / f".patrol.{uuid.uuid4().hex}.tmp"
-    wal = Path(f"{paths.duckdb}.wal")
     try:
-        try:
-            # the files cannot change while this connection is open: the signature is the copy's
-            current = folder / f"patrol-{_store_signature(paths)}.duckdb"
-            shutil.copyfile(paths.duckdb, tmp)
-            has_wal = wal.exists()
-            if has_wal:
-                shutil.copyfile(wal, f"{tmp}.wal")
-        finally:
-            con.close()
-        if has_wal:
-            duckdb.connect(str(tmp)).close()  # replays the WAL into the copy and checkpoints it
-        os.replace(tmp, current)
+        # the files cannot change while this connection is open: the signature is the copy's
+        current = folder / f"patrol-{_store_signature(paths)}.duckdb"
+        files.write_atomic(current, lambda tmp: _copy_store(paths, con, tmp), fsync=False)
     finally:
-        tmp.unlink(missing_ok=True)
-        Path(f"{tmp}.wal").unlink(missing_ok=True)
+        con.close()
     for old in _snapshots(folder)[SNAPSHOTS_KEPT:]:
         old.unlink(missing_ok=True)  # a notebook still reading it keeps its open file
-    for stale in folder.glob(".patrol.*.tmp*"):
+    for stale in folder.glob(".patrol*.tmp*"):
         # a copy whose notebook was killed mid-copy (a copy in progress is minutes old at most)
         with suppress(FileNotFoundError):
             if time.time() - stale.stat().st_mtime > STALE_COPY_S:
                 stale.unlink()
     return current, None
+
+
+def _copy_store(paths: WorkspacePaths, con: duckdb.DuckDBPyConnection, tmp: Path) -> None:
+    """Copy ``patrol.duckdb`` (and a WAL left beside it) to ``tmp`` while ``con`` holds it; close
+    ``con``; fold the WAL into the copy."""
+    wal, tmp_wal = Path(f"{paths.duckdb}.wal"), Path(f"{tmp}.wal")
+    try:
+        try:
+            shutil.copyfile(paths.duckdb, tmp)
+            has_wal = wal.exists()
+            if has_wal:
+                shutil.copyfile(wal, tmp_wal)
+        finally:
+            con.close()
+        if has_wal:
+            duckdb.connect(str(tmp)).close()  # replays the WAL into the copy and checkpoints it
+    finally:
+        tmp_wal.unlink(missing_ok=True)
 
 
 def _store_signature(paths: WorkspacePaths) -> str:

@@ -20,11 +20,16 @@ import pandas as pd
 from scoring.policy import Policy
 from trajectory.clean import Frame, col
 from trajectory.contract import SITE_CHECK_COLUMNS
+from trajectory.contract import SITE_VISIT_COLUMNS as SITE_VISIT_COLUMNS  # re-exported (engine, batching)
 from trajectory.metrics import week_part_end, week_part_start
 
-_OFF = 1 << 19  # cell index offset (cells of ≥ 1 m: ±500 km around the grid)
+__all__ = [
+    "SITE_VISIT_COLUMNS",
+    "site_checks",
+    "stay_runs",
+]
 
-SITE_VISIT_COLUMNS = ("worker_id", "grid_id", "site_id", "site_type", "date", "start_ts", "end_ts", "duration_s")
+_OFF = 1 << 19  # cell index offset (cells of ≥ 1 m: ±500 km around the grid)
 
 
 def _cell_key(gcode: np.ndarray, cx: np.ndarray, cy: np.ndarray) -> np.ndarray:

@@ -26,6 +26,7 @@ from trajectory.contract import (
     GRID_PROPERTIES,
     GRID_TYPE_ALIASES,
     LEAVE_COLUMNS,
+    POINT_USE,
     SITE_TYPES,
     SITES_COLUMNS,
     WORKERS_COLUMNS,
@@ -124,7 +125,7 @@ class WorkspacePaths:
 
     @property
     def point_use_store(self) -> Path:
-        return self.store / "point_use"
+        return self.store / POINT_USE
 
     @property
     def out(self) -> Path:

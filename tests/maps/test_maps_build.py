@@ -244,7 +244,7 @@ def test_cli_on_a_workspace(tmp_path, grids, worker_day, site_check, sites, poin
         text=True,
         timeout=60,
     )
-    assert bad.returncode == 1 and "YYYY-MM" in bad.stderr
+    assert bad.returncode == 2 and "YYYY-MM" in bad.stderr  # a bad month is refused (exit_code: InputError)
 
 
 def test_a_new_rendering_removes_pages_it_no_longer_writes(tmp_path, month_frames):

@@ -20,6 +20,7 @@ from scoring_helpers import FINDINGS, MONTH, clean_tables, write_geojson, write_
 from scoring.export import (
     EVENT_FLAG,
     GRIDS_PER_PAGE,
+    check_month,
     item_label,
     main,
     month_end,
@@ -31,6 +32,7 @@ from scoring.export import (
 )
 from scoring.inputs import REQUIRED_TABLES
 from trajectory.contract import DEDUCTION, GRID_MONTH_SCORE, ITEM_CODES, PATROL_FINDING, WORKER_DAY
+from trajectory.errors import InputError
 from trajectory.store import connect
 from trajectory.workspace import load_workspace
 
@@ -222,8 +224,17 @@ def test_cli_failure_is_one_line(args, message, workspace, capsys):
     assert err.count("\n") == 1 and err.startswith("error: ") and message in err
 
 
+def test_cli_bad_month_is_an_input_error_exit_2(workspace, capsys):
+    ws, _ = _scored(workspace)
+    assert main(["--workspace", str(ws.root), "--month", "2026-13"]) == 2
+    assert "--month: month was '2026-13'" in capsys.readouterr().err
+    with pytest.raises(InputError):
+        check_month("2026-13")
+
+
 def test_cli_missing_workspace(tmp_path, capsys):
-    assert main(["--workspace", str(tmp_path / "nowhere"), "--month", MONTH]) == 1
+    # one exit-code map (trajectory.errors.exit_code): a wrong workspace is refused, 2, as in trajectory.run
+    assert main(["--workspace", str(tmp_path / "nowhere"), "--month", MONTH]) == 2
     assert "workspace folder not found" in capsys.readouterr().err
 
 

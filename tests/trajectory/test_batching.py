@@ -1,83 +1,141 @@
-"""Worker batches: process_days_batched equals process_days on the whole input."""
+"""Worker batches through the one day-job path (trajectory.dayjob.process_dates) equal
+``process_days`` on the whole input, in this process and on the process pool.
+
+The workspace is real: grids, roster and sites written as files, the points ingested from a
+Parquet inbox into the store, the tables written to ``patrol.duckdb`` and the point_use store.
+"""
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the benchmarks' generator, from the repo root
-from benchmarks.generate import make_data  # noqa: E402
-from trajectory.batching import plan_batches, process_days_batched  # noqa: E402
+from benchmarks.generate import make_data, write_workspace  # noqa: E402
+from trajectory import dayjob, store  # noqa: E402
+from trajectory.batching import plan_batches  # noqa: E402
 from trajectory.engine import process_days  # noqa: E402
+from trajectory.ingest import ingest_inbox  # noqa: E402
+from trajectory.workspace import load_workspace  # noqa: E402
+
+TABLES = ("worker_day", "site_visit", "day_flag")
 
 
 @pytest.fixture(scope="module")
-def data():
+def ingested(tmp_path_factory):
     # 9 workers × 2 days with stays at sites, spikes, mock points, repeats, a part-time
     # worker, an unknown phone and a full-time worker without points
     pts, ctx = make_data(9 * 2 * 600, days=2, extras=True, per_day=600)
     ctx.workers.loc[len(ctx.workers)] = ["W99999", "silent", "G0000", True]
-    dates = sorted(ctx.workday)
-    return pts, ctx, dates, process_days(pts, ctx, dates)
+    root = tmp_path_factory.mktemp("batching") / "ws"
+    write_workspace(root, pts, ctx, files=2)
+    ws = load_workspace(root)
+    con = store.connect(ws.paths)
+    try:
+        ingest_inbox(ws, con, "t0", progress=False)
+        dates = [r[0] for r in con.execute("SELECT DISTINCT date FROM gps_point ORDER BY 1").fetchall()]
+    finally:
+        con.close()
+    return root, dates
 
 
-def _assert_same(got, want) -> None:
-    for name in ("worker_day", "site_visit", "day_flag", "point_use"):
-        pd.testing.assert_frame_equal(getattr(got, name), getattr(want, name), check_exact=True, obj=name)
+def _tables(root: Path, dates, workers: int, max_points: int, monkeypatch) -> dict[str, list[tuple]]:
+    monkeypatch.setattr(dayjob, "WORKERS", workers)
+    ws = load_workspace(root)
+    con = store.connect(ws.paths)
+    try:
+        dayjob.process_dates(ws, con, dates, progress=False, run_id="t", max_points=max_points)
+        out = {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in TABLES}
+        out["point_use"] = con.execute(
+            "SELECT worker_id, grid_id, ts, lon, lat, date, counted, reason, in_grid FROM point_use ORDER BY ALL"
+        ).fetchall()
+        return out
+    finally:
+        con.close()
 
 
-def test_input_has_every_case(data) -> None:
-    _, _, _, whole = data
-    assert set(whole.worker_day["status"]) >= {"ok", "short", "absent"} or len(whole.worker_day) > 0
-    assert len(whole.site_visit) > 0
+@pytest.fixture(scope="module")
+def whole(ingested):
+    """process_days on every stored point at once, and its frames."""
+    root, dates = ingested
+    ws = load_workspace(root)
+    con = store.connect(ws.paths, read_only=True)
+    try:
+        points = dayjob.load_points(con, dates)
+    finally:
+        con.close()
+    return process_days(points, dayjob.engine_context(ws, dates), dates)
+
+
+def test_input_has_every_case(whole) -> None:
+    assert len(whole.worker_day) > 0 and len(whole.site_visit) > 0
     assert {"teleport", "mock_location"} <= set(whole.day_flag["flag"])
-    assert {"duplicate", "spike", "mock", "not_full_time", "unknown_worker"} <= set(whole.point_use["reason"].dropna())
+    assert {"spike", "mock", "not_full_time"} <= set(whole.point_use["reason"].dropna())
     assert "W99999" in set(whole.worker_day["worker_id"])
 
 
-@pytest.mark.parametrize(
-    "executor,workers,max_points",
-    [
-        ("serial", 1, 2_000),
-        ("thread", 2, 3_000),
-        ("process", 2, 2_500),
-        ("process", 2, 10_000_000),
-    ],
-)
-def test_batched_equals_whole(data, executor, workers, max_points) -> None:
-    pts, ctx, dates, whole = data
-    got = process_days_batched(pts, ctx, dates, max_points_per_batch=max_points, workers=workers, executor=executor)
-    _assert_same(got, whole)
+def test_one_batch_in_this_process_equals_process_days_on_everything(ingested, whole, tmp_path, monkeypatch) -> None:
+    root, dates = ingested
+    ws = tmp_path / "ws"
+    shutil.copytree(root, ws)
+    got = _tables(ws, dates, workers=1, max_points=10_000_000, monkeypatch=monkeypatch)
+    for name in (*TABLES, "point_use"):
+        assert len(got[name]) == len(getattr(whole, name)), name
+    con = store.connect(load_workspace(ws).paths, read_only=True)
+    try:
+        cols = ["worker_id", "date", "patrol_s", "patrol_m", "am_s", "pm_s", "status", "flags"]
+        stored = con.execute(f"SELECT {', '.join(cols)} FROM worker_day ORDER BY worker_id, date").df()
+    finally:
+        con.close()
+    want = whole.worker_day.sort_values(["worker_id", "date"]).reset_index(drop=True)
+    for col in ("patrol_s", "patrol_m", "am_s", "pm_s"):
+        np.testing.assert_array_equal(stored[col].to_numpy(float), want[col].to_numpy(float), err_msg=col)
+    assert list(stored["status"]) == list(want["status"])
+    assert list(stored["flags"].fillna("")) == list(want["flags"].fillna(""))
 
 
-def test_loader_source(data) -> None:
-    pts, ctx, dates, whole = data
-    asked = []
-
-    def load(ids: list[str]) -> pd.DataFrame:
-        asked.append(list(ids))
-        return pts[pts["worker_id"].isin(ids)]
-
-    counts = pts["worker_id"].value_counts()
-    got = process_days_batched(load, ctx, dates, max_points_per_batch=2_500, counts=counts, workers=2)
-    _assert_same(got, whole)
-    assert len(asked) > 3 and all(sum(counts.get(w, 0) for w in ids) <= 2_500 or len(ids) == 1 for ids in asked)
+@pytest.mark.parametrize("workers,max_points", [(1, 2_000), (2, 2_500), (2, 10_000_000)])
+def test_batches_equal_one_batch(ingested, tmp_path, monkeypatch, workers, max_points) -> None:
+    root, dates = ingested
+    one, many = tmp_path / "one", tmp_path / "many"
+    shutil.copytree(root, one)
+    shutil.copytree(root, many)
+    want = _tables(one, dates, workers=1, max_points=10_000_000, monkeypatch=monkeypatch)
+    got = _tables(many, dates, workers=workers, max_points=max_points, monkeypatch=monkeypatch)
+    assert got == want
+    assert not list((many / "store" / "point_use").glob(".*")), "staging or trash folders left behind"
 
 
-def test_unsorted_input_same_rows(data) -> None:
-    pts, ctx, dates, whole = data
-    shuffled = pts.sample(frac=1.0, random_state=3).reset_index(drop=True)
-    got = process_days_batched(shuffled, ctx, dates, max_points_per_batch=2_500, executor="serial")
-    for name in ("worker_day", "site_visit", "day_flag"):
-        pd.testing.assert_frame_equal(getattr(got, name), getattr(whole, name), obj=name)
-    key = ["worker_id", "ts", "lon"]
-    a = got.point_use.astype({"worker_id": str, "grid_id": str}).sort_values(key).reset_index(drop=True)
-    b = whole.point_use.astype({"worker_id": str, "grid_id": str}).sort_values(key).reset_index(drop=True)
-    pd.testing.assert_frame_equal(a, b)
+def test_inbox_row_order_does_not_change_the_tables(ingested, tmp_path, monkeypatch) -> None:
+    root, dates = ingested
+    shuffled = tmp_path / "shuffled"
+    shutil.copytree(root, shuffled, ignore=shutil.ignore_patterns("patrol.duckdb*", "store"))
+    # rows in a random order, copies of one (worker, ts) kept in theirs: the first copy stays (docs/ingest.md)
+    for f in (shuffled / "inbox" / "gps").glob("*.parquet"):
+        t = pq.read_table(f)
+        key = t.select(["worker_id", "ts"]).to_pandas()
+        group = key.groupby(["worker_id", "ts"], sort=False).ngroup().to_numpy()
+        rank = np.random.default_rng(3).permutation(group.max() + 1)[group]
+        pq.write_table(t.take(np.argsort(rank, kind="stable")), f)
+    ws = load_workspace(shuffled)
+    con = store.connect(ws.paths)
+    try:
+        ingest_inbox(ws, con, "t1", progress=False)
+    finally:
+        con.close()
+    fresh = tmp_path / "fresh"
+    shutil.copytree(root, fresh)
+    want = _tables(fresh, dates, workers=1, max_points=2_000, monkeypatch=monkeypatch)
+    got = _tables(shuffled, dates, workers=2, max_points=2_000, monkeypatch=monkeypatch)
+    for name in want:
+        diff = [(a, b) for a, b in zip(got[name], want[name], strict=True) if a != b]
+        assert not diff, (name, diff[:1])
 
 
 def test_plan_batches() -> None:

@@ -144,6 +144,9 @@ def test_make_grids_rejects_too_few() -> None:
 
 def test_shipped_sample_grids_match_the_generator() -> None:
     assert SAMPLE_GRIDS_PATH.read_text(encoding="utf-8") == grids_geojson_text(make_grids(), "xitaihu_demo")
+    # the repository's top-level sample folder holds the same polygons
+    top = Path(__file__).resolve().parents[2] / "grids_geojson" / SAMPLE_GRIDS_PATH.name
+    assert top.read_text(encoding="utf-8") == SAMPLE_GRIDS_PATH.read_text(encoding="utf-8")
 
 
 # --- determinism ------------------------------------------------------------------------------

@@ -23,11 +23,11 @@ from benchmarks.phones import (  # noqa: E402,F401  (re-exported for the tests)
     STREET,
     loop_positions,
     patrol_schedule,
-    phone_noise,
     street_positions,
     walked_metres,
 )
 from scoring.policy import Policy, load_policy
+from trajectory.demo.phones import phone_noise  # noqa: E402  (the one phone-noise model)
 from trajectory.engine import EngineContext
 from trajectory.geo import from_local
 
@@ -87,10 +87,10 @@ def still(
 def _frame(
     x: np.ndarray, y: np.ndarray, t: np.ndarray, start: datetime, sigma_m: float, seed: int, worker_id: str
 ) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
     if sigma_m > 0:
-        x = x + rng.normal(0.0, sigma_m, len(x))
-        y = y + rng.normal(0.0, sigma_m, len(y))
+        ex, ey = phone_noise(len(x), 0.0, sigma_m, "white", seed=seed)
+        x = x + ex
+        y = y + ey
     lon, lat = from_local(x, y, ORIGIN[0], ORIGIN[1])
     ts = pd.Timestamp(start).tz_convert("UTC") + pd.to_timedelta(np.round(t * 1e6).astype(np.int64), unit="us")
     return pd.DataFrame(

@@ -1,0 +1,432 @@
+"""The day job: plan → read a worker batch → ``process_days`` → write its point_use part → commit.
+
+One path for the nightly run, the tests and the benchmarks (issue 12): :func:`process_dates`
+cuts the dates into batches of ``DAYS_PER_BATCH`` days, plans worker batches of at most
+``max_points`` points (:func:`plan_worker_batches`), runs them on an executor and commits each
+batch of days (its three tables in one transaction, the point_use parts swapped in). Only the
+executor varies: in this process (:func:`local_results`, the next batch read on a second
+thread), on a forked process pool (:func:`pool_results`, each process reads its batch from the
+Parquet store and writes its own part) or on Spark (``trajectory.spark_engine``). Points are
+put in the engine's column types in one place, :func:`load_points_frame`.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import sys
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from trajectory import contract as c
+from trajectory import store
+from trajectory.calendar import month_of, workday_flags
+from trajectory.engine import DayResult, EngineContext, process_days
+from trajectory.logs import log_step
+from trajectory.workspace import Workspace, WorkspacePaths
+
+__all__ = [
+    "DAYS_PER_BATCH",
+    "ENGINE_LOCAL",
+    "ENGINE_SPARK",
+    "MAX_POINTS_PER_BATCH",
+    "WORKERS",
+    "DayPool",
+    "PointUseWriter",
+    "batch_job",
+    "concat_frames",
+    "engine_context",
+    "load_points",
+    "load_points_frame",
+    "local_results",
+    "plan_worker_batches",
+    "pool_results",
+    "process_dates",
+    "read_batch",
+    "write_point_use_parts",
+]
+
+DAYS_PER_BATCH = 4  # days processed and committed together
+MAX_POINTS_PER_BATCH = 500_000  # points of one worker batch (≈ 300 bytes each at the engine's peak)
+ENGINE_LOCAL, ENGINE_SPARK = "local", "spark"
+WORKERS = min(2, os.cpu_count() or 1)  # pool processes for the worker batches of a day
+
+
+def engine_context(ws: Workspace, days: Iterable[date]) -> EngineContext:
+    days = sorted(set(days))
+    flags = workday_flags(days, ws.calendar_overrides)
+    return EngineContext(
+        grids=ws.grids,
+        workers=ws.workers,
+        sites=ws.sites,
+        leave=ws.leave,
+        workday=dict(zip(days, (bool(f) for f in flags), strict=True)),
+        policy=ws.policy,
+        tz=ws.tz,
+    )
+
+
+def load_points(
+    con: duckdb.DuckDBPyConnection, days: Sequence[date], worker_ids: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """The stored points of the given local dates (of ``worker_ids`` only, when given), in the
+    engine's column types, sorted by worker and time."""
+    # ts as epoch microseconds: turned into datetime64[us, UTC] without a per-value conversion
+    sql = f"""SELECT worker_id, epoch_us(ts) AS ts, lon::DOUBLE AS lon, lat::DOUBLE AS lat,
+                     accuracy_m::DOUBLE AS accuracy_m, speed_mps::DOUBLE AS speed_mps,
+                     coalesce(mock, false) AS mock
+              FROM {c.GPS_POINT} WHERE date IN (SELECT unnest(?::DATE[]))"""
+    params: list[object] = [list(days)]
+    if worker_ids is not None:
+        # batches are runs of sorted ids: the range lets Parquet row-group statistics skip reads
+        sql += " AND worker_id BETWEEN ? AND ? AND worker_id IN (SELECT unnest(?::VARCHAR[]))"
+        params += [min(worker_ids), max(worker_ids), list(worker_ids)]
+    return load_points_frame(con.execute(sql + " ORDER BY worker_id, ts", params).df())
+
+
+def plan_worker_batches(
+    con: duckdb.DuckDBPyConnection, ctx: EngineContext, days: Sequence[date], max_points: int
+) -> list[list[str]]:
+    """Worker batches of at most ``max_points`` points on ``days`` (every full-time worker in one)."""
+    from trajectory.batching import full_time_ids, plan_batches
+
+    rows = con.execute(
+        f"SELECT worker_id, count(*) FROM {c.GPS_POINT} WHERE date IN (SELECT unnest(?::DATE[])) GROUP BY 1",
+        [list(days)],
+    ).fetchall()
+    counts = pd.Series({str(w): int(n) for w, n in rows}, dtype="int64")
+    counts = counts.reindex(counts.index.union(pd.Index(full_time_ids(ctx), dtype=object)), fill_value=0)
+    return plan_batches(counts, max_points)
+
+
+def local_results(
+    con: duckdb.DuckDBPyConnection, ctx: EngineContext, days: Sequence[date], plan: list[list[str]]
+) -> Iterator[DayResult]:
+    """The engine over worker batches in this process, one result per batch.
+
+    The next batch is read from the store on a second thread (its own DuckDB cursor) while
+    this one is computed.
+    """
+    from trajectory.batching import context_for_workers
+
+    reader = con.cursor()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gp-read") as pool:
+        ahead = pool.submit(load_points, reader, days, plan[0]) if plan else None
+        for i, ids in enumerate(plan):
+            assert ahead is not None
+            points = ahead.result()
+            ahead = pool.submit(load_points, reader, days, plan[i + 1]) if i + 1 < len(plan) else None
+            yield process_days(points, context_for_workers(ctx, ids), days)
+            del points
+    reader.close()
+
+
+def pool_results(
+    pool: DayPool,
+    paths: WorkspacePaths,
+    writer: PointUseWriter,
+    ctx: EngineContext,
+    days: Sequence[date],
+    plan: list[list[str]],
+) -> Iterator[DayResult]:
+    """The worker batches on a process pool, in plan order, at most one batch per process in
+    flight (bounded memory). Each process reads its batch from the Parquet store and writes
+    its own point_use part; only the small tables come back."""
+    executor = pool.start()
+    in_flight: deque[Future[DayResult]] = deque()
+    for ids in plan:
+        in_flight.append(executor.submit(batch_job, paths, writer.staging, ctx, list(days), ids, writer.next_part()))
+        if len(in_flight) >= pool.workers:
+            yield in_flight.popleft().result()
+    while in_flight:
+        yield in_flight.popleft().result()
+
+
+def read_batch(paths: WorkspacePaths, days: Sequence[date], worker_ids: Sequence[str]) -> pd.DataFrame:
+    """The stored points of ``worker_ids`` on ``days`` read straight from the Parquet store.
+
+    The same rows and types as :func:`load_points`, without DuckDB: a pool process cannot open
+    ``patrol.duckdb`` while the run holds it, but it can read the store's files.
+    """
+    import pyarrow.compute as pc
+
+    files = store.gps_parts(paths, days)
+    cols = ["worker_id", "ts", "lon", "lat", "accuracy_m", "speed_mps", "mock"]
+    if not files:
+        return load_points_frame(
+            pa.table({k: pa.array([], pa.string() if k == "worker_id" else pa.float64()) for k in cols})
+        )
+    lo, hi = min(worker_ids), max(worker_ids)
+    wanted = pa.array(sorted(set(worker_ids)), pa.string())
+    # the range filter prunes row groups by their statistics; isin keeps exactly the batch
+    flt = (pc.field("worker_id") >= lo) & (pc.field("worker_id") <= hi) & pc.field("worker_id").isin(wanted)
+    tables = [pq.read_table(f, columns=cols, filters=flt) for f in files]
+    table = pa.concat_tables(tables, promote_options="permissive").sort_by(
+        [("worker_id", "ascending"), ("ts", "ascending")]
+    )
+    return load_points_frame(table)
+
+
+def load_points_frame(points: pa.Table | pd.DataFrame) -> pd.DataFrame:
+    """Points (an Arrow table from the Parquet store, or DuckDB's frame) in the engine's
+    column types: the one place they are set. ``ts`` as datetime64[us, UTC] (from a
+    timestamp, or from epoch microseconds: no per-value conversion)."""
+    df = points.to_pandas() if isinstance(points, pa.Table) else points
+    if not len(df):
+        df["ts"] = pd.Series([], dtype="datetime64[us, UTC]")
+    elif pd.api.types.is_integer_dtype(df["ts"]):
+        df["ts"] = pd.to_datetime(df["ts"].to_numpy(dtype="int64"), unit="us", utc=True).astype("datetime64[us, UTC]")
+    else:
+        df["ts"] = pd.to_datetime(df["ts"], utc=True).astype("datetime64[us, UTC]")
+    for col in ("lon", "lat", "accuracy_m", "speed_mps"):
+        df[col] = df[col].astype("float64")
+    df["mock"] = df["mock"].fillna(False).astype(bool)
+    df["worker_id"] = df["worker_id"].astype(str)
+    return df
+
+
+def batch_job(
+    paths: WorkspacePaths, staging: Path, ctx: EngineContext, days: list[date], ids: list[str], n: int
+) -> DayResult:
+    """One worker batch in a pool process: read, compute, write its point_use part.
+
+    Returns the small tables; ``point_use`` comes back empty (its rows are on disk, counted
+    in ``n_points`` of the returned frame's attrs).
+    """
+    from trajectory.batching import context_for_workers
+
+    res = process_days(read_batch(paths, days, ids), context_for_workers(ctx, ids), days)
+    write_point_use_parts(staging, res.point_use, n, days)
+    n_points = len(res.point_use)
+    res = DayResult(
+        worker_day=res.worker_day, site_visit=res.site_visit, day_flag=res.day_flag, point_use=res.point_use.head(0)
+    )
+    res.worker_day.attrs["n_points"] = n_points
+    return res
+
+
+def write_point_use_parts(staging: Path, point_use: pd.DataFrame, n: int, days: Sequence[date]) -> None:
+    """Write ``point_use`` as ``staging/date=D/part-<n>.parquet``, one part per day."""
+    if point_use.empty:
+        return
+    # one factorisation instead of a comparison of date objects per day
+    codes, uniques = pd.factorize(point_use["date"])
+    for k, day in enumerate(uniques):
+        if day in days:
+            part = point_use.iloc[np.flatnonzero(codes == k)]
+            path = staging / f"date={day.isoformat()}" / f"part-{n:05d}.parquet"
+            store.write_parquet_atomic(pa.Table.from_pandas(part.drop(columns=["date"]), preserve_index=False), path)
+
+
+class PointUseWriter:
+    """Writes a batch of days' ``point_use`` in parts, then swaps each day's folder in at once.
+
+    Parts go to ``point_use/.staging/date=D/part-NNNNN.parquet`` (not matched by the view's
+    ``date=*/*.parquet``); :meth:`commit` renames each staged day over the old one. A run
+    killed before the swap leaves the old day; one killed during it leaves the day pending,
+    so the next run writes it again (the tables' transaction comes after the swap).
+    """
+
+    def __init__(self, root: Path, days: Sequence[date]) -> None:
+        self.root, self.days = root, list(days)
+        self.staging = root / ".staging"
+        shutil.rmtree(self.staging, ignore_errors=True)
+        self.n = 0
+        # Parquet encoding runs outside the GIL: parts are written while the next batch computes
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gp-write")
+        self.pending: list[Future[None]] = []
+
+    def write(self, point_use: pd.DataFrame) -> None:
+        if point_use.empty:
+            return
+        # at most one part in flight: bounded memory
+        self._wait()
+        self.pending.append(self.pool.submit(self._write, point_use, self.n))
+        self.n += 1
+
+    def _wait(self) -> None:
+        for fut in self.pending:
+            fut.result()
+        self.pending.clear()
+
+    def close(self) -> None:
+        self._wait()
+        self.pool.shutdown(wait=True)
+
+    def _write(self, point_use: pd.DataFrame, n: int) -> None:
+        write_point_use_parts(self.staging, point_use, n, self.days)
+
+    def next_part(self) -> int:
+        """A part number for a pool process that writes its own part."""
+        self.n += 1
+        return self.n - 1
+
+    def commit(self) -> None:
+        self.close()
+        for day in self.days:
+            final = self.root / f"date={day.isoformat()}"
+            staged = self.staging / final.name
+            trash = self.root / f".trash-{final.name}"
+            shutil.rmtree(trash, ignore_errors=True)
+            if final.exists():
+                os.replace(final, trash)
+            if staged.exists():
+                os.replace(staged, final)
+            shutil.rmtree(trash, ignore_errors=True)
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def _die_with_parent(parent: int) -> None:
+    """In a pool process: be killed with the run (Linux ``PR_SET_PDEATHSIG``).
+
+    An idle pool process waits on a queue whose other end it holds itself, so it would
+    outlive a run killed with SIGKILL (and keep the run's stdout open).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    except OSError:
+        return
+    if os.getppid() != parent:  # the run died before the call
+        os._exit(1)
+
+
+class DayPool:
+    """The process pool of the day job, forked when :meth:`start` is called.
+
+    The nightly run starts it before ingest: a forked process begins with its parent's
+    resident memory, and the run's process is small then; forked after ingest, each pool
+    process began with what ingest had grown to (940 MB instead of 710 MB peak at 1.5 M points
+    a night, benchmarks/bench_month.py). The processes never touch DuckDB.
+    """
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = WORKERS if workers is None else workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def start(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=_die_with_parent,
+                initargs=(os.getpid(),),
+            )
+            self._pool.submit(int).result()  # a fork pool starts all its processes on the first task
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def process_dates(
+    ws: Workspace,
+    con: duckdb.DuckDBPyConnection,
+    days: Sequence[date],
+    progress: bool,
+    *,
+    run_id: str = "",
+    engine: str = ENGINE_LOCAL,
+    max_points: int = MAX_POINTS_PER_BATCH,
+    pool: DayPool | None = None,
+) -> None:
+    """Recompute worker_day, site_visit, day_flag and the point_use store for ``days``.
+
+    Each batch of days commits its three tables in one transaction, which also clears the
+    days from the pending work and marks their months as pending. ``engine`` is ``local``
+    (DuckDB + NumPy over worker batches on this machine's cores) or ``spark``. ``pool``: a
+    started :class:`DayPool` to use (and leave open); without it one is made when needed.
+    """
+    days = sorted(set(days))
+    batches = [days[i : i + DAYS_PER_BATCH] for i in range(0, len(days), DAYS_PER_BATCH)]
+    spark = None
+    if engine == ENGINE_SPARK:
+        from trajectory.spark_engine import spark_session
+
+        spark = spark_session()
+    own_pool = pool is None
+    day_pool = pool or DayPool()
+    bar = tqdm(batches, desc="巡查计算 days", unit="batch", disable=not progress, file=sys.stderr)
+    try:
+        for batch in bar:
+            t0 = time.perf_counter()
+            ctx = engine_context(ws, batch)
+            writer = PointUseWriter(ws.paths.point_use_store, batch)
+            results: Iterable[DayResult]
+            if spark is not None and ws.paths.gps_store.is_dir():
+                from trajectory.spark_engine import process_days_spark
+
+                # Spark reads the whole Parquet store and keeps the batch's date partitions
+                results = [process_days_spark(spark, str(ws.paths.gps_store), ctx, batch)]
+            else:
+                plan = plan_worker_batches(con, ctx, batch, max_points)
+                if len(plan) > 1 and day_pool.workers > 1:
+                    results = pool_results(day_pool, ws.paths, writer, ctx, batch, plan)
+                else:
+                    results = local_results(con, ctx, batch, plan)
+            worker_day, site_visit, day_flag = [], [], []
+            n_points = 0
+            try:
+                for res in results:
+                    writer.write(res.point_use)
+                    n_points += len(res.point_use) + int(res.worker_day.attrs.get("n_points", 0))
+                    worker_day.append(res.worker_day)
+                    site_visit.append(res.site_visit)
+                    day_flag.append(res.day_flag)
+            finally:
+                writer.close()
+            writer.commit()
+            where = "date IN (SELECT unnest(?::DATE[]))"
+            with store.transaction(con):
+                store.replace_rows(con, c.WORKER_DAY, concat_frames(worker_day), where, [batch], own_transaction=False)
+                store.replace_rows(con, c.SITE_VISIT, concat_frames(site_visit), where, [batch], own_transaction=False)
+                store.replace_rows(
+                    con,
+                    c.DAY_FLAG,
+                    concat_frames(day_flag),
+                    f"flag <> 'replay' AND {where}",
+                    [batch],
+                    own_transaction=False,
+                )
+                # the days are done; the weeks and findings of their months are now out of date
+                store.done_pending(con, store.PENDING_DAY, batch)
+                store.add_pending(con, store.PENDING_MONTH, {month_of(d) for d in batch}, run_id)
+            log_step(
+                "days",
+                first=batch[0],
+                last=batch[-1],
+                points=n_points,
+                worker_days=sum(len(w) for w in worker_day),
+                engine=engine,
+                seconds=round(time.perf_counter() - t0, 2),
+            )
+            store.crash_point("days")
+    finally:
+        if own_pool:
+            day_pool.close()
+        if spark is not None:
+            spark.stop()
+    store.refresh_views(con, ws.paths)
+
+
+def concat_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    frames = [f for f in frames if len(f)] or frames[:1]
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)

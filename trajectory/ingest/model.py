@@ -1,0 +1,128 @@
+"""What an ingest produces (:class:`FileResult`, :class:`IngestReport`) and the state one run shares.
+
+A :class:`FileResult` is one inbox file's outcome. It is read by attribute
+(``result.accepted``) or, as callers did when it was a dict, by key (``result["accepted"]``);
+``"error" in result`` is true only when the file has an error.
+
+Examples
+--------
+>>> r = FileResult(name="a.csv", hash="ab", format="csv", size=10, rows_read=3, accepted=2, quarantined=1)
+>>> r["accepted"], "error" in r, r.rows_read == r["accepted"] + r["duplicate"] + r["quarantined"]
+(2, False, True)
+>>> r.error = "file rejected: ..."
+>>> "error" in r
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import date
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from trajectory.workspace import Workspace
+
+__all__ = ["FileResult", "IngestContext", "IngestReport"]
+
+
+@dataclass
+class FileResult:
+    """What the ingest of one inbox file did (one ``ingest_manifest`` row, for a file read).
+
+    Attributes
+    ----------
+    name, hash, format : str
+        File name in the inbox, SHA-256 of its bytes, ``csv`` / ``jsonl`` / ``parquet``.
+    size : int
+        Bytes.
+    rows_read, accepted, duplicate, quarantined : int
+        Rows; ``accepted + duplicate + quarantined == rows_read`` (``quarantined`` counts
+        conflicting duplicates and the reader's rejected lines too).
+    skipped_as_known : bool
+        The hash was in the manifest already: nothing read.
+    dates : list of datetime.date
+        Local dates that received new points, sorted.
+    error : str or None
+        Why the file was not read at all (unreadable, header rejected); None otherwise.
+    """
+
+    name: str
+    hash: str
+    format: str
+    size: int
+    rows_read: int = 0
+    accepted: int = 0
+    duplicate: int = 0
+    quarantined: int = 0
+    skipped_as_known: bool = False
+    dates: list[date] = field(default_factory=list)
+    error: str | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __contains__(self, key: object) -> bool:
+        if key == "error":
+            return self.error is not None
+        return key in _FILE_RESULT_KEYS
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``self[key]``, or ``default`` when the key is absent (``error`` when there is none)."""
+        return self[key] if key in self else default
+
+
+_FILE_RESULT_KEYS = frozenset(f.name for f in fields(FileResult))
+
+
+@dataclass
+class IngestReport:
+    """What one ingest did.
+
+    Attributes
+    ----------
+    files : list of FileResult
+        One per inbox file with a GPS format (see :class:`FileResult`; readable by key as the
+        dicts it replaces: ``f["accepted"]``).
+    dates_touched : set of datetime.date
+        Local dates that received new points (the days to recompute).
+    warnings : list of str
+        For the run summary.
+    """
+
+    files: list[FileResult] = field(default_factory=list)
+    dates_touched: set[date] = field(default_factory=set)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def rows_accepted(self) -> int:
+        return sum(f.accepted for f in self.files)
+
+    @property
+    def rows_duplicate(self) -> int:
+        return sum(f.duplicate for f in self.files)
+
+    @property
+    def rows_quarantined(self) -> int:
+        return sum(f.quarantined for f in self.files)
+
+    @property
+    def files_ingested(self) -> int:
+        return sum(not f.skipped_as_known for f in self.files)
+
+
+@dataclass
+class IngestContext:
+    """What the stages of one ingest run share (the store connection, the roster, the run)."""
+
+    ws: Workspace
+    con: duckdb.DuckDBPyConnection
+    run_id: str
+    now_us: int
+    roster: pa.Array  # worker ids of workers.csv, sorted (a point's worker_idx indexes it)
+    columns: Mapping[str, str] = field(default_factory=dict)  # [gps.columns], headers normalised
