@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from benchmarks import generate
 from benchmarks.generate import INBOX_FORMATS
@@ -59,8 +60,9 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_ingest(root: Path) -> dict:
-    """Ingest ``root``'s inbox in this process; returns timings and counts."""
+def timed_ingest(root: Path) -> tuple[Any, Any, Any, float, int]:
+    """Ingest ``root``'s inbox in this process: the workspace, its open store connection, the
+    report, the seconds and the rows read (bench_scale times the day job after it)."""
     from trajectory import store
     from trajectory.ingest import ingest_inbox
     from trajectory.workspace import load_workspace
@@ -69,8 +71,13 @@ def run_ingest(root: Path) -> dict:
     con = store.connect(ws.paths)
     t0 = time.perf_counter()
     report = ingest_inbox(ws, con, "bench", progress=False)
-    seconds = time.perf_counter() - t0
-    rows = sum(f["rows_read"] for f in report.files)
+    return ws, con, report, time.perf_counter() - t0, sum(f["rows_read"] for f in report.files)
+
+
+def run_ingest(root: Path) -> dict:
+    """Ingest ``root``'s inbox in this process; returns timings and counts."""
+    _, con, report, seconds, rows = timed_ingest(root)
+    con.close()
     return {
         "seconds": seconds,
         "rows_read": rows,

@@ -71,19 +71,12 @@ def variant_movingpandas(root: Path, n: int) -> dict:
 
 
 def variant_ours(root: Path, n: int) -> dict:
-    """The nightly command's own path: ``ingest_inbox`` then ``trajectory.run.process_dates``
+    """The nightly command's own path: ``ingest_inbox`` then ``trajectory.dayjob.process_dates``
     (worker batches on both cores, tables and the point_use store written)."""
-    from trajectory import store
-    from trajectory.ingest import ingest_inbox
-    from trajectory.run import process_dates
-    from trajectory.workspace import load_workspace
+    from benchmarks.bench_ingest import timed_ingest
+    from trajectory.dayjob import process_dates
 
-    ws = load_workspace(root)
-    con = store.connect(ws.paths)
-    t0 = time.perf_counter()
-    report = ingest_inbox(ws, con, "bench", progress=False)
-    t_ingest = time.perf_counter() - t0
-    rows = sum(f["rows_read"] for f in report.files)
+    ws, con, _, t_ingest, rows = timed_ingest(root)
     t1 = time.perf_counter()
     process_dates(ws, con, _dates(root), progress=False, run_id="bench")
     t_engine = time.perf_counter() - t1

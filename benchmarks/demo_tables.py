@@ -22,6 +22,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from trajectory.contract import MONTH_REQUEST_COLUMNS
+
 MONTH = "2026-10"
 SEED = 20261001
 # columns that name the run or its clock, not the result
@@ -35,12 +37,8 @@ VOLATILE = {
     "started_at",
     "ended_at",
     "seconds",
-    "requested_run",
-    "requested_at",
-    "last_run",
-    "updated_at",
-    "done_run",
-    "done_at",
+    # month_request's run ids and clocks
+    *(c for c in MONTH_REQUEST_COLUMNS if c.endswith(("_run", "_at"))),
     "scored_at",
     "source_file",
     "message",

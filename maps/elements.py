@@ -15,7 +15,7 @@ output through Jinja (:func:`_render_raw`), so no data is ever read as template 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 import folium
 import numpy as np
@@ -126,13 +126,54 @@ class _RawLayer(Layer):
         _render_raw(self, kwargs)
 
 
+def _categorised_template(columns: str, rows: str, feature: str) -> Template:
+    """The script of a :class:`_CategorisedLayer`: a feature group with one feature per row.
+
+    ``columns`` declares the layer's coordinate columns (JavaScript ``name = {{ this.attr }}``
+    pairs), ``rows`` names the one whose length is the row count, and ``feature`` is the Leaflet
+    constructor of row ``i`` coloured ``k[1]`` (its category's colour); the category columns, the
+    tooltip and the group are the same for every such layer.
+    """
+    return Template(
+        """
+        {% macro script(this, kwargs) %}
+            var {{ this.get_name() }} = L.featureGroup();
+            (function(){
+              var """
+        + columns
+        + """,
+                  c = {{ this.category }}, cats = {{ this.categories }}, tx = {{ this.texts }}, ti = {{ this.text_index }};
+              for (var i = 0; i < """
+        + rows
+        + """.length; i++) {
+                var k = cats[c[i]];
+                """
+        + feature
+        + """
+                  .bindTooltip(tx === null ? k[0] : tx[ti[i]])
+                  .addTo({{ this.get_name() }});
+              }
+            })();
+        {% endmacro %}
+        """
+    )
+
+
 class _CategorisedLayer(_RawLayer):
     """A layer of features coloured by a category code, with a tooltip each (or the category's
-    name): the JSON columns both :class:`PointsLayer` and :class:`CellsLayer` read."""
+    name): the JSON columns both :class:`PointsLayer` and :class:`CellsLayer` read, and their
+    script (:func:`_categorised_template`)."""
 
-    def _set_categories(
-        self, category: np.ndarray, categories: Sequence[tuple[str, str]], texts: Sequence[str] | None
+    def __init__(
+        self,
+        category: np.ndarray,
+        categories: Sequence[tuple[str, str]],
+        texts: Sequence[str] | None,
+        **layer: Any,
     ) -> None:
+        """``layer``: the folium ``Layer`` options (name, overlay, control, show)."""
+        super().__init__(**layer)
+        self._name = type(self).__name__
         self.category = script_json(np.asarray(category, dtype=np.int64).tolist())
         self.categories = script_json([list(c) for c in categories])
         if texts is None:
@@ -239,23 +280,11 @@ class PointsLayer(_CategorisedLayer):
         numbers (sites).
     """
 
-    _template = Template(
-        """
-        {% macro script(this, kwargs) %}
-            var {{ this.get_name() }} = L.featureGroup();
-            (function(){
-              var la = {{ this.lat }}, lo = {{ this.lon }}, c = {{ this.category }},
-                  cats = {{ this.categories }}, tx = {{ this.texts }}, ti = {{ this.text_index }};
-              for (var i = 0; i < la.length; i++) {
-                var k = cats[c[i]];
-                L.circleMarker([la[i], lo[i]], {radius: {{ this.radius }}, color: k[1], weight: {{ this.weight }},
-                    fillColor: k[1], fillOpacity: {{ this.fill_opacity }}})
-                  .bindTooltip(tx === null ? k[0] : tx[ti[i]])
-                  .addTo({{ this.get_name() }});
-              }
-            })();
-        {% endmacro %}
-        """
+    _template = _categorised_template(
+        "la = {{ this.lat }}, lo = {{ this.lon }}",
+        "la",
+        "L.circleMarker([la[i], lo[i]], {radius: {{ this.radius }}, color: k[1], weight: {{ this.weight }},"
+        " fillColor: k[1], fillOpacity: {{ this.fill_opacity }}})",
     )
 
     def __init__(
@@ -274,12 +303,10 @@ class PointsLayer(_CategorisedLayer):
         show: bool = True,
         decimals: int | None = None,
     ) -> None:
-        super().__init__(name=name, overlay=overlay, control=control, show=show)
-        self._name = "PointsLayer"
+        super().__init__(category, categories, texts, name=name, overlay=overlay, control=control, show=show)
         self._packed = decimals is not None
         self.lat = _column(lat, decimals)
         self.lon = _column(lon, decimals)
-        self._set_categories(category, categories, texts)
         self.radius, self.weight, self.fill_opacity = float(radius), float(weight), float(fill_opacity)
 
 
@@ -290,23 +317,11 @@ class CellsLayer(_CategorisedLayer):
     suggest a precision it does not have. Colour by category, tooltip as :class:`PointsLayer`.
     """
 
-    _template = Template(
-        """
-        {% macro script(this, kwargs) %}
-            var {{ this.get_name() }} = L.featureGroup();
-            (function(){
-              var s = {{ this.south }}, w = {{ this.west }}, n = {{ this.north }}, e = {{ this.east }},
-                  c = {{ this.category }}, cats = {{ this.categories }}, tx = {{ this.texts }}, ti = {{ this.text_index }};
-              for (var i = 0; i < s.length; i++) {
-                var k = cats[c[i]];
-                L.rectangle([[s[i], w[i]], [n[i], e[i]]], {color: k[1], weight: {{ this.weight }},
-                    fillColor: k[1], fillOpacity: {{ this.fill_opacity }}})
-                  .bindTooltip(tx === null ? k[0] : tx[ti[i]])
-                  .addTo({{ this.get_name() }});
-              }
-            })();
-        {% endmacro %}
-        """
+    _template = _categorised_template(
+        "s = {{ this.south }}, w = {{ this.west }}, n = {{ this.north }}, e = {{ this.east }}",
+        "s",
+        "L.rectangle([[s[i], w[i]], [n[i], e[i]]], {color: k[1], weight: {{ this.weight }},"
+        " fillColor: k[1], fillOpacity: {{ this.fill_opacity }}})",
     )
 
     def __init__(
@@ -325,11 +340,9 @@ class CellsLayer(_CategorisedLayer):
         control: bool = True,
         show: bool = True,
     ) -> None:
-        super().__init__(name=name, overlay=overlay, control=control, show=show)
-        self._name = "CellsLayer"
+        super().__init__(category, categories, texts, name=name, overlay=overlay, control=control, show=show)
         self.south, self.west = script_json(_coords(south)), script_json(_coords(west))
         self.north, self.east = script_json(_coords(north)), script_json(_coords(east))
-        self._set_categories(category, categories, texts)
         self.weight, self.fill_opacity = float(weight), float(fill_opacity)
 
 

@@ -210,20 +210,31 @@ def _worker_day_layer(pts: pd.DataFrame, days: pd.DataFrame, max_gap_s: float) -
             counted["y"].to_numpy(), counted["x"].to_numpy(), np.cumsum(gap), tooltip=shown, control=False
         ).add_to(group)
     dropped = pts[~pts["counted"].to_numpy()]
-    idx = stride(len(dropped), MAX_DISCARDED_PER_DAY)
-    if len(idx):
-        dropped = dropped.iloc[idx]
-        PointsLayer(
-            dropped["y"].to_numpy(),
-            dropped["x"].to_numpy(),
-            dropped["reason_cat"].to_numpy(),
-            reason_legend(),
-            texts=reason_texts(dropped).tolist(),
-            radius=2.5,
-            control=False,
-            decimals=GPS_DECIMALS,
-        ).add_to(group)
+    if len(dropped):
+        _discarded_points(dropped, radius=2.5, control=False).add_to(group)
     return group
+
+
+def _discarded_points(
+    dropped: pd.DataFrame, tz: str | None = None, *, name: str | None = None, radius: float, control: bool = True
+) -> PointsLayer:
+    """A day's discarded points (at most :data:`MAX_DISCARDED_PER_DAY`, evenly strided) coloured by
+    reason, the reason their tooltip (and with ``tz``, the local clock time after it)."""
+    dropped = dropped.iloc[stride(len(dropped), MAX_DISCARDED_PER_DAY)]
+    texts = reason_texts(dropped)
+    if tz is not None:
+        texts = texts + " " + local_clock(dropped["ts"], tz)
+    return PointsLayer(
+        dropped["y"].to_numpy(),
+        dropped["x"].to_numpy(),
+        dropped["reason_cat"].to_numpy(),
+        reason_legend(),
+        texts=texts.tolist(),
+        name=name,
+        radius=radius,
+        control=control,
+        decimals=GPS_DECIMALS,
+    )
 
 
 def write_playback(
@@ -281,18 +292,7 @@ def write_playback(
         ).add_to(m)
     dropped = pts[~counted]
     if len(dropped):
-        idx = stride(len(dropped), MAX_DISCARDED_PER_DAY)
-        dropped = dropped.iloc[idx]
-        PointsLayer(
-            dropped["y"].to_numpy(),
-            dropped["x"].to_numpy(),
-            dropped["reason_cat"].to_numpy(),
-            reason_legend(),
-            texts=(reason_texts(dropped) + " " + local_clock(dropped["ts"], tz)).tolist(),
-            name="未计入的点（按原因）",
-            radius=3,
-            decimals=GPS_DECIMALS,
-        ).add_to(m)
+        _discarded_points(dropped, tz, name="未计入的点（按原因）", radius=3).add_to(m)
     head = f"轨迹回放：{worker_id} {day}"  # plain text: title_box escapes it
     if status:
         head += f"（{c.STATUS_ZH.get(status, status)}{'，' + why if why else ''}）"

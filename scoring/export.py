@@ -25,28 +25,15 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from scoring import labels, workbook
 from scoring.inputs import TABLE_ALIASES, TABLE_ITEMS, check_required, load_indicators, table_names
-from scoring.labels import (
-    EVENT_CATEGORY,
-    EVENT_FLAG,
-    FIXED_SHEETS,
-    MONTH_RE,
-    SCORE_FORMAT,
-    SCORE_NOTE,
-    check_month,
-    grid_sheet_names,
-    item_code_label,
-    item_label,
-    month_end,
-    month_zh,
-    public_path_text,
-    seed_number,
-    workbook_name,
-)
+from scoring.labels import *  # noqa: F403  (re-exported: every name of labels.__all__, see __all__)
+from scoring.labels import EVENT_CATEGORY, EVENT_FLAG, SCORE_NOTE, check_month, workbook_name
 from scoring.policy import Policy
 from scoring.quality import FLAG_COLUMNS, event_quality_flags
 from scoring.rules import CATEGORY_REPORT_COLUMNS, DEDUCTION_ALL_COLUMNS, SCORE_COLUMNS, ScoreResult, score_month
-from scoring.workbook import GRIDS_PER_PAGE, MISSING_TEXT, PROVISIONAL_FORMAT, write_workbook
+from scoring.workbook import *  # noqa: F403  (re-exported: every name of workbook.__all__)
+from scoring.workbook import write_workbook
 from trajectory import contract as c
 from trajectory import store
 from trajectory.errors import GridpatrolError, exit_code
@@ -441,27 +428,11 @@ __all__ = [
     "neutralise_formulas",
     "write_table",
     "main",
-    # re-exported: scoring.labels, scoring.workbook
-    "EVENT_FLAG",
-    "EVENT_CATEGORY",
-    "SCORE_NOTE",
-    "MONTH_RE",
-    "SCORE_FORMAT",
-    "FIXED_SHEETS",
-    "check_month",
-    "workbook_name",
-    "month_end",
-    "month_zh",
-    "seed_number",
-    "item_code_label",
-    "item_label",
-    "public_path_text",
-    "grid_sheet_names",
-    "GRIDS_PER_PAGE",
-    "MISSING_TEXT",
-    "PROVISIONAL_FORMAT",
-    "write_workbook",
 ]
+# re-exported, so that ``from scoring.export import ...`` keeps working (docs/scoring.md): the
+# names of scoring.labels and scoring.workbook, taken from their own lists
+__all__ += labels.__all__
+__all__ += workbook.__all__
 
 
 if __name__ == "__main__":

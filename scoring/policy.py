@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -28,6 +28,27 @@ WEEK_MONTH_RULES = ("split",)
 # tables a patrol.toml may add although the defaults lack them (the policy hash is unchanged
 # without them): [gps.columns], a GPS file's header -> contract column (docs/ingest.md)
 OPTIONAL_TABLES = (("gps",), ("gps", "columns"))
+
+__all__ = [
+    "DEFAULT_POLICY_PATH",
+    "OPTIONAL_TABLES",
+    "VISIT_PERIODS",
+    "WEEK_MONTH_RULES",
+    "AnomalyRules",
+    "DistanceRules",
+    "EventsPolicy",
+    "ExportPolicy",
+    "InfoCollectionPolicy",
+    "ItemPolicy",
+    "PatrolDeductions",
+    "PatrolPolicy",
+    "PointRules",
+    "Policy",
+    "PrivacyPolicy",
+    "QualityChecks",
+    "VisitRules",
+    "load_policy",
+]
 
 
 @dataclass(frozen=True)
@@ -302,6 +323,28 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any], file: str, at: tuple[s
 
 def _build(raw: dict[str, Any], source: str) -> Policy:
     f = _Fields(raw, source)
+    gps_crs = _check_place(f, source)
+    patrol = _patrol(f.sub("patrol"), source)
+    items = _items(f.sub("items"), source)
+    ic = f.sub("info_collection")
+    events = _events(f.sub("events"), source)
+    return Policy(
+        timezone=f.text("timezone"),
+        gps_crs=gps_crs,
+        patrol=patrol,
+        items=MappingProxyType(items),
+        info_collection=_info_collection(ic),
+        events=events,
+        privacy=_privacy(f.sub("privacy"), source),
+        export=_numbers(ExportPolicy, f.sub("export"), _Fields.text),
+        gps_columns=MappingProxyType(_gps_columns(raw.get("gps", {}).get("columns", {}), source)),
+        source=source,
+        raw=raw,
+    )
+
+
+def _check_place(f: _Fields, source: str) -> str:
+    """Check ``timezone`` (a known IANA zone); the GPS coordinate system ``gps_crs``, lower case."""
     if f.text("timezone") == "":
         raise PolicyError(source, "timezone is empty", column="timezone")
     _check_timezone(f.text("timezone"), source)
@@ -312,7 +355,11 @@ def _build(raw: dict[str, Any], source: str) -> Policy:
             f"gps_crs was '{gps_crs}' but is expected to be one of {', '.join(GPS_CRS_CHOICES)}",
             column="gps_crs",
         )
-    p = f.sub("patrol")
+    return gps_crs
+
+
+def _patrol(p: _Fields, source: str) -> PatrolPolicy:
+    """[patrol]: item 2.5's hours, distances, points, visits, anomalies and deductions."""
     pts, dist, vis, ano, ded = (p.sub(k) for k in ("points", "distance", "visits", "anomalies", "deductions"))
     periods = {t: vis.text(t) for t in SITE_TYPES}
     for site_type, period in periods.items():
@@ -327,7 +374,7 @@ def _build(raw: dict[str, Any], source: str) -> Policy:
         raise PolicyError(
             source, f"week_month_rule '{rule}' is not one of {WEEK_MONTH_RULES}", column="patrol.week_month_rule"
         )
-    patrol = PatrolPolicy(
+    return PatrolPolicy(
         community_day_h=p.num("community_day_h"),
         community_week_h=p.num("community_week_h"),
         village_day_h=p.num("village_day_h"),
@@ -341,33 +388,16 @@ def _build(raw: dict[str, Any], source: str) -> Policy:
         week_nominal_workdays=int(p.num("week_nominal_workdays")),
         week_month_rule=rule,
         leave_filing_days=int(p.num("leave_filing_days")),
-        points=PointRules(
-            max_accuracy_m=pts.num("max_accuracy_m"),
-            max_jump_kmh=pts.num("max_jump_kmh"),
-            vehicle_kmh=pts.num("vehicle_kmh"),
-            max_gap_s=pts.num("max_gap_s"),
-            grid_buffer_m=pts.num("grid_buffer_m"),
-            spike_max_points=int(pts.num("spike_max_points")),
-            vehicle_window_s=pts.num("vehicle_window_s"),
-            jump_noise_sigmas=pts.num("jump_noise_sigmas"),
-            unknown_sigma_m=pts.num("unknown_sigma_m"),
-        ),
-        distance=DistanceRules(**{k: dist.num(k) for k in DistanceRules.__dataclass_fields__}),
+        points=_numbers(PointRules, pts),
+        distance=_numbers(DistanceRules, dist),
         visits=VisitRules(MappingProxyType(periods), vis.num("radius_m"), vis.num("min_stay_s")),
-        anomalies=AnomalyRules(
-            desk_phone_min_s=ano.num("desk_phone_min_s"),
-            vehicle_min_s=ano.num("vehicle_min_s"),
-            teleport_spike_m=ano.num("teleport_spike_m"),
-            replay_max_offset_m=ano.num("replay_max_offset_m"),
-            replay_noise_ratio=ano.num("replay_noise_ratio"),
-            replay_min_offset_m=ano.num("replay_min_offset_m"),
-            replay_min_points=int(ano.num("replay_min_points")),
-        ),
-        deductions=PatrolDeductions(
-            *(ded.num(k) for k in ("absent_day", "short_day", "short_week", "missed_site_period"))
-        ),
+        anomalies=_numbers(AnomalyRules, ano),
+        deductions=_numbers(PatrolDeductions, ded),
     )
-    items_raw = f.sub("items")
+
+
+def _items(items_raw: _Fields, source: str) -> dict[str, ItemPolicy]:
+    """[items]: one :class:`ItemPolicy` per item code of the assessment table (all required)."""
     missing = [c for c in ITEM_CODES if c not in items_raw.raw]
     if missing:
         raise PolicyError(source, f"items {', '.join(missing)} are missing", column="items")
@@ -391,14 +421,22 @@ def _build(raw: dict[str, Any], source: str) -> Policy:
             MappingProxyType(deduct),
             double,
         )
-    ic = f.sub("info_collection")
-    ev = f.sub("events")
+    return items
+
+
+def _info_collection(ic: _Fields) -> InfoCollectionPolicy:
+    """[info_collection]: item 3's threshold and required sub-categories."""
+    return InfoCollectionPolicy(ic.num("min_rate"), tuple(str(s) for s in ic.raw["required_subcategories"]))
+
+
+def _events(ev: _Fields, source: str) -> EventsPolicy:
+    """[events]: items 6.1a / 6.1b / 6.2 and the report-quality checks."""
     qc = ev.sub("quality_checks")
     try:
         bonus = {int(k): float(v) for k, v in ev.raw.get("ranking_bonus", {}).items()}
     except ValueError as exc:
         raise PolicyError(source, "ranking_bonus keys must be ranks (1, 2, …)", column="events.ranking_bonus") from exc
-    events = EventsPolicy(
+    return EventsPolicy(
         min_valid_events=int(ev.num("min_valid_events")),
         min_service_records=int(ev.num("min_service_records")),
         quality_zero_share=ev.num("quality_zero_share"),
@@ -406,30 +444,9 @@ def _build(raw: dict[str, Any], source: str) -> Policy:
         category_short_deduct=ev.num("category_short_deduct"),
         category_minimums=MappingProxyType({k: int(v) for k, v in ev.raw["category_minimums"].items()}),
         ranking_bonus=MappingProxyType(bonus),
-        quality_checks=QualityChecks(
-            *(qc.num(k) for k in ("duplicate_radius_m", "duplicate_window_h", "far_from_track_m", "track_window_min"))
-        ),
+        quality_checks=_numbers(QualityChecks, qc),
         flags_as_unqualified=tuple(str(s) for s in ev.raw.get("flags_as_unqualified", [])),
         ranking_bonus_cap=ev.num("ranking_bonus_cap"),
-    )
-    return Policy(
-        timezone=f.text("timezone"),
-        gps_crs=gps_crs,
-        patrol=patrol,
-        items=MappingProxyType(items),
-        info_collection=InfoCollectionPolicy(
-            ic.num("min_rate"), tuple(str(s) for s in ic.raw["required_subcategories"])
-        ),
-        events=events,
-        privacy=_privacy(f.sub("privacy"), source),
-        export=ExportPolicy(
-            unit=f.sub("export").text("unit"),
-            prepared_by_label=f.sub("export").text("prepared_by_label"),
-            reviewed_by_label=f.sub("export").text("reviewed_by_label"),
-        ),
-        gps_columns=MappingProxyType(_gps_columns(raw.get("gps", {}).get("columns", {}), source)),
-        source=source,
-        raw=raw,
     )
 
 
@@ -504,6 +521,18 @@ class _Fields:
             raise PolicyError(
                 self.source, f"'{self._key(key)}' was '{value}' but is expected to be HH:MM", column=self._key(key)
             ) from exc
+
+
+_T = TypeVar("_T")
+
+
+def _numbers(cls: type[_T], section: _Fields, read: Callable[[_Fields, str], Any] = _Fields.num) -> _T:
+    """A dataclass of ``section``'s values, one a field by the field's name, in field order.
+
+    ``read`` reads each (numbers ≥ 0 by default; a field annotated ``int`` made int).
+    """
+    fields = cls.__dataclass_fields__  # type: ignore[attr-defined]
+    return cls(**{k: int(read(section, k)) if fd.type == "int" else read(section, k) for k, fd in fields.items()})
 
 
 def _check_timezone(name: str, source: str) -> None:

@@ -18,8 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-import duckdb
 import pytest
+from db_helpers import query
 
 from trajectory import contract as c
 from trajectory import store
@@ -120,14 +120,6 @@ def kill_in_ingest(ws: Path, nth_file: int, *args: str) -> None:
             proc.send_signal(signal.SIGKILL)
             break
     assert proc.wait(timeout=60) == -signal.SIGKILL
-
-
-def query(ws: Path, sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(str(ws / "patrol.duckdb"), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def month_rows(ws: Path) -> dict[str, list[tuple]]:

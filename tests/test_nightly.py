@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pandas as pd
 import pytest
+from db_helpers import query
 
 from trajectory import contract as c
 from trajectory import ingest, store
@@ -72,14 +73,6 @@ def cli(ws: Path, *args: str, crash_at: str | None = None, timeout: float = 120)
 def copy_ws(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst
-
-
-def query(ws: Path, sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(str(ws / "patrol.duckdb"), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def snapshot(ws: Path) -> dict[str, list[tuple]]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from db_helpers import day_tables
 
 from trajectory import contract as c
 from trajectory.run import main
@@ -119,33 +120,14 @@ def test_second_run_refuses_while_locked(demo_workspace: Path) -> None:
     assert "another run is using this workspace" in proc.stderr
 
 
-def _day_tables(root: Path, workers: int, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[tuple]]:
-    from trajectory import dayjob, run, store
-    from trajectory.workspace import load_workspace
-
-    monkeypatch.setattr(dayjob, "WORKERS", workers)
-    ws = load_workspace(root)
-    con = store.connect(ws.paths)
-    try:
-        days = [r[0] for r in con.execute("SELECT DISTINCT date FROM gps_point ORDER BY 1").fetchall()][:6]
-        run.process_dates(ws, con, days, progress=False, run_id="t", max_points=5_000)
-        out = {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in ("worker_day", "site_visit")}
-        out["point_use"] = con.execute(
-            "SELECT worker_id, ts, lon, lat, counted, reason, in_grid, date FROM point_use ORDER BY ALL"
-        ).fetchall()
-        return out
-    finally:
-        con.close()
-
-
 def test_process_pool_equals_one_process(demo_workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Worker batches on two processes (each reading the Parquet store and writing its own
     point_use part) give exactly the tables of one process reading through DuckDB."""
     one, two = tmp_path / "one", tmp_path / "two"
     shutil.copytree(demo_workspace, one)
     shutil.copytree(demo_workspace, two)
-    serial = _day_tables(one, 1, monkeypatch)
-    pooled = _day_tables(two, 2, monkeypatch)
+    serial = day_tables(one, None, 1, 5_000, monkeypatch)
+    pooled = day_tables(two, None, 2, 5_000, monkeypatch)
     assert len(serial["point_use"]) > 10_000 and len(serial["worker_day"]) > 0
     assert pooled == serial
     assert not list((two / "store" / "point_use").glob(".*")), "staging or trash folders left behind"

@@ -112,10 +112,20 @@ PATROL_FINDING_COLUMNS = (
 POINT_USE_COLUMNS = ("worker_id", "grid_id", "ts", "lon", "lat", "date", "counted", "reason", "in_grid")
 SITE_VISIT_COLUMNS = ("worker_id", "grid_id", "site_id", "site_type", "date", "start_ts", "end_ts", "duration_s")
 DAY_FLAG_COLUMNS = ("worker_id", "grid_id", "date", "flag", "detail")
-WORKER_DAY_EXTRA = (
-    "grid_type",
-    "required_s",
-    "required_m",
+MONTH_REQUEST_COLUMNS = (
+    "month",
+    "state",
+    "requested_run",
+    "requested_at",
+    "last_run",
+    "updated_at",
+    "done_run",
+    "done_at",
+    "message",
+    "allow_missing",
+)
+# worker_day's point counts (BIGINT): points seen, counted, and dropped by reason
+WORKER_DAY_COUNTS = (
     "points_total",
     "points_used",
     "dropped_duplicate",
@@ -124,6 +134,12 @@ WORKER_DAY_EXTRA = (
     "dropped_spike",
     "dropped_vehicle",
     "dropped_outside",
+)
+WORKER_DAY_EXTRA = (
+    "grid_type",
+    "required_s",
+    "required_m",
+    *WORKER_DAY_COUNTS,
     "gap_s",
     "max_speed_kmh",
     "leave_filed_late",
@@ -276,14 +292,7 @@ _COLUMN_TYPES: Mapping[str, str] = MappingProxyType(
                 "rows_duplicate",
                 "rows_quarantined",
                 "files",
-                "points_total",
-                "points_used",
-                "dropped_duplicate",
-                "dropped_accuracy",
-                "dropped_mock",
-                "dropped_spike",
-                "dropped_vehicle",
-                "dropped_outside",
+                *WORKER_DAY_COUNTS,
             ),  # fmt: skip
             _B,
         ),
@@ -421,21 +430,7 @@ SCHEMAS: Mapping[str, TableSchema] = MappingProxyType(
             _table(DAY_FLAG, DAY_FLAG_COLUMNS),
             _table(PATROL_FINDING, PATROL_FINDING_COLUMNS),
             _table(PENDING_WORK, ("kind", "key", "run_id", "added_at")),
-            _table(
-                MONTH_REQUEST,
-                (
-                    "month",
-                    "state",
-                    "requested_run",
-                    "requested_at",
-                    "last_run",
-                    "updated_at",
-                    "done_run",
-                    "done_at",
-                    "message",
-                    "allow_missing",
-                ),  # fmt: skip
-            ),
+            _table(MONTH_REQUEST, MONTH_REQUEST_COLUMNS),
             _table(
                 RUN_LOG,
                 (

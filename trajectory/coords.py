@@ -200,17 +200,16 @@ def cgcs2000_to_wgs84(lon: ArrayLike, lat: ArrayLike) -> tuple[Float, Float]:
     >>> cgcs2000_to_wgs84([119.95], [31.78])
     (array([119.95]), array([31.78]))
     """
-    x, y = _as_arrays(lon, lat)
-    return x.copy(), y.copy()
+    return _identity(lon, lat)
 
 
-def _wgs84_identity(lon: ArrayLike, lat: ArrayLike) -> tuple[Float, Float]:
+def _identity(lon: ArrayLike, lat: ArrayLike) -> tuple[Float, Float]:
     x, y = _as_arrays(lon, lat)
     return x.copy(), y.copy()
 
 
 _TO_WGS84 = {
-    "wgs84": _wgs84_identity,
+    "wgs84": _identity,
     "gcj02": gcj02_to_wgs84,
     "bd09": bd09_to_wgs84,
     "cgcs2000": cgcs2000_to_wgs84,

@@ -37,7 +37,7 @@ from trajectory.flags import DAY_FLAG_COLUMNS, day_flags, day_signatures, encode
 from trajectory.geo import geoms_to_local, grid_frames, to_grid_local
 from trajectory.metrics import clock_s, path_distance, window_overlap
 from trajectory.noise import group_median
-from trajectory.segment import build_intervals, inside_points
+from trajectory.segment import Intervals, build_intervals, inside_points
 from trajectory.visits import SITE_VISIT_COLUMNS, stay_runs
 
 __all__ = [
@@ -245,7 +245,7 @@ class _Patrol:
     worker-day (``n_traj`` rows)."""
 
     track: dict[str, np.ndarray]
-    intervals: dict[str, np.ndarray]
+    intervals: Intervals
     visits: pd.DataFrame  # stay runs at registered sites (visits.stay_runs)
     still: pd.DataFrame  # stationary periods (metrics.path_distance)
     sigma: np.ndarray  # noise σ per point
@@ -265,14 +265,14 @@ def _measure(
     track["in_pt"] = in_grid[kept]
     rules = policy.patrol.points
     iv = build_intervals(track, roster.geoms, rules)
-    valid, vehicle, dt, traj = iv["valid"], iv["vehicle"], iv["dt"], track["traj"]
+    valid, vehicle, dt, traj = iv.valid, iv.vehicle, iv.dt, track["traj"]
     p = policy.patrol
     # visits first: a stay at a registered site counts in full (the stationary cap spares it)
-    runs = stay_runs(track, iv["seg"], roster.sites, p.visits.min_stay_s)
+    runs = stay_runs(track, iv.seg, roster.sites, p.visits.min_stay_s)
     at_site = np.zeros(len(traj) + 1, np.int64)
     np.add.at(at_site, runs["first"].to_numpy(), 1)
     np.add.at(at_site, runs["last"].to_numpy() + 1, -1)
-    weight_in = np.where(valid & ~vehicle, iv["inside"], 0.0)
+    weight_in = np.where(valid & ~vehicle, iv.inside, 0.0)
     path = path_distance(track, iv, weight_in, policy, np.cumsum(at_site)[:-1] > 0)
     weight, tod = path.time_weight, track["tod"]
     morning, noon, evening = clock_s(p.morning_start), clock_s(p.noon), clock_s(p.afternoon_end)
@@ -303,9 +303,9 @@ def _day_counts(
     n_reasons = len(cl.REASONS) + 1
     by_reason = np.bincount(pts.traj * n_reasons + reason, minlength=n_traj * n_reasons).reshape(n_traj, n_reasons)
     same = np.r_[traj[1:] == traj[:-1], False]
-    dt, valid, vehicle = iv["dt"], iv["valid"], iv["vehicle"]
+    dt, valid, vehicle = iv.dt, iv.valid, iv.vehicle
     max_speed = np.zeros(n_traj)
-    np.maximum.at(max_speed, traj[valid], iv["speed_w"][valid] * 3.6)
+    np.maximum.at(max_speed, traj[valid], iv.speed_w[valid] * 3.6)
     still = patrol.still
     still_traj = still["traj"].to_numpy().astype(np.int64)
     still_s, still_from, still_to = _longest_still(still, patrol.track["tod"], n_traj)
@@ -338,7 +338,7 @@ def _day_counts(
         "still_to": still_to,
         "vehicle_s": np.bincount(traj, np.where(vehicle, dt, 0.0), minlength=n_traj),
         # an impossible jump shorter than teleport_spike_m is GPS noise (multipath), not a teleport
-        "jumps": np.bincount(traj, iv["jump"] & (iv["dist"] >= p.anomalies.teleport_spike_m), minlength=n_traj),
+        "jumps": np.bincount(traj, iv.jump & (iv.dist >= p.anomalies.teleport_spike_m), minlength=n_traj),
         "max_jump_m": _max_jump_m(pts.columns, reason, iv, traj, n_traj),
     }
 
@@ -390,12 +390,11 @@ def _worker_days(
             "grid_type": grid_type,
             "required_s": required_s,
             "required_m": required_m,
-            **{k: counts[k] for k in _COUNT_COLUMNS},
+            **counts,  # the final selection puts every column in its contract order
             "leave_filed_late": late,
             "exempt_reason": why,
             "leave_note": pd.Series(late_note, dtype=object),  # text or None, as the other notes
             "short_reasons": _join_flags({k: v & judge for k, v in short.items()}, n_traj),
-            **{k: counts[k] for k in _EVIDENCE_COLUMNS},
         }
     )
     day["exempt_reason"] = day["exempt_reason"].where(day["exempt"], None)
@@ -407,36 +406,6 @@ def _worker_days(
     else:
         day["flags"] = None
     return day[[*WORKER_DAY_COLUMNS, *WORKER_DAY_EXTRA]].reset_index(drop=True), flags
-
-
-# worker_day columns that _day_counts makes, in their order in the frame
-_COUNT_COLUMNS = (
-    "points_total",
-    "points_used",
-    "dropped_duplicate",
-    "dropped_accuracy",
-    "dropped_mock",
-    "dropped_spike",
-    "dropped_vehicle",
-    "dropped_outside",
-    "gap_s",
-    "max_speed_kmh",
-)
-_EVIDENCE_COLUMNS = (
-    "noise_m",
-    "stationary_s",
-    "stationary_uncounted_s",
-    "longest_stationary_s",
-    "track_signature",
-    "track_duration_s",
-    "track_spread_m",
-    "still_s",
-    "still_from",
-    "still_to",
-    "vehicle_s",
-    "jumps",
-    "max_jump_m",
-)
 
 
 def _site_visits(patrol: _Patrol, roster: _Roster, days: _Days) -> pd.DataFrame:
@@ -597,11 +566,11 @@ def _join_flags(masks: dict[str, np.ndarray], n: int) -> np.ndarray:
     return out
 
 
-def _max_jump_m(pts: cl.Frame, reason: np.ndarray, iv: cl.Frame, ktraj: np.ndarray, n_traj: int) -> np.ndarray:
+def _max_jump_m(pts: cl.Frame, reason: np.ndarray, iv: Intervals, ktraj: np.ndarray, n_traj: int) -> np.ndarray:
     """Largest jump per worker-day: spikes (from the previous point) and residual jumps."""
     out = np.zeros(n_traj)
-    jmp = iv["jump"]
-    np.maximum.at(out, ktraj[jmp], iv["dist"][jmp])
+    jmp = iv.jump
+    np.maximum.at(out, ktraj[jmp], iv.dist[jmp])
     sp = np.flatnonzero(reason == cl.R_SPIKE)
     if len(sp):
         live = np.flatnonzero((reason == cl.R_SPIKE) | cl.is_trustworthy(reason))

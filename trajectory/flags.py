@@ -11,6 +11,7 @@ Details carry figures only, no personal data.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -50,43 +51,41 @@ def day_flags(day: pd.DataFrame, policy: Policy) -> pd.DataFrame:
         ``day_flag`` rows (``worker_id, grid_id, date, flag, detail``).
     """
     a = policy.patrol.anomalies
-    parts = []
-    desk = day[day["still_s"] >= a.desk_phone_min_s]
-    parts.append(
-        desk.assign(
-            flag="desk_phone",
-            detail=[
+    # each flag: the worker-days it marks, and its detail from their columns
+    rules: list[tuple[str, pd.Series, Callable[[pd.DataFrame], list[str]]]] = [
+        (
+            "desk_phone",
+            day["still_s"] >= a.desk_phone_min_s,
+            lambda d: [
                 f"stationary {s / 3600:.1f} h in patrol hours ({f}–{t})"
-                for s, f, t in zip(desk["still_s"], desk["still_from"], desk["still_to"], strict=False)
+                for s, f, t in zip(d["still_s"], d["still_from"], d["still_to"], strict=False)
             ],
-        )
-    )
-    veh = day[day["vehicle_s"] >= a.vehicle_min_s]
-    parts.append(
-        veh.assign(
-            flag="vehicle",
-            detail=[
+        ),
+        (
+            "vehicle",
+            day["vehicle_s"] >= a.vehicle_min_s,
+            lambda d: [
                 f"vehicle speed {s / 60:.0f} min, max {v:.0f} km/h"
-                for s, v in zip(veh["vehicle_s"], veh["max_speed_kmh"], strict=False)
+                for s, v in zip(d["vehicle_s"], d["max_speed_kmh"], strict=False)
             ],
-        )
-    )
-    # isolated spikes are GPS noise (multipath, a stale fix) that cleaning drops, however far and
-    # however often; a teleport is a run of fixes somewhere else that cleaning cannot explain
-    tel = day[day["jumps"] >= 1]
-    parts.append(
-        tel.assign(
-            flag="teleport",
-            detail=[
+        ),
+        # isolated spikes are GPS noise (multipath, a stale fix) that cleaning drops, however far
+        # and however often; a teleport is a run of fixes somewhere else that cleaning cannot explain
+        (
+            "teleport",
+            day["jumps"] >= 1,
+            lambda d: [
                 f"{int(n)} spike point(s), {int(j)} unexplained jump(s), largest {m / 1000:.1f} km"
-                for n, j, m in zip(tel["dropped_spike"], tel["jumps"], tel["max_jump_m"], strict=False)
+                for n, j, m in zip(d["dropped_spike"], d["jumps"], d["max_jump_m"], strict=False)
             ],
-        )
-    )
-    mock = day[day["dropped_mock"] >= 1]
-    parts.append(
-        mock.assign(flag="mock_location", detail=[f"{int(n)} mock-location point(s)" for n in mock["dropped_mock"]])
-    )
+        ),
+        (
+            "mock_location",
+            day["dropped_mock"] >= 1,
+            lambda d: [f"{int(n)} mock-location point(s)" for n in d["dropped_mock"]],
+        ),
+    ]
+    parts = [marked.assign(flag=flag, detail=detail(marked)) for flag, mask, detail in rules for marked in [day[mask]]]
     out = pd.concat([p[list(DAY_FLAG_COLUMNS)] for p in parts], ignore_index=True)
     return out.sort_values(["worker_id", "date", "flag"]).reset_index(drop=True)
 

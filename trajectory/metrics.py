@@ -26,6 +26,7 @@ from scoring.policy import Policy
 from trajectory.clean import Frame, col
 from trajectory.contract import WORKER_WEEK_COLUMNS
 from trajectory.noise import denoise
+from trajectory.segment import Intervals
 
 __all__ = [
     "PathResult",
@@ -147,7 +148,7 @@ class PathResult:
 
 
 def path_distance(
-    track: Frame, iv: Frame, weight: np.ndarray, policy: Policy, at_site: np.ndarray | None = None
+    track: Frame, iv: Intervals, weight: np.ndarray, policy: Policy, at_site: np.ndarray | None = None
 ) -> PathResult:
     """Noise-robust patrol distance per point-step, the stationary periods and their time cap.
 
@@ -156,8 +157,8 @@ def path_distance(
     track : DataFrame or dict of arrays
         Sorted trustworthy points: ``traj``, ``t``, ``tod`` (local second of day), ``x``, ``y``,
         optional ``accuracy_m``.
-    iv : dict of arrays
-        :func:`trajectory.segment.build_intervals` of ``track`` (``seg``, ``dt``, ``valid``).
+    iv : Intervals
+        :func:`trajectory.segment.build_intervals` of ``track``.
     weight : ndarray
         Share (0…1) of each interval that is patrol: inside the grid and not in a vehicle.
     policy : Policy
@@ -173,7 +174,7 @@ def path_distance(
         ``at_site``.
     """
     dr = policy.patrol.distance
-    seg = col(iv, "seg")
+    seg = iv.seg
     t = col(track, "t")
     n = len(t)
     acc = col(track, "accuracy_m", np.float64) if "accuracy_m" in track.keys() else np.full(n, np.nan)
@@ -190,8 +191,7 @@ def path_distance(
     src, dst, moved = _with_tails(src, dst, moved, seg)
     length = np.hypot(xs[dst] - xs[src], ys[dst] - ys[src])
     # share of the step that is patrol: time-weighted over the intervals it spans
-    dt = col(iv, "dt")
-    valid = col(iv, "valid")
+    dt, valid = iv.dt, iv.valid
     cw = np.r_[0.0, np.cumsum(np.where(valid, weight * dt, 0.0))]
     cd = np.r_[0.0, np.cumsum(np.where(valid, dt, 0.0))]
     span = cd[dst] - cd[src]

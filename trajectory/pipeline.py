@@ -137,29 +137,26 @@ def run_pipeline(
         summary.warnings.append(f"{stale} temporary files of an interrupted run removed")
     pool = DayPool()
     try:
-        _run_stages(ws, con, days=days, month=month, progress=progress, run_id=run_id, summary=summary,
-                    engine=engine, pool=pool)  # fmt: skip
+        if engine == ENGINE_LOCAL and pool.workers > 1:
+            pool.start()  # before ingest grows this process (DayPool)
+        _ingest(ws, con, run_id, progress, summary)
+        summary.days = _plan_days(ws, con, days, month, run_id)
+        if summary.days:
+            process_dates(ws, con, summary.days, progress, run_id=run_id, engine=engine, pool=pool)
+        summary.months = store.pending(con, store.PENDING_MONTH)
+        for m in summary.months:
+            recompute_month(ws, con, m)
+            store.crash_point("month")
+        _score_pending(ws, con, run_id, progress, summary)
     finally:
         pool.close()
     return summary
 
 
-def _run_stages(
-    ws: Workspace,
-    con: duckdb.DuckDBPyConnection,
-    *,
-    days: Sequence[date] | None,
-    month: str | None,
-    progress: bool,
-    run_id: str,
-    summary: RunSummary,
-    engine: str,
-    pool: DayPool,
-) -> None:
+def _ingest(ws: Workspace, con: duckdb.DuckDBPyConnection, run_id: str, progress: bool, summary: RunSummary) -> None:
+    """The inbox read into the store; its counts and warnings added to ``summary``."""
     from trajectory.ingest import ingest_inbox
 
-    if engine == ENGINE_LOCAL and pool.workers > 1:
-        pool.start()  # before ingest grows this process (DayPool)
     # ingest records the dates that received points as pending days, with each file's commit
     report = ingest_inbox(ws, con, run_id, progress=progress)
     summary.files = len(report.files)
@@ -175,6 +172,11 @@ def _run_stages(
         quarantined=summary.rows_quarantined,
     )
 
+
+def _plan_days(
+    ws: Workspace, con: duckdb.DuckDBPyConnection, days: Sequence[date] | None, month: str | None, run_id: str
+) -> list[date]:
+    """The days to recompute: those asked, those the months to score lack, those left pending."""
     today = datetime.now(ws.tz).date()
     asked: set[date] = set()
     if days is not None:
@@ -200,13 +202,13 @@ def _run_stages(
         # months already scored that receive recomputed days are scored again (late uploads re-open them)
         scored_before = {m for (m,) in con.execute(f"SELECT DISTINCT month FROM {c.GRID_MONTH_SCORE}").fetchall()}
         store.request_months(con, {month_of(d) for d in todo} & scored_before, run_id)
-    summary.days = todo
-    if summary.days:
-        process_dates(ws, con, summary.days, progress, run_id=run_id, engine=engine, pool=pool)
-    summary.months = store.pending(con, store.PENDING_MONTH)
-    for m in summary.months:
-        recompute_month(ws, con, m)
-        store.crash_point("month")
+    return todo
+
+
+def _score_pending(
+    ws: Workspace, con: duckdb.DuckDBPyConnection, run_id: str, progress: bool, summary: RunSummary
+) -> None:
+    """Every month pending scoring scored and exported, journalled as done after its outputs."""
     for m in store.pending(con, store.PENDING_SCORE):
         store.month_scoring(con, m, run_id)
         summary.outputs += score_and_export(ws, con, m, progress)

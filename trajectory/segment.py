@@ -13,6 +13,8 @@ movement (speed over a centred ``vehicle_window_s`` window above ``vehicle_kmh``
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import shapely
 
@@ -20,6 +22,7 @@ from scoring.policy import PointRules
 from trajectory.clean import Frame, col, noise_allowance_m
 
 __all__ = [
+    "Intervals",
     "build_intervals",
     "clip_share",
     "inside_points",
@@ -27,7 +30,23 @@ __all__ = [
 ]
 
 
-def build_intervals(track: Frame, grid_geoms: np.ndarray, rules: PointRules) -> dict[str, np.ndarray]:
+@dataclass(frozen=True)
+class Intervals:
+    """The intervals of a sorted track: entry *k* joins point *k* and *k + 1* (the last row
+    of a worker-day is a stub with ``valid`` False)."""
+
+    seg: np.ndarray  # segment id of point k
+    dt: np.ndarray  # seconds to point k + 1
+    dist: np.ndarray  # metres to point k + 1 (raw positions)
+    valid: np.ndarray  # same segment: not across a gap, a day or an impossible jump
+    jump: np.ndarray  # faster than max_jump_kmh beyond the two fixes' noise
+    speed_w: np.ndarray  # windowed speed (m/s)
+    vehicle: np.ndarray  # faster than vehicle_kmh over the window
+    in_pt: np.ndarray  # point k inside the worker's buffered grid
+    inside: np.ndarray  # share of the interval inside the grid (0…1)
+
+
+def build_intervals(track: Frame, grid_geoms: np.ndarray, rules: PointRules) -> Intervals:
     """Intervals between consecutive trustworthy points, one row per point.
 
     Parameters
@@ -41,11 +60,7 @@ def build_intervals(track: Frame, grid_geoms: np.ndarray, rules: PointRules) -> 
 
     Returns
     -------
-    dict of arrays
-        Entry *k* describes the interval from point *k* to point *k+1* (the last row of a
-        worker-day is a stub with ``valid`` False): ``seg``, ``dt``, ``dist``, ``valid``,
-        ``jump``, ``speed_w`` (windowed m/s), ``vehicle``, ``in_pt`` (point *k* inside),
-        ``inside`` (share of the interval inside the grid).
+    Intervals
     """
     traj = col(track, "traj")
     t = col(track, "t")
@@ -76,17 +91,9 @@ def build_intervals(track: Frame, grid_geoms: np.ndarray, rules: PointRules) -> 
     # the engine has already tested every point; reuse it when given
     in_pt = col(track, "in_pt") if "in_pt" in track.keys() else inside_points(grid_geoms, gcode, x, y)
     inside = clip_share(x, y, gcode, grid_geoms, in_pt, valid, dist, long_m=rules.grid_buffer_m)
-    return {
-        "seg": seg,
-        "dt": dt,
-        "dist": dist,
-        "valid": valid,
-        "jump": jump,
-        "speed_w": speed_w,
-        "vehicle": vehicle,
-        "in_pt": in_pt,
-        "inside": inside,
-    }
+    return Intervals(
+        seg=seg, dt=dt, dist=dist, valid=valid, jump=jump, speed_w=speed_w, vehicle=vehicle, in_pt=in_pt, inside=inside
+    )
 
 
 def windowed_speed(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -340,20 +340,14 @@ def _check_grid_properties(grids: gpd.GeoDataFrame) -> None:
     grids["grid_id"] = grids["grid_id"].astype("string").str.strip()
     for j in np.flatnonzero((grids["grid_id"].isna() | (grids["grid_id"] == "")).to_numpy())[:1]:
         raise _grid_error(grids, int(j), "grid_id", "grid_id is empty")
-    dup = grids["grid_id"].duplicated(keep="first")
-    if dup.any():
-        i = int(np.flatnonzero(dup)[0])
-        raise _grid_error(
-            grids, i, "grid_id", f"grid_id {quote(grids['grid_id'].iloc[i])} appears twice; it must be unique"
-        )
+    for i in np.flatnonzero(grids["grid_id"].duplicated(keep="first").to_numpy())[:1]:
+        duplicate = quote(grids["grid_id"].iloc[i])
+        raise _grid_error(grids, int(i), "grid_id", f"grid_id {duplicate} appears twice; it must be unique")
     kind = grids["grid_type"].astype("string").str.strip().str.lower().map(GRID_TYPE_ALIASES)
-    if kind.isna().any():
-        i = int(np.flatnonzero(kind.isna())[0])
+    for i in np.flatnonzero(kind.isna().to_numpy())[:1]:
+        expected = "is expected to be community/village or 社区/村"
         raise _grid_error(
-            grids,
-            i,
-            "grid_type",
-            f"grid_type was {quote(grids['grid_type'].iloc[i])} but is expected to be community/village or 社区/村",
+            grids, int(i), "grid_type", f"grid_type was {quote(grids['grid_type'].iloc[i])} but {expected}"
         )
     grids["grid_type"] = kind.astype(str)
     grids["grid_name"] = grids["grid_name"].fillna("").astype(str)
@@ -551,11 +545,35 @@ def read_csv_checked(path: Path, required: tuple[str, ...], optional: Iterable[s
     return df
 
 
+def _first_bad(path: Path, bad: np.ndarray, column: str, message: str | Callable[[int], str]) -> None:
+    """Raise an :class:`InputError` for the first row where ``bad`` holds (``message``, or of its position)."""
+    hits = np.flatnonzero(bad)
+    if len(hits):
+        i = int(hits[0])
+        raise InputError(str(path), message if isinstance(message, str) else message(i), row=i + 1, column=column)
+
+
 def _require_nonempty(df: pd.DataFrame, path: Path, columns: tuple[str, ...]) -> None:
     for col in columns:
-        empty = np.flatnonzero((df[col] == "").to_numpy())
-        if len(empty):
-            raise InputError(str(path), f"{col} is empty", row=int(empty[0]) + 1, column=col)
+        _first_bad(path, (df[col] == "").to_numpy(), col, f"{col} is empty")
+
+
+def _require_unique(df: pd.DataFrame, path: Path, column: str) -> None:
+    _first_bad(
+        path,
+        df[column].duplicated().to_numpy(),
+        column,
+        lambda i: f"{column} {quote(df[column].iloc[i])} appears twice",
+    )
+
+
+def _require_known(df: pd.DataFrame, path: Path, column: str, known: set[str], where: str) -> None:
+    _first_bad(
+        path,
+        ~df[column].isin(known).to_numpy(),
+        column,
+        lambda i: f"{column} {quote(df[column].iloc[i])} is not {where}",
+    )
 
 
 def parse_bool_column(values: pd.Series, path: Path, column: str) -> np.ndarray:
@@ -563,38 +581,32 @@ def parse_bool_column(values: pd.Series, path: Path, column: str) -> np.ndarray:
     low = values.astype(str).str.strip().str.lower()
     is_true = low.isin(TRUE_WORDS).to_numpy()
     is_false = low.isin(FALSE_WORDS).to_numpy()
-    bad = np.flatnonzero(~(is_true | is_false))
-    if len(bad):
-        i = int(bad[0])
-        raise InputError(
-            str(path),
-            f"{quote(values.iloc[i])} is not a yes/no value (true/false, 1/0, 是/否)",
-            row=i + 1,
-            column=column,
-        )
+    _first_bad(
+        path,
+        ~(is_true | is_false),
+        column,
+        lambda i: f"{quote(values.iloc[i])} is not a yes/no value (true/false, 1/0, 是/否)",
+    )
     return is_true
 
 
 def parse_date_column(values: pd.Series, path: Path, column: str) -> list[date]:
     """ISO dates (2026-10-09 or 2026/10/09) to ``datetime.date``; anything else is an error."""
     parsed = pd.to_datetime(values.str.replace("/", "-", regex=False), format="%Y-%m-%d", errors="coerce")
-    bad = np.flatnonzero(parsed.isna().to_numpy())
-    if len(bad):
-        i = int(bad[0])
-        raise InputError(
-            str(path), f"{quote(values.iloc[i])} is not a date (expected YYYY-MM-DD)", row=i + 1, column=column
-        )
+    _first_bad(
+        path, parsed.isna().to_numpy(), column, lambda i: f"{quote(values.iloc[i])} is not a date (expected YYYY-MM-DD)"
+    )
     return [d.date() for d in parsed]
 
 
 def parse_float_column(values: pd.Series, path: Path, column: str, lo: float, hi: float) -> np.ndarray:
     num = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
-    bad = np.flatnonzero(~np.isfinite(num) | (num < lo) | (num > hi))
-    if len(bad):
-        i = int(bad[0])
-        raise InputError(
-            str(path), f"{quote(values.iloc[i])} is not a number between {lo} and {hi}", row=i + 1, column=column
-        )
+    _first_bad(
+        path,
+        ~np.isfinite(num) | (num < lo) | (num > hi),
+        column,
+        lambda i: f"{quote(values.iloc[i])} is not a number between {lo} and {hi}",
+    )
     return num
 
 
@@ -604,21 +616,8 @@ def read_workers(path: Path, grid_ids: set[str]) -> pd.DataFrame:
         raise InputError(str(path), "workers.csv is missing: the roster is required")
     df = read_csv_checked(path, WORKERS_COLUMNS)
     _require_nonempty(df, path, ("worker_id", "grid_id"))
-    dup = np.flatnonzero(df["worker_id"].duplicated().to_numpy())
-    if len(dup):
-        i = int(dup[0])
-        raise InputError(
-            str(path), f"worker_id {quote(df['worker_id'].iloc[i])} appears twice", row=i + 1, column="worker_id"
-        )
-    unknown = np.flatnonzero(~df["grid_id"].isin(grid_ids).to_numpy())
-    if len(unknown):
-        i = int(unknown[0])
-        raise InputError(
-            str(path),
-            f"grid_id {quote(df['grid_id'].iloc[i])} is not a grid of grids_geojson/",
-            row=i + 1,
-            column="grid_id",
-        )
+    _require_unique(df, path, "worker_id")
+    _require_known(df, path, "grid_id", grid_ids, "a grid of grids_geojson/")
     df["full_time"] = parse_bool_column(df["full_time"], path, "full_time")
     return df
 
@@ -630,30 +629,16 @@ def read_sites(path: Path, grid_ids: set[str], default_radius_m: float) -> pd.Da
         return pd.DataFrame({c: pd.Series(dtype=float if c in ("lon", "lat", "radius_m") else str) for c in columns})
     df = read_csv_checked(path, SITES_COLUMNS, ("radius_m", "label"))
     _require_nonempty(df, path, ("site_id", "site_type", "grid_id"))
-    dup = np.flatnonzero(df["site_id"].duplicated().to_numpy())
-    if len(dup):
-        i = int(dup[0])
-        raise InputError(
-            str(path), f"site_id {quote(df['site_id'].iloc[i])} appears twice", row=i + 1, column="site_id"
-        )
-    bad_type = np.flatnonzero(~df["site_type"].isin(SITE_TYPES).to_numpy())
-    if len(bad_type):
-        i = int(bad_type[0])
-        raise InputError(
-            str(path),
-            f"site_type was {quote(df['site_type'].iloc[i])} but is expected to be one of {', '.join(SITE_TYPES)}",
-            row=i + 1,
-            column="site_type",
-        )
-    unknown = np.flatnonzero(~df["grid_id"].isin(grid_ids).to_numpy())
-    if len(unknown):
-        i = int(unknown[0])
-        raise InputError(
-            str(path),
-            f"grid_id {quote(df['grid_id'].iloc[i])} is not a grid of grids_geojson/",
-            row=i + 1,
-            column="grid_id",
-        )
+    _require_unique(df, path, "site_id")
+    _first_bad(
+        path,
+        ~df["site_type"].isin(SITE_TYPES).to_numpy(),
+        "site_type",
+        lambda i: (
+            f"site_type was {quote(df['site_type'].iloc[i])} but is expected to be one of {', '.join(SITE_TYPES)}"
+        ),
+    )
+    _require_known(df, path, "grid_id", grid_ids, "a grid of grids_geojson/")
     _check_site_degrees(df, path)
     df["lon"] = parse_float_column(df["lon"], path, "lon", -180, 180)
     df["lat"] = parse_float_column(df["lat"], path, "lat", -90, 90)
@@ -691,21 +676,10 @@ def read_leave(path: Path, worker_ids: set[str]) -> pd.DataFrame:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in LEAVE_COLUMNS})
     df = read_csv_checked(path, LEAVE_COLUMNS)
     _require_nonempty(df, path, ("worker_id", "start_date", "end_date", "filed_date"))
-    unknown = np.flatnonzero(~df["worker_id"].isin(worker_ids).to_numpy())
-    if len(unknown):
-        i = int(unknown[0])
-        raise InputError(
-            str(path),
-            f"worker_id {quote(df['worker_id'].iloc[i])} is not in workers.csv",
-            row=i + 1,
-            column="worker_id",
-        )
+    _require_known(df, path, "worker_id", worker_ids, "in workers.csv")
     for col in ("start_date", "end_date", "filed_date"):
         df[col] = parse_date_column(df[col], path, col)
-    backwards = np.flatnonzero((df["end_date"] < df["start_date"]).to_numpy())
-    if len(backwards):
-        i = int(backwards[0])
-        raise InputError(str(path), "end_date is before start_date", row=i + 1, column="end_date")
+    _first_bad(path, (df["end_date"] < df["start_date"]).to_numpy(), "end_date", "end_date is before start_date")
     return df
 
 

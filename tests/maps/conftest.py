@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-from maps_fixtures import LAT0, LON0, MONTH, SECRET_LABELS, SITE_POSITIONS
+from maps_fixtures import DAY_FLAGS, LAT0, LON0, MONTH, SECRET_LABELS, SITE_POSITIONS, block_network, chromium_options
 
 from maps.build import render_month
 from maps.tiles import TileConfig
@@ -163,39 +163,21 @@ def driver(tmp_path_factory):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM if CHROMIUM.exists() else shutil.which("chromium"))
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
+    options = chromium_options(
+        str(CHROMIUM if CHROMIUM.exists() else shutil.which("chromium")),
         "--disable-component-update",
         "--disable-sync",
         "--no-first-run",
         "--window-size=1200,900",
         f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-    ):
-        options.add_argument(arg)
+    )
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     service = Service(str(CHROMEDRIVER if CHROMEDRIVER.exists() else shutil.which("chromedriver")))
     drv = webdriver.Chrome(options=options, service=service)
     drv.set_page_load_timeout(30)
-    # any request to another host fails (and would log a SEVERE net::ERR_BLOCKED_BY_CLIENT)
-    drv.execute_cdp_cmd("Network.enable", {})
-    drv.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["http://*", "https://*"]})
+    block_network(drv)  # and would log a SEVERE net::ERR_BLOCKED_BY_CLIENT
     yield drv
     drv.quit()
-
-
-# the scored month of the dashboard tests: flags of three kinds, one of them (replay) only in day_flag
-DAY_FLAGS = (
-    ("W1", "G01", "2026-10-09", "mock_location", "35 mock-location point(s)"),
-    ("W1", "G01", "2026-10-09", "replay", "same track as 2026-10-08 (median offset 0.0 m over 60 positions)"),
-    ("W1", "G01", "2026-10-08", "replay", "same track as 2026-10-09 (median offset 0.0 m over 60 positions)"),
-    ("W2", "G02", "2026-10-08", "vehicle", "vehicle speed 23 min, max 44 km/h"),
-)
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,40 @@ SECRET_LABELS = ("张三 住址XX路1号", "李四 住址YY路2号", "王五 住
 # prints as any 4-6 decimal form of them (WGS-84 or GCJ-02): a leak at any precision is recognisable.
 SITE_POSITIONS = ((119.883617, 31.682593), (119.886171, 31.686548), (119.895162, 31.684731), (119.909, 31.685))
 PERSONAL_SITES = ("KP001", "SG001", "CS001")
+# the scored month of the dashboard tests: flags of three kinds, one of them (replay) only in day_flag
+DAY_FLAGS = (
+    ("W1", "G01", "2026-10-09", "mock_location", "35 mock-location point(s)"),
+    ("W1", "G01", "2026-10-09", "replay", "same track as 2026-10-08 (median offset 0.0 m over 60 positions)"),
+    ("W1", "G01", "2026-10-08", "replay", "same track as 2026-10-09 (median offset 0.0 m over 60 positions)"),
+    ("W2", "G02", "2026-10-08", "vehicle", "vehicle speed 23 min, max 44 km/h"),
+)
+
+
+# the switches both the browser tests and measure_pages.py start Chromium with
+HEADLESS_ARGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+)
+
+
+def chromium_options(binary: str, *args: str):
+    """selenium ChromeOptions for headless Chromium at ``binary``: :data:`HEADLESS_ARGS`, then ``args``."""
+    from selenium import webdriver
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for arg in (*HEADLESS_ARGS, *args):
+        options.add_argument(arg)
+    return options
+
+
+def block_network(drv) -> None:
+    """Make any request of ``drv`` to another host fail (file:// pages only)."""
+    drv.execute_cdp_cmd("Network.enable", {})
+    drv.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["http://*", "https://*"]})
 
 
 def write_workspace(root, grids, worker_day, site_check, sites, point_use, policy_toml: str | None = None):

@@ -17,6 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from maps_fixtures import block_network, chromium_options
+
 from maps.offline import LIB_DIRNAME
 
 
@@ -28,21 +30,10 @@ def _driver(profile: str):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--window-size=1400,900",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(arg)
+    binary = shutil.which("chromium") or "/usr/bin/chromium"
+    options = chromium_options(binary, "--window-size=1400,900", f"--user-data-dir={profile}")
     drv = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"))
-    drv.execute_cdp_cmd("Network.enable", {})
-    drv.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["http://*", "https://*"]})
+    block_network(drv)
     drv.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": True})
     return drv
 

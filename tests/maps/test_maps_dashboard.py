@@ -20,8 +20,7 @@ from urllib.parse import unquote, urlsplit
 import duckdb
 import pandas as pd
 import pytest
-from conftest import DAY_FLAGS
-from maps_fixtures import MONTH, open_page
+from maps_fixtures import DAY_FLAGS, MONTH, open_page
 
 from maps.build import with_day_flags
 from maps.dashboard import FLAG_ZH, flag_detail_zh, flag_rows, top_reasons

@@ -17,14 +17,14 @@ import pyarrow.parquet as pq
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the benchmarks' generator, from the repo root
+from db_helpers import DAY_TABLES, day_tables  # noqa: E402
+
 from benchmarks.generate import make_data, write_workspace  # noqa: E402
 from trajectory import dayjob, store  # noqa: E402
 from trajectory.batching import plan_batches  # noqa: E402
 from trajectory.engine import process_days  # noqa: E402
 from trajectory.ingest import ingest_inbox  # noqa: E402
 from trajectory.workspace import load_workspace  # noqa: E402
-
-TABLES = ("worker_day", "site_visit", "day_flag")
 
 
 @pytest.fixture(scope="module")
@@ -43,21 +43,6 @@ def ingested(tmp_path_factory):
     finally:
         con.close()
     return root, dates
-
-
-def _tables(root: Path, dates, workers: int, max_points: int, monkeypatch) -> dict[str, list[tuple]]:
-    monkeypatch.setattr(dayjob, "WORKERS", workers)
-    ws = load_workspace(root)
-    con = store.connect(ws.paths)
-    try:
-        dayjob.process_dates(ws, con, dates, progress=False, run_id="t", max_points=max_points)
-        out = {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in TABLES}
-        out["point_use"] = con.execute(
-            "SELECT worker_id, grid_id, ts, lon, lat, date, counted, reason, in_grid FROM point_use ORDER BY ALL"
-        ).fetchall()
-        return out
-    finally:
-        con.close()
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +69,8 @@ def test_one_batch_in_this_process_equals_process_days_on_everything(ingested, w
     root, dates = ingested
     ws = tmp_path / "ws"
     shutil.copytree(root, ws)
-    got = _tables(ws, dates, workers=1, max_points=10_000_000, monkeypatch=monkeypatch)
-    for name in (*TABLES, "point_use"):
+    got = day_tables(ws, dates, workers=1, max_points=10_000_000, monkeypatch=monkeypatch)
+    for name in (*DAY_TABLES, "point_use"):
         assert len(got[name]) == len(getattr(whole, name)), name
     con = store.connect(load_workspace(ws).paths, read_only=True)
     try:
@@ -106,8 +91,8 @@ def test_batches_equal_one_batch(ingested, tmp_path, monkeypatch, workers, max_p
     one, many = tmp_path / "one", tmp_path / "many"
     shutil.copytree(root, one)
     shutil.copytree(root, many)
-    want = _tables(one, dates, workers=1, max_points=10_000_000, monkeypatch=monkeypatch)
-    got = _tables(many, dates, workers=workers, max_points=max_points, monkeypatch=monkeypatch)
+    want = day_tables(one, dates, workers=1, max_points=10_000_000, monkeypatch=monkeypatch)
+    got = day_tables(many, dates, workers=workers, max_points=max_points, monkeypatch=monkeypatch)
     assert got == want
     assert not list((many / "store" / "point_use").glob(".*")), "staging or trash folders left behind"
 
@@ -131,8 +116,8 @@ def test_inbox_row_order_does_not_change_the_tables(ingested, tmp_path, monkeypa
         con.close()
     fresh = tmp_path / "fresh"
     shutil.copytree(root, fresh)
-    want = _tables(fresh, dates, workers=1, max_points=2_000, monkeypatch=monkeypatch)
-    got = _tables(shuffled, dates, workers=2, max_points=2_000, monkeypatch=monkeypatch)
+    want = day_tables(fresh, dates, workers=1, max_points=2_000, monkeypatch=monkeypatch)
+    got = day_tables(shuffled, dates, workers=2, max_points=2_000, monkeypatch=monkeypatch)
     for name in want:
         diff = [(a, b) for a, b in zip(got[name], want[name], strict=True) if a != b]
         assert not diff, (name, diff[:1])

@@ -51,6 +51,7 @@ __all__ = [
     "ChunkReadError",
     "CsvReader",
     "FileSource",
+    "FileToOpen",
     "JsonLinesReader",
     "ParquetReader",
     "Reader",
@@ -63,6 +64,20 @@ JSON_OBJECT_SQL = "(CASE WHEN json_valid({line}) THEN json_type({line}) = 'OBJEC
 
 class ChunkReadError(Exception):
     """The reader failed in the middle of a file (after some chunks were handled)."""
+
+
+@dataclass(frozen=True)
+class FileToOpen:
+    """What a reader opens: the file at ``path`` (delivered as ``name``), the header mapping
+    ``columns``, ``long_lines`` (the lines cut out as too long: number, text) and, for CSV,
+    ``lenient`` (read tolerantly at once, a strict read having failed with ``strict_error``)."""
+
+    path: Path
+    name: str
+    columns: Mapping[str, str]
+    long_lines: list[tuple[int, str]] = field(default_factory=list)
+    lenient: bool = False
+    strict_error: str | None = None
 
 
 @dataclass
@@ -143,7 +158,7 @@ def open_source(
         return FileSource(warnings=[f"inbox file {path.name}: empty file"])
     reader = READERS[fmt](con, chunk_rows)
     if not reader.text:
-        return reader.open(path, path.name, columns, [])
+        return reader.open(FileToOpen(path, path.name, columns))
     text_path, warnings, error = as_utf8(path, tmp)
     if error is not None:
         return FileSource(error=error)
@@ -165,7 +180,7 @@ def open_source(
         )
     if reader.header_line and long_lines and long_lines[0][0] == 1:
         return FileSource(error=f"the header line is longer than {MAX_LINE_BYTES} bytes", warnings=warnings)
-    src = reader.open(text_path, path.name, columns, long_lines, lenient=lenient, strict_error=strict_error)
+    src = reader.open(FileToOpen(text_path, path.name, columns, long_lines, lenient, strict_error))
     src.warnings[:0] = warnings
     return src
 
@@ -186,17 +201,8 @@ class Reader:
         self.con = con
         self.chunk_rows = chunk_rows
 
-    def open(
-        self,
-        path: Path,
-        name: str,
-        columns: Mapping[str, str],
-        long_lines: list[tuple[int, str]],
-        *,
-        lenient: bool = False,
-        strict_error: str | None = None,
-    ) -> FileSource:
-        """The file at ``path`` (delivered as ``name``) as a source; ``long_lines``: lines cut out."""
+    def open(self, file: FileToOpen) -> FileSource:
+        """The file to open as a source."""
         raise NotImplementedError
 
     def rebatch(self, batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.Table]:
@@ -244,8 +250,7 @@ class Reader:
         ``cur`` is a cursor of its own: the chunks are classified on the main connection while
         the scan is open.
         """
-        cur.execute("DROP TABLE IF EXISTS _gp_rejects")
-        cur.execute("DROP TABLE IF EXISTS _gp_reject_scans")
+        _drop_rejects(cur)
         reader = cur.sql(f"SELECT * FROM {reader_sql}").to_arrow_reader(self.chunk_rows)
 
         def rejects() -> list[tuple[int, str, str]]:
@@ -255,8 +260,7 @@ class Reader:
                        FROM _gp_rejects GROUP BY line ORDER BY line"""
                 ).fetchall()
             finally:
-                cur.execute("DROP TABLE IF EXISTS _gp_rejects")
-                cur.execute("DROP TABLE IF EXISTS _gp_reject_scans")
+                _drop_rejects(cur)
             return [(int(line), str(kind), str(text or "")) for line, kind, text in rows]
 
         return reader, rejects
@@ -268,17 +272,9 @@ class CsvReader(Reader):
     what = "CSV"
     header_line = True
 
-    def open(
-        self,
-        path: Path,
-        name: str,
-        columns: Mapping[str, str],
-        long_lines: list[tuple[int, str]],
-        *,
-        lenient: bool = False,
-        strict_error: str | None = None,
-    ) -> FileSource:
-        compression = "gzip" if path.name.lower().endswith(".gz") else "none"
+    def open(self, file: FileToOpen) -> FileSource:
+        path, name, columns, long_lines, lenient = file.path, file.name, file.columns, file.long_lines, file.lenient
+        compression = _compression(path)
         reader_sql = (
             f"read_csv({sql_str(path.as_posix())}, all_varchar = true, header = true, "
             f"compression = '{compression}', {_rejects_options()}{{lenient}})"
@@ -286,7 +282,7 @@ class CsvReader(Reader):
         cur = self.con.cursor()
         try:
             if lenient:
-                raise duckdb.Error(strict_error or "read again leniently")
+                raise duckdb.Error(file.strict_error or "read again leniently")
             reader, rejects = self.stream(cur, reader_sql.format(lenient=""))
         except duckdb.Error as exc:
             # the dialect sniffer gives up on mixed line endings (a Windows file appended to a
@@ -306,9 +302,8 @@ class CsvReader(Reader):
             if lenient
             else []
         )
-        removed = np.array([n for n, _ in long_lines], dtype=np.int64)
         # the header is line 1: data row = line - 1
-        too_long = [(n - 1, _line_too_long(), json.dumps({"line": text}, ensure_ascii=False)) for n, text in long_lines]
+        removed, too_long = _long_lines(long_lines, -1)
         src = FileSource(
             fields=fields,
             raw_sql=raw_sql,
@@ -318,17 +313,12 @@ class CsvReader(Reader):
             warnings=notes + warnings,
             closers=[reader.close, cur.close],
         )
-
-        def batches() -> Iterator[pa.Table]:
-            try:
-                yield from self.numbered(reader, schema, names)
-                # reader lines count the header as line 1
-                src.rejected = sorted(too_long + _rejected_lines(rejects, "CSV", "CSV", -1, removed))
-            finally:
-                src.close()
-
-        src.batches = batches()
-        return src
+        # reader lines count the header as line 1
+        return _reading(
+            src,
+            self.numbered(reader, schema, names),
+            lambda: too_long + _rejected_lines(rejects, "CSV", "CSV", -1, removed),
+        )
 
 
 class JsonLinesReader(Reader):
@@ -336,17 +326,9 @@ class JsonLinesReader(Reader):
 
     what = "JSON Lines"
 
-    def open(
-        self,
-        path: Path,
-        name: str,
-        columns: Mapping[str, str],
-        long_lines: list[tuple[int, str]],
-        *,
-        lenient: bool = False,
-        strict_error: str | None = None,
-    ) -> FileSource:
-        compression = "gzip" if path.name.lower().endswith(".gz") else "none"
+    def open(self, file: FileToOpen) -> FileSource:
+        path, name, columns, long_lines = file.path, file.name, file.columns, file.long_lines
+        compression = _compression(path)
         # one VARCHAR per line (a delimiter that cannot occur in JSON text); blank lines are not rows
         reader_sql = (
             f"read_csv({sql_str(path.as_posix())}, columns = {{'line': 'VARCHAR'}}, header = false, "
@@ -356,8 +338,7 @@ class JsonLinesReader(Reader):
         cur = self.con.cursor()
         try:
             # a first pass finds the keys (the columns) of the file's JSON objects
-            cur.execute("DROP TABLE IF EXISTS _gp_rejects")
-            cur.execute("DROP TABLE IF EXISTS _gp_reject_scans")
+            _drop_rejects(cur)
             keys = [
                 r[0]
                 for r in cur.execute(
@@ -379,8 +360,7 @@ class JsonLinesReader(Reader):
             )
             for col, key in found.items()
         }
-        removed = np.array([n for n, _ in long_lines], dtype=np.int64)
-        too_long = [(n, _line_too_long(), json.dumps({"line": text}, ensure_ascii=False)) for n, text in long_lines]
+        removed, too_long = _long_lines(long_lines, 0)
         src = FileSource(
             fields=fields,
             raw_sql="s.line",
@@ -391,23 +371,18 @@ class JsonLinesReader(Reader):
             closers=[reader.close, cur.close],
         )
 
-        def batches() -> Iterator[pa.Table]:
+        def lines() -> Iterator[pa.Table]:
             done = 0  # lines returned by the reader so far, blank ones included
-            try:
-                for table in self.rebatch(_scan(reader, self.what), reader.schema):
-                    # JSON Lines rows are numbered by line (blank lines included), not by position
-                    line_no = original_lines(np.arange(done + 1, done + 1 + table.num_rows, dtype=np.int64), removed)
-                    done += table.num_rows
-                    keep = pc.invert(pc.fill_null(pc.equal(pc.utf8_trim_whitespace(table["line"]), ""), True))
-                    kept = pa.table({"line": table["line"], "_row": pa.array(line_no, pa.int64())}).filter(keep)
-                    if kept.num_rows:
-                        yield kept
-                src.rejected = sorted(too_long + _rejected_lines(rejects, "JSON Lines", "JSON", 0, removed))
-            finally:
-                src.close()
+            for table in self.rebatch(_scan(reader, self.what), reader.schema):
+                # JSON Lines rows are numbered by line (blank lines included), not by position
+                line_no = original_lines(np.arange(done + 1, done + 1 + table.num_rows, dtype=np.int64), removed)
+                done += table.num_rows
+                keep = pc.invert(pc.fill_null(pc.equal(pc.utf8_trim_whitespace(table["line"]), ""), True))
+                kept = pa.table({"line": table["line"], "_row": pa.array(line_no, pa.int64())}).filter(keep)
+                if kept.num_rows:
+                    yield kept
 
-        src.batches = batches()
-        return src
+        return _reading(src, lines(), lambda: too_long + _rejected_lines(rejects, "JSON Lines", "JSON", 0, removed))
 
 
 class ParquetReader(Reader):
@@ -416,22 +391,13 @@ class ParquetReader(Reader):
     what = "Parquet"
     text = False
 
-    def open(
-        self,
-        path: Path,
-        name: str,
-        columns: Mapping[str, str],
-        long_lines: list[tuple[int, str]],
-        *,
-        lenient: bool = False,
-        strict_error: str | None = None,
-    ) -> FileSource:
+    def open(self, file: FileToOpen) -> FileSource:
         try:
-            pf = pq.ParquetFile(path)
+            pf = pq.ParquetFile(file.path)
             schema = pf.schema_arrow
         except (pa.ArrowException, OSError) as exc:
             return FileSource(error=f"cannot be read as Parquet: {str(exc).splitlines()[0]}")
-        names, fields, raw_sql, warnings = self.typed_fields(schema, columns, name)
+        names, fields, raw_sql, warnings = self.typed_fields(schema, file.columns, file.name)
 
         def batches() -> Iterator[pa.Table]:
             try:
@@ -472,6 +438,25 @@ def _scan(
             reader.close()
 
 
+def _reading(
+    src: FileSource, tables: Iterator[pa.Table], rejected: Callable[[], list[tuple[int, str, str]]]
+) -> FileSource:
+    """``src`` reading ``tables``; once all are read, ``src.rejected`` is the sorted ``rejected()``.
+
+    The source is closed when the tables end, fail or are abandoned.
+    """
+
+    def batches() -> Iterator[pa.Table]:
+        try:
+            yield from tables
+            src.rejected = sorted(rejected())
+        finally:
+            src.close()
+
+    src.batches = batches()
+    return src
+
+
 def _rejects_options() -> str:
     return (
         "store_rejects = true, rejects_table = '_gp_rejects', rejects_scan = '_gp_reject_scans', "
@@ -479,8 +464,24 @@ def _rejects_options() -> str:
     )
 
 
-def _line_too_long() -> str:
-    return f"{c.REASON_LINE_TOO_LONG} (over {MAX_LINE_BYTES} bytes)"
+def _compression(path: Path) -> str:
+    """DuckDB's ``compression`` option for a text file: gzip by the name's ``.gz``."""
+    return "gzip" if path.name.lower().endswith(".gz") else "none"
+
+
+def _drop_rejects(cur: duckdb.DuckDBPyConnection) -> None:
+    """Drop the reader's rejects tables (before a scan, and once its rejects are read)."""
+    cur.execute("DROP TABLE IF EXISTS _gp_rejects")
+    cur.execute("DROP TABLE IF EXISTS _gp_reject_scans")
+
+
+def _long_lines(long_lines: list[tuple[int, str]], line_offset: int) -> tuple[np.ndarray, list[tuple[int, str, str]]]:
+    """The line numbers cut out as too long, and their quarantine entries (row = line + ``line_offset``)."""
+    removed = np.array([n for n, _ in long_lines], dtype=np.int64)
+    reason = f"{c.REASON_LINE_TOO_LONG} (over {MAX_LINE_BYTES} bytes)"
+    return removed, [
+        (n + line_offset, reason, json.dumps({"line": text}, ensure_ascii=False)) for n, text in long_lines
+    ]
 
 
 def _rejected_lines(
