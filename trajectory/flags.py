@@ -214,7 +214,7 @@ def replay_pairs(
     j = i + 1 + (np.arange(npart.sum()) - np.repeat(np.cumsum(npart) - npart, npart))
     if len(i) == 0:
         return pd.DataFrame(columns=cols)
-    off = np.median(np.hypot(rx[i] - rx[j], ry[i] - ry[j]), axis=1)
+    off = _median_offsets(rx, ry, i, j)
     limit = np.clip(a.replay_noise_ratio * np.minimum(sigma[i], sigma[j]), a.replay_min_offset_m, a.replay_max_offset_m)
     same_time = np.abs(duration[i] - duration[j]) <= 0.01 * np.maximum(duration[i], duration[j])
     hit = (off <= limit) & same_time & (np.minimum(spread[i], spread[j]) > 4 * a.replay_max_offset_m)
@@ -234,6 +234,19 @@ def replay_pairs(
         }
     )
     return rows.sort_values(["worker_id", "date"]).reset_index(drop=True)
+
+
+_PAIRS_PER_CHUNK = 1 << 16  # pairs of days compared at once: ≈ 30 MB a temporary at 60 positions
+
+
+def _median_offsets(rx: np.ndarray, ry: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Median distance between the positions of days ``i`` and ``j`` (pairs), in chunks of
+    pairs: a month of 2,000 workers holds ~10⁶ pairs, and all at once would take gigabytes."""
+    out = np.empty(len(i))
+    for lo in range(0, len(i), _PAIRS_PER_CHUNK):  # a loop over chunks of pairs, not over pairs
+        a, b = i[lo : lo + _PAIRS_PER_CHUNK], j[lo : lo + _PAIRS_PER_CHUNK]
+        out[lo : lo + len(a)] = np.median(np.hypot(rx[a] - rx[b], ry[a] - ry[b]), axis=1)
+    return out
 
 
 def encode_signatures(rx: np.ndarray, ry: np.ndarray) -> np.ndarray:

@@ -54,3 +54,34 @@ def test_replayed_track_is_flagged_and_a_fresh_walk_is_not():
     assert sorted(out["date"]) == [DAY, d2]
     assert set(out["flag"]) == {"replay"}
     assert str(d2) in out.loc[out["date"] == DAY, "detail"].iloc[0]
+
+
+def test_replay_pairs_in_chunks_equal_all_pairs_at_once(monkeypatch):
+    # 4 workers × 12 days of signatures; worker 1 copies day 0 on day 7 (the same positions,
+    # 0.2 m of jitter), worker 3 on days 2 and 9; every other day a fresh walk
+    from trajectory import flags
+
+    policy = load_policy()
+    rng = np.random.default_rng(5)
+    m = 60
+    rows = []
+    for w in range(4):
+        base = np.cumsum(rng.normal(0, 40, (12, m, 2)), axis=1)
+        if w == 1:
+            base[7] = base[0] + rng.normal(0, 0.2, (m, 2))
+        if w == 3:
+            base[9] = base[2] + rng.normal(0, 0.2, (m, 2))
+        sig = flags.encode_signatures(base[:, :, 0], base[:, :, 1])
+        for d in range(12):
+            rows.append((f"W{w}", "G1", DAY + timedelta(days=d), 8.0, sig[d], 9000.0, 2000.0))
+    wd = pd.DataFrame(
+        rows,
+        columns=["worker_id", "grid_id", "date", "noise_m", "track_signature", "track_duration_s", "track_spread_m"],
+    )
+    whole = flags.replays_from_signatures(wd, policy)
+    monkeypatch.setattr(flags, "_PAIRS_PER_CHUNK", 7)  # 264 pairs in 38 chunks
+    chunked = flags.replays_from_signatures(wd, policy)
+    pd.testing.assert_frame_equal(chunked, whole)
+    assert sorted(zip(whole["worker_id"], whole["date"], strict=True)) == sorted(
+        [("W1", DAY), ("W1", DAY + timedelta(days=7)), ("W3", DAY + timedelta(days=2)), ("W3", DAY + timedelta(days=9))]
+    )
