@@ -287,6 +287,7 @@ _COLUMN_TYPES: Mapping[str, str] = MappingProxyType(
             (
                 "row_number",
                 "file_size",
+                "file_mtime_ns",
                 "rows_read",
                 "rows_accepted",
                 "rows_duplicate",
@@ -417,6 +418,7 @@ SCHEMAS: Mapping[str, TableSchema] = MappingProxyType(
                     "ingested_run",
                     "ingested_at",
                     "error",
+                    "file_mtime_ns",
                 ),  # fmt: skip
                 key="file_hash",
             ),

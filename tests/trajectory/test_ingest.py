@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -317,6 +318,26 @@ def test_rerun_changes_nothing(ws_root: Path) -> None:
     report, con = run(ws_root, "r2")
     assert all(f["skipped_as_known"] for f in report.files) and report.dates_touched == set()
     assert (con.execute("SELECT * FROM gps_point ORDER BY ts").fetchall(), sorted(quarantine(con).items())) == before
+
+
+def test_unchanged_files_are_not_read_again(ws_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the inbox keeps every night's file: a run must not hash a month of files again
+    path = inbox(ws_root) / "a.csv"
+    path.write_text(HEADER + "".join(line + "\n" for line, _ in BAD_ROWS))
+    _, con = run(ws_root)
+    con.close()
+    hashed: list[str] = []
+    real = ingest._sha256
+    monkeypatch.setattr(ingest, "_sha256", lambda p: hashed.append(p.name) or real(p))
+    report, con = run(ws_root, "r2")
+    con.close()
+    assert hashed == [] and all(f["skipped_as_known"] for f in report.files)
+    # rewritten (new content, new modification time): hashed and read again
+    path.write_text(HEADER + "".join(line + "\n" for line, _ in BAD_ROWS[:2]))
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000_000))
+    report, con = run(ws_root, "r3")
+    assert hashed == ["a.csv"] and not report.files[0]["skipped_as_known"]
+    con.close()
 
 
 def test_crash_before_the_manifest_row_is_recovered(ws_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:

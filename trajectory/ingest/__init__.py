@@ -137,6 +137,7 @@ def ingest_inbox(
     # why a file was not read (unreadable, rejected header): NULL for a file read normally; in
     # TABLE_DDL, and added here to a store made before the column existed
     con.execute(f"ALTER TABLE {c.INGEST_MANIFEST} ADD COLUMN IF NOT EXISTS error VARCHAR")
+    con.execute(f"ALTER TABLE {c.INGEST_MANIFEST} ADD COLUMN IF NOT EXISTS file_mtime_ns BIGINT")
     report.warnings.extend(remove_orphan_parts(con, ws))
     files, skipped = inbox_files(inbox)
     report.warnings.extend(skipped)
@@ -160,13 +161,17 @@ def ingest_inbox(
                 report.warnings.append(msg)
                 continue
             try:
-                file_hash, size = _sha256(path), path.stat().st_size
+                stat = path.stat()
+                # a file read before, unchanged (same name, size and modification time), is
+                # known without reading its bytes again: the inbox keeps every night's files
+                file_hash = _known_unchanged(con, path.name, stat.st_size, stat.st_mtime_ns) or _sha256(path)
+                size = stat.st_size
             except OSError as exc:
                 msg = f"inbox file {path.name}: cannot be read ({exc.strerror or exc}); skipped, tried again next run"
                 log.warning(msg)
                 report.warnings.append(msg)
                 continue
-            entry, new_dates, warnings = _ingest_one(ctx, path, fmt, file_hash, size)
+            entry, new_dates, warnings = _ingest_one(ctx, path, fmt, file_hash, size, stat.st_mtime_ns)
             store.crash_point("ingest.file")
             report.files.append(entry)
             report.dates_touched |= new_dates
@@ -189,12 +194,23 @@ def ingest_inbox(
 # --- one file ---
 
 
+def _known_unchanged(con: duckdb.DuckDBPyConnection, name: str, size: int, mtime_ns: int) -> str | None:
+    """The hash of the manifest row of this very file (same name, size and modification
+    time), read normally; None when there is none (it is then hashed and looked up by content)."""
+    row = con.execute(
+        f"""SELECT file_hash FROM {c.INGEST_MANIFEST}
+            WHERE file_name = ? AND file_size = ? AND file_mtime_ns = ? AND error IS NULL LIMIT 1""",
+        [name, size, mtime_ns],
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
 def _ingest_one(
-    ctx: IngestContext, path: Path, fmt: str, file_hash: str, size: int
+    ctx: IngestContext, path: Path, fmt: str, file_hash: str, size: int, mtime_ns: int | None = None
 ) -> tuple[FileResult, set[date], list[str]]:
     started = time.perf_counter()
     con = ctx.con
-    entry = FileResult(name=path.name, hash=file_hash, format=fmt, size=size)
+    entry = FileResult(name=path.name, hash=file_hash, format=fmt, size=size, mtime_ns=mtime_ns)
     known = _first(
         con, f"SELECT file_name, ingested_run, error FROM {c.INGEST_MANIFEST} WHERE file_hash = ?", [file_hash]
     )

@@ -136,8 +136,9 @@ def commit_file(
             )
         con.execute(
             f"""INSERT INTO {c.INGEST_MANIFEST} (file_hash, file_name, file_size, file_format, rows_read,
-                    rows_accepted, rows_duplicate, rows_quarantined, dates, ingested_run, ingested_at, error)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?)""",
+                    rows_accepted, rows_duplicate, rows_quarantined, dates, ingested_run, ingested_at, error,
+                    file_mtime_ns)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?, ?)""",
             [
                 file_hash,
                 path.name,
@@ -150,6 +151,7 @@ def commit_file(
                 ",".join(d.isoformat() for d in entry.dates),
                 ctx.run_id,
                 entry.error,
+                entry.mtime_ns,
             ],
         )
         store.add_pending(con, store.PENDING_DAY, entry.dates, ctx.run_id)

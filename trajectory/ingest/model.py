@@ -39,6 +39,9 @@ class FileResult:
         File name in the inbox, SHA-256 of its bytes, ``csv`` / ``jsonl`` / ``parquet``.
     size : int
         Bytes.
+    mtime_ns : int or None
+        The file's modification time (ns) when it was read: with its name and size, what lets
+        a later run know the file without hashing it again.
     rows_read, accepted, duplicate, quarantined : int
         Rows; ``accepted + duplicate + quarantined == rows_read`` (``quarantined`` counts
         conflicting duplicates and the reader's rejected lines too).
@@ -54,6 +57,7 @@ class FileResult:
     hash: str
     format: str
     size: int
+    mtime_ns: int | None = None
     rows_read: int = 0
     accepted: int = 0
     duplicate: int = 0
