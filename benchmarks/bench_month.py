@@ -62,21 +62,20 @@ def _drop(inbox: Path, pts: pd.DataFrame, night: int) -> None:
 
 def _night(root: Path) -> tuple[float, float, int]:
     """Run the nightly command once; wall seconds, the child's peak RSS in MB, exit code."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "trajectory.run", "--workspace", str(root), "--no-progress", "-q"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    if proc.stderr is not None:
-        err = proc.stderr.read().decode(errors="replace")
-        proc.stderr.close()
-        if os.waitstatus_to_exitcode(status) != 0:
-            print(err[-2000:], file=sys.stderr)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_maxrss / 1024.0, proc.returncode
+    with tempfile.TemporaryFile() as err:  # a file, not a pipe: a chatty run cannot block on it
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "trajectory.run", "--workspace", str(root), "--no-progress", "-q"],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        code = proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        if code != 0:
+            err.seek(0)
+            print(err.read().decode(errors="replace")[-2000:], file=sys.stderr)
+    return wall, usage.ru_maxrss / 1024.0, code
 
 
 def main(argv: list[str] | None = None) -> int:

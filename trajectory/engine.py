@@ -171,11 +171,25 @@ class _SortedPoints:
     ts: pd.Series  # every input row's time, UTC
     columns: dict[str, np.ndarray]
 
-    def __getattr__(self, name: str) -> np.ndarray:
-        try:
-            return self.__dict__["columns"][name]
-        except KeyError:
-            raise AttributeError(name) from None
+    @property
+    def traj(self) -> np.ndarray:
+        """Worker-day of each point: roster code × days + date position."""
+        return self.columns["traj"]
+
+    @property
+    def gcode(self) -> np.ndarray:
+        """The point's worker's grid (index into the roster's geometries)."""
+        return self.columns["gcode"]
+
+    @property
+    def x(self) -> np.ndarray:
+        """Metres east in the grid's local frame."""
+        return self.columns["x"]
+
+    @property
+    def y(self) -> np.ndarray:
+        """Metres north in the grid's local frame."""
+        return self.columns["y"]
 
 
 def _sort_points(points: pd.DataFrame, ctx: EngineContext, roster: _Roster, days: _Days) -> _SortedPoints:

@@ -126,7 +126,6 @@ def run_pipeline(
     plus any left pending by an earlier run that was killed or failed. ``summary``, when
     given, is filled in place (so a failed run's log shows how far it got).
     """
-
     summary = summary or RunSummary(run_id=run_id)
     summary.warnings += list(ws.warnings)
     # the month asked is journalled before any work, with the months earlier runs left unscored:
@@ -160,9 +159,9 @@ def _ingest(ws: Workspace, con: duckdb.DuckDBPyConnection, run_id: str, progress
     # ingest records the dates that received points as pending days, with each file's commit
     report = ingest_inbox(ws, con, run_id, progress=progress)
     summary.files = len(report.files)
-    summary.rows_accepted = sum(f["accepted"] for f in report.files)
-    summary.rows_duplicate = sum(f["duplicate"] for f in report.files)
-    summary.rows_quarantined = sum(f["quarantined"] for f in report.files)
+    summary.rows_accepted = report.rows_accepted
+    summary.rows_duplicate = report.rows_duplicate
+    summary.rows_quarantined = report.rows_quarantined
     summary.warnings += list(report.warnings)
     log_step(
         "ingest",
