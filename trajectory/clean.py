@@ -19,9 +19,13 @@ import numpy as np
 import pandas as pd
 
 from scoring.policy import PointRules
-from trajectory.noise import RAYLEIGH_68
+from trajectory.geo import planar_distance
+
+# radius holding 68 % of a circular 2-D Gaussian: r68 = σ·√(−2·ln 0.32) (Android's accuracy)
+RAYLEIGH_68 = float(np.sqrt(-2.0 * np.log(0.32)))
 
 __all__ = [
+    "RAYLEIGH_68",
     "REASONS",
     "R_ACCURACY",
     "R_DUPLICATE",
@@ -133,7 +137,7 @@ def noise_allowance_m(accuracy_m: np.ndarray, rules: PointRules) -> np.ndarray:
 
     Two fixes of σ each differ by up to ``jump_noise_sigmas``·√2·σ without moving: at 1 s
     sampling and 30 m noise that is a few hundred km/h of apparent speed. σ is the point's
-    ``accuracy_m`` / :data:`trajectory.noise.RAYLEIGH_68` (Android's 68 % radius, 1.51 σ) or
+    ``accuracy_m`` / :data:`RAYLEIGH_68` (Android's 68 % radius, 1.51 σ) or
     ``unknown_sigma_m`` when not reported.
 
     Examples
@@ -197,7 +201,7 @@ def _spike_pass(
         return spike
     vmax = rules.max_jump_kmh / 3.6
     same = traj[1:] == traj[:-1]
-    excess = np.hypot(np.diff(x), np.diff(y)) - np.maximum(allow[1:], allow[:-1])
+    excess = planar_distance(np.diff(x), np.diff(y)) - np.maximum(allow[1:], allow[:-1])
     v = np.maximum(excess, 0.0) / np.maximum(np.diff(t), 1e-3)
     jump = same & (v > vmax)
     cand = np.zeros(n, dtype=bool)
@@ -214,7 +218,7 @@ def _spike_pass(
     start = np.clip(ci - k, lo, np.maximum(hi - 2 * k, lo))
     idx = np.minimum(start[:, None] + np.arange(2 * k + 1), hi[:, None])
     mx, my = np.median(x[idx], axis=1), np.median(y[idx], axis=1)
-    dev = np.hypot(x[ci] - mx, y[ci] - my)
+    dev = planar_distance(x[ci] - mx, y[ci] - my)
     span = (t[idx[:, -1]] - t[idx[:, 0]]) / np.maximum(idx[:, -1] - idx[:, 0], 1)
     spike[ci] = dev > vmax * np.maximum(span, 1.0) + allow[ci]
     return spike

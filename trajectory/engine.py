@@ -34,9 +34,8 @@ from trajectory.contract import (
     WORKER_DAY_EXTRA,
 )
 from trajectory.flags import DAY_FLAG_COLUMNS, day_flags, day_signatures, encode_signatures
-from trajectory.geo import geoms_to_local, grid_frames, to_grid_local
+from trajectory.geo import geoms_to_local, grid_frames, planar_distance, to_grid_local
 from trajectory.metrics import clock_s, path_distance, window_overlap
-from trajectory.noise import group_median
 from trajectory.segment import Intervals, build_intervals, inside_points
 from trajectory.visits import SITE_VISIT_COLUMNS, stay_runs
 
@@ -275,8 +274,10 @@ def _measure(
 ) -> _Patrol:
     """Segments and intervals, visits, the noise-robust distance and the patrol time."""
     cols = ("traj", "ts_us", "t", "tod", "x", "y", "gcode", "accuracy_m", "allow_m")
-    track = {k: pts.columns[k][kept] for k in cols}
-    track["in_pt"] = in_grid[kept]
+    if len(kept) == len(in_grid):  # every point trustworthy: the columns as they are (read only below)
+        track = {k: pts.columns[k] for k in cols} | {"in_pt": in_grid}
+    else:
+        track = {k: pts.columns[k].take(kept) for k in cols} | {"in_pt": in_grid.take(kept)}
     rules = policy.patrol.points
     iv = build_intervals(track, roster.geoms, rules)
     valid, vehicle, dt, traj = iv.valid, iv.vehicle, iv.dt, track["traj"]
@@ -307,6 +308,27 @@ def _measure(
     )
 
 
+def _median_by_run(values: np.ndarray, starts: np.ndarray, group: np.ndarray, n_group: int) -> np.ndarray:
+    """Median per group of per-point ``values`` that are constant over runs beginning at
+    ``starts`` (a segment's σ): the runs weighted by their length, no per-point sort; 0 for a
+    group without points."""
+    out = np.zeros(n_group)
+    if len(starts) == 0:
+        return out
+    size = np.diff(np.r_[starts, len(values)])
+    g, v = group[starts], values[starts]
+    order = np.lexsort((v, g))
+    g, v, size = g[order], v[order], size[order]
+    end = np.cumsum(size)  # points up to and including each run, groups in order
+    total = np.bincount(g, size, minlength=n_group).astype(np.int64)
+    first = np.cumsum(total) - total  # each group's first point
+    has = np.flatnonzero(total)
+    lo = np.searchsorted(end, first[has] + (total[has] - 1) // 2, side="right")
+    hi = np.searchsorted(end, first[has] + total[has] // 2, side="right")
+    out[has] = 0.5 * (v[lo] + v[hi])
+    return out
+
+
 def _day_counts(
     pts: _SortedPoints, reason: np.ndarray, patrol: _Patrol, roster: _Roster, days: _Days, policy: Policy
 ) -> dict[str, np.ndarray]:
@@ -319,7 +341,9 @@ def _day_counts(
     same = np.r_[traj[1:] == traj[:-1], False]
     dt, valid, vehicle = iv.dt, iv.valid, iv.vehicle
     max_speed = np.zeros(n_traj)
-    np.maximum.at(max_speed, traj[valid], iv.speed_w[valid] * 3.6)
+    if len(traj):  # traj is sorted: one maximum per run of it
+        starts = np.flatnonzero(np.r_[True, traj[1:] != traj[:-1]])
+        max_speed[traj[starts]] = np.maximum.reduceat(np.where(valid, iv.speed_w * 3.6, 0.0), starts)
     still = patrol.still
     still_traj = still["traj"].to_numpy().astype(np.int64)
     still_s, still_from, still_to = _longest_still(still, patrol.track["tod"], n_traj)
@@ -337,7 +361,7 @@ def _day_counts(
         "dropped_outside": by_reason[:, cl.R_OUTSIDE],
         "gap_s": np.bincount(traj, np.where(same & (dt > p.points.max_gap_s), dt, 0.0), minlength=n_traj),
         "max_speed_kmh": max_speed,
-        "noise_m": np.nan_to_num(group_median(patrol.sigma, traj, n_traj)),  # 0 on a day without fixes
+        "noise_m": _median_by_run(patrol.sigma, iv.clock.starts, traj, n_traj),  # 0 on a day without fixes
         "stationary_s": np.bincount(still_traj, still["duration_s"].to_numpy(), minlength=n_traj),
         "stationary_uncounted_s": np.bincount(
             still_traj, (still["patrol_s"] - still["counted_s"]).to_numpy(), minlength=n_traj
@@ -592,7 +616,7 @@ def _max_jump_m(pts: cl.Frame, reason: np.ndarray, iv: Intervals, ktraj: np.ndar
         prev = live[np.maximum(pos - 1, 0)]
         traj = pts["traj"]
         x, y = pts["x"], pts["y"]
-        d = np.where((pos > 0) & (traj[prev] == traj[sp]), np.hypot(x[sp] - x[prev], y[sp] - y[prev]), 0.0)
+        d = np.where((pos > 0) & (traj[prev] == traj[sp]), planar_distance(x[sp] - x[prev], y[sp] - y[prev]), 0.0)
         np.maximum.at(out, traj[sp], d)
     return out
 

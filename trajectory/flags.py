@@ -19,7 +19,7 @@ import pandas as pd
 from scoring.policy import Policy
 from trajectory.clean import REASONS, is_trustworthy
 from trajectory.contract import DAY_FLAG_COLUMNS
-from trajectory.geo import to_local
+from trajectory.geo import planar_distance, to_local
 
 __all__ = [
     "DAY_FLAG_COLUMNS",
@@ -179,7 +179,7 @@ def day_signatures(
     starts, counts = starts[keep], counts[keep]
     pos = starts[:, None] + np.rint(np.linspace(0.0, 1.0, m)[None, :] * (counts[:, None] - 1)).astype(np.int64)
     rx, ry = x[pos], y[pos]
-    spread = np.hypot(rx - rx[:, :1], ry - ry[:, :1]).max(axis=1) if len(starts) else np.zeros(0)
+    spread = planar_distance(rx - rx[:, :1], ry - ry[:, :1]).max(axis=1) if len(starts) else np.zeros(0)
     return starts, rx, ry, t[starts + counts - 1] - t[starts], spread
 
 
@@ -245,7 +245,7 @@ def _median_offsets(rx: np.ndarray, ry: np.ndarray, i: np.ndarray, j: np.ndarray
     out = np.empty(len(i))
     for lo in range(0, len(i), _PAIRS_PER_CHUNK):  # a loop over chunks of pairs, not over pairs
         a, b = i[lo : lo + _PAIRS_PER_CHUNK], j[lo : lo + _PAIRS_PER_CHUNK]
-        out[lo : lo + len(a)] = np.median(np.hypot(rx[a] - rx[b], ry[a] - ry[b]), axis=1)
+        out[lo : lo + len(a)] = np.median(planar_distance(rx[a] - rx[b], ry[a] - ry[b]), axis=1)
     return out
 
 

@@ -17,12 +17,29 @@ __all__ = [
     "from_local",
     "geoms_to_local",
     "grid_frames",
+    "planar_distance",
     "to_grid_local",
     "to_local",
 ]
 
 _A = 6378137.0  # WGS-84 semi-major axis (m)
 _E2 = 6.69437999014e-3  # WGS-84 first eccentricity squared
+
+
+def planar_distance(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """Length of the vectors ``(dx, dy)`` in a local frame (metres).
+
+    ``np.hypot`` guards against overflow near 1e154 and costs four times as much; offsets in a
+    grid's frame never come near that, and the engine takes millions of them a night.
+
+    Examples
+    --------
+    >>> planar_distance(np.array([3.0, 0.0]), np.array([4.0, -2.0])).tolist()
+    [5.0, 2.0]
+    """
+    d = np.multiply(dx, dx)
+    d += np.multiply(dy, dy)
+    return np.sqrt(d, out=d)
 
 
 def frame_scales(lat0: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:

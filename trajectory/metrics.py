@@ -25,6 +25,7 @@ import pandas as pd
 from scoring.policy import Policy
 from trajectory.clean import Frame, col
 from trajectory.contract import WORKER_WEEK_COLUMNS
+from trajectory.geo import planar_distance
 from trajectory.noise import denoise
 from trajectory.segment import Intervals
 
@@ -178,7 +179,7 @@ def path_distance(
     t = col(track, "t")
     n = len(t)
     acc = col(track, "accuracy_m", np.float64) if "accuracy_m" in track.keys() else np.full(n, np.nan)
-    nt = denoise(t, col(track, "x"), col(track, "y"), seg, acc, dr)
+    nt = denoise(t, col(track, "x"), col(track, "y"), seg, acc, dr, iv.clock)
     xs, ys = nt.xs, nt.ys
     rid, rfirst, rlast = _stay_runs(nt.stay_id)
     hold = np.arange(n)
@@ -189,7 +190,7 @@ def path_distance(
     # the tail: from a segment's last anchor to its last point (shorter than a step); counted
     # like any step, so a walk is not cut short at each end of a segment
     src, dst, moved = _with_tails(src, dst, moved, seg)
-    length = np.hypot(xs[dst] - xs[src], ys[dst] - ys[src])
+    length = planar_distance(xs[dst] - xs[src], ys[dst] - ys[src])
     # share of the step that is patrol: time-weighted over the intervals it spans
     dt, valid = iv.dt, iv.valid
     cw = np.r_[0.0, np.cumsum(np.where(valid, weight * dt, 0.0))]

@@ -33,12 +33,12 @@ import numpy as np
 import pandas as pd
 
 from scoring.policy import DistanceRules
+from trajectory.clean import RAYLEIGH_68
+from trajectory.geo import planar_distance
+from trajectory.segment import SegmentClock
 
-# radius holding 68 % of a circular 2-D Gaussian: r68 = σ·√(−2·ln 0.32) (Android's accuracy)
-RAYLEIGH_68 = float(np.sqrt(-2.0 * np.log(0.32)))
 _RAYLEIGH_MEDIAN = float(np.sqrt(2.0 * np.log(2.0)))  # median radius of that Gaussian / σ
 _MAD = 1.4826  # median absolute deviation → σ of a Gaussian
-_SEG_SPAN_S = 4.0e5  # time key spacing between segments: more than a day plus any window
 
 
 @dataclass(frozen=True)
@@ -53,42 +53,34 @@ class NoiseTrack:
     stay_id: np.ndarray  # run id of the point's stay (-1 outside stays)
 
 
-def _segment_index(seg: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per point: its segment's ordinal, its segment's first index; and the segment starts."""
-    n = len(seg)
-    starts = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]]) if n else np.zeros(0, np.int64)
-    ordinal = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, n]))
-    return ordinal, starts[ordinal], starts
-
-
-def _time_key(t: np.ndarray, seg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    ordinal, first, _ = _segment_index(seg)
-    tt = t - t[first]
-    return ordinal * _SEG_SPAN_S + tt, tt
-
-
-def group_median(
-    values: np.ndarray, ordinal: np.ndarray, n_seg: int, offset: np.ndarray | None = None, every: int = 1
-) -> np.ndarray:
-    """Median of the finite values of each group code 0…n−1 (NaN where a group has none).
-
-    With ``offset`` (each value's position in its segment) and ``every`` > 1, only every k-th
-    value of a segment counts, from its first: a noise scale needs hundreds of values, not all
-    of a day's, and the pick depends on the segment alone.
-    """
-    if every > 1 and offset is not None and len(values):
-        pick = offset % every == 0
-        values, ordinal = values[pick], ordinal[pick]
+def group_median(values: np.ndarray, ordinal: np.ndarray, n_seg: int) -> np.ndarray:
+    """Median of the finite values of each group code 0…n−1 (NaN where a group has none)."""
     s = pd.Series(values).groupby(ordinal).median()
     out = np.full(n_seg, np.nan)
     out[s.index.to_numpy(dtype=np.int64)] = s.to_numpy(dtype=np.float64)
     return out
 
 
-def _windows(key: np.ndarray, lo_s: np.ndarray, hi_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index bounds ``[a, b)`` of the points of each point's segment within ``[t − lo_s, t + hi_s]``
-    (``key``: :func:`_time_key`)."""
-    return np.searchsorted(key, key - lo_s, side="left"), np.searchsorted(key, key + hi_s, side="right")
+_MEDIAN_EVERY = 3  # noise medians read every 3rd fix of a segment (from its first) …
+_MEDIAN_VALUES = 256  # … or sparser, so that a long segment gives about this many
+
+
+def noise_sample(clock: SegmentClock) -> np.ndarray:
+    """Indices of the fixes the noise medians of each segment read: every k-th from the
+    segment's first, k = max(3, size // 256). A noise scale needs a few hundred values, not
+    all of a day's, and the pick depends on the segment alone (the same in any batch).
+
+    Examples
+    --------
+    >>> noise_sample(SegmentClock(np.arange(9.0), np.array([0, 0, 0, 0, 0, 1, 1, 1, 1]))).tolist()
+    [0, 3, 5, 8]
+    """
+    size = np.diff(np.r_[clock.starts, clock.n])
+    stride = np.maximum(_MEDIAN_EVERY, size // _MEDIAN_VALUES)
+    count = -(-size // stride)  # ceil
+    seg_of = np.repeat(np.arange(clock.n_seg), count)
+    rank = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+    return clock.starts[seg_of] + rank * stride[seg_of]
 
 
 class _LineFits:
@@ -100,11 +92,11 @@ class _LineFits:
     set of windows then costs only gathers.
     """
 
-    def __init__(self, t: np.ndarray, seg: np.ndarray, values: list[np.ndarray]) -> None:
-        _, first, _ = _segment_index(seg)
-        self.n = len(t)
-        self.key, _ = _time_key(t, seg)
-        ti = np.rint((t - t[first]) * 10.0).astype(np.int64)
+    def __init__(self, clock: SegmentClock, values: list[np.ndarray]) -> None:
+        first = clock.first
+        self.n = clock.n
+        self.clock = clock
+        ti = np.rint(clock.since * 10.0).astype(np.int64)
         self.tq = ti / 10.0
         with np.errstate(over="ignore"):
             self.p_t = _prefix(ti)
@@ -121,14 +113,14 @@ class _LineFits:
         A window always holds its own point; one whose times barely differ gets a flat line
         (the mean).
         """
-        h = np.asarray(half_s, dtype=np.float64)
-        a, b = _windows(self.key, h, h)
+        a, b = self.clock.window(half_s)
+        lo, hi = np.empty(self.n, np.int64), np.empty(self.n, np.int64)
 
         def window(p: np.ndarray, scale: np.ndarray) -> np.ndarray:
+            # the mean of a window: (p[b] − p[a]) · scale, through two reused int64 buffers
             with np.errstate(over="ignore"):
-                d = (p[b] - p[a]).astype(np.float64)
-            d *= scale
-            return d
+                np.subtract(p.take(b, out=hi), p.take(a, out=lo), out=hi)
+            return np.multiply(hi, scale)
 
         inv = 1.0 / (b - a)
         mt = window(self.p_t, 0.1 * inv)
@@ -169,7 +161,7 @@ def running_line(t: np.ndarray, v: np.ndarray, seg: np.ndarray, half_s: np.ndarr
     """
     if len(t) == 0:
         return v.astype(np.float64, copy=True)
-    return _LineFits(t, seg, [v]).at(half_s)[0]
+    return _LineFits(SegmentClock(t, seg), [v]).at(half_s)[0]
 
 
 def _median3(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -177,33 +169,27 @@ def _median3(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     return np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
 
 
-_MEDIAN_EVERY = 3  # noise medians read every 3rd fix of a segment (from its first)
-
-
 def _accuracy_and_white(
-    x: np.ndarray,
-    y: np.ndarray,
-    seg: np.ndarray,
-    accuracy_m: np.ndarray,
-    ordinal: np.ndarray,
-    first: np.ndarray,
-    n_seg: int,
+    x: np.ndarray, y: np.ndarray, accuracy_m: np.ndarray, clock: SegmentClock, pick: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per segment: σ from ``accuracy_m`` (NaN where fewer than half the fixes report it) and
     the white-noise σ of the second differences (a fix's residual from the mean of its two
-    neighbours has variance 1.5 σ²; MAD, both axes pooled)."""
-    n = len(x)
-    acc = np.where(np.isfinite(accuracy_m) & (accuracy_m > 0), accuracy_m, np.nan)
-    acc_med = group_median(acc, ordinal, n_seg, np.arange(n) - first, _MEDIAN_EVERY)
-    acc_share = np.bincount(ordinal, np.isfinite(acc), minlength=n_seg) / np.maximum(np.bincount(ordinal), 1)
+    neighbours has variance 1.5 σ²; MAD, both axes pooled), read at the fixes ``pick``
+    (:func:`noise_sample`)."""
+    n, n_seg, ordinal = clock.n, clock.n_seg, clock.ordinal
+    acc = accuracy_m[pick]
+    reported = np.isfinite(acc) & (acc > 0)
+    acc_med = group_median(np.where(reported, acc, np.nan), ordinal[pick], n_seg)
+    acc_share = np.bincount(ordinal[pick], reported, minlength=n_seg) / np.maximum(
+        np.bincount(ordinal[pick], minlength=n_seg), 1
+    )
     acc_sigma = np.where((acc_share >= 0.5) & np.isfinite(acc_med), acc_med / RAYLEIGH_68, np.nan)
     white = np.zeros(n_seg)
     need = ~np.isfinite(acc_sigma)  # the data's own scale is read only where accuracy_m is not
     if n > 2 and need.any():
-        inner = np.flatnonzero((seg[2:] == seg[1:-1]) & (seg[:-2] == seg[1:-1])) + 1
-        inner = inner[((inner - first[inner]) % _MEDIAN_EVERY == 0) & need[ordinal[inner]]]
-        if len(inner):
-            i = inner
+        last = np.r_[clock.starts[1:], n][ordinal[pick]] - 1
+        i = pick[(pick > clock.first[pick]) & (pick < last) & need[ordinal[pick]]]
+        if len(i):
             resid = np.abs(np.r_[x[i] - 0.5 * (x[i - 1] + x[i + 1]), y[i] - 0.5 * (y[i - 1] + y[i + 1])])
             med = group_median(resid, np.r_[ordinal[i], ordinal[i]], n_seg)
             white = np.nan_to_num(med, nan=0.0) * _MAD / np.sqrt(1.5)
@@ -217,7 +203,6 @@ def segment_sigma(
     seg: np.ndarray,
     accuracy_m: np.ndarray,
     smooth: tuple[np.ndarray, np.ndarray] | None = None,
-    accuracy_white: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Noise σ (metres per axis) of each point's segment.
 
@@ -228,29 +213,29 @@ def segment_sigma(
     """
     if len(t) == 0:
         return np.zeros(0)
-    ordinal, _, _ = _segment_index(seg)
-    return _sigma_of_segments(t, x, y, seg, accuracy_m, smooth, accuracy_white)[ordinal]
+    clock = SegmentClock(t, seg)
+    pick = noise_sample(clock)
+    acc_white = _accuracy_and_white(x, y, accuracy_m, clock, pick)
+    return _sigma_of_segments(x, y, clock, pick, acc_white, smooth)[clock.ordinal]
 
 
 def _sigma_of_segments(
-    t: np.ndarray,
     x: np.ndarray,
     y: np.ndarray,
-    seg: np.ndarray,
-    accuracy_m: np.ndarray,
+    clock: SegmentClock,
+    pick: np.ndarray,
+    accuracy_white: tuple[np.ndarray, np.ndarray],
     smooth: tuple[np.ndarray, np.ndarray] | None,
-    accuracy_white: tuple[np.ndarray, np.ndarray] | None,
 ) -> np.ndarray:
     """:func:`segment_sigma`, one value per segment (in order)."""
-    ordinal, first, starts = _segment_index(seg)
-    acc_sigma, white = accuracy_white or _accuracy_and_white(x, y, seg, accuracy_m, ordinal, first, len(starts))
+    acc_sigma, white = accuracy_white
     known = np.isfinite(acc_sigma)
     if known.all():
         return acc_sigma
-    k = np.flatnonzero(~known[ordinal])  # points of the segments without accuracy_m
-    fx, fy = smooth if smooth is not None else _LineFits(t, seg, [x, y]).at(30.0)
-    resid = np.hypot(x[k] - fx[k], y[k] - fy[k])
-    drift = group_median(resid, ordinal[k], len(starts), k - first[k], _MEDIAN_EVERY) / _RAYLEIGH_MEDIAN
+    k = pick[~known[clock.ordinal[pick]]]  # sampled fixes of the segments without accuracy_m
+    fx, fy = smooth if smooth is not None else _LineFits(clock, [x, y]).at(30.0)
+    resid = planar_distance(x[k] - fx[k], y[k] - fy[k])
+    drift = group_median(resid, clock.ordinal[k], clock.n_seg) / _RAYLEIGH_MEDIAN
     data = np.fmax(white, np.nan_to_num(drift, nan=0.0))
     return np.where(known, acc_sigma, data)
 
@@ -274,7 +259,9 @@ def independent_share(white: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     return (1.0 - rho) / (1.0 + rho)
 
 
-def window_half_extent(t: np.ndarray, x: np.ndarray, y: np.ndarray, seg: np.ndarray, window_s: float) -> np.ndarray:
+def window_half_extent(
+    t: np.ndarray, x: np.ndarray, y: np.ndarray, seg: np.ndarray, window_s: float, clock: SegmentClock | None = None
+) -> np.ndarray:
     """Half the diagonal of the bounding box of the points around each point, over about
     ``window_s`` of its segment.
 
@@ -292,9 +279,9 @@ def window_half_extent(t: np.ndarray, x: np.ndarray, y: np.ndarray, seg: np.ndar
     n = len(t)
     if n == 0:
         return np.zeros(0)
-    ordinal, first, _ = _segment_index(seg)
-    block_s = window_s / 3.0
-    blk = np.floor((t - t[first]) / block_s).astype(np.int64)
+    clock = clock if clock is not None else SegmentClock(t, seg)
+    ordinal = clock.ordinal
+    blk = np.floor(clock.since * (3.0 / window_s)).astype(np.int64)
     new = np.r_[True, (ordinal[1:] != ordinal[:-1]) | (blk[1:] != blk[:-1])]
     starts = np.flatnonzero(new)
     bid = np.cumsum(new) - 1
@@ -311,7 +298,7 @@ def window_half_extent(t: np.ndarray, x: np.ndarray, y: np.ndarray, seg: np.ndar
     wx_lo = np.minimum(np.minimum(lo_x[ip], lo_x), lo_x[inx])
     wy_hi = np.maximum(np.maximum(hi_y[ip], hi_y), hi_y[inx])
     wy_lo = np.minimum(np.minimum(lo_y[ip], lo_y), lo_y[inx])
-    return (0.5 * np.hypot(wx_hi - wx_lo, wy_hi - wy_lo))[bid]
+    return (0.5 * planar_distance(wx_hi - wx_lo, wy_hi - wy_lo))[bid]
 
 
 def _runs(mask: np.ndarray, seg: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -325,7 +312,13 @@ def _runs(mask: np.ndarray, seg: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
 
 
 def stay_mask(
-    t: np.ndarray, bx: np.ndarray, by: np.ndarray, seg: np.ndarray, radius_m: np.ndarray, rules: DistanceRules
+    t: np.ndarray,
+    bx: np.ndarray,
+    by: np.ndarray,
+    seg: np.ndarray,
+    radius_m: np.ndarray,
+    rules: DistanceRules,
+    clock: SegmentClock | None = None,
 ) -> np.ndarray:
     """Points of a stay: the smoothed track ``bx, by`` stays within ``radius_m`` of its window's
     centre over ``stay_window_s`` (:func:`window_half_extent`).
@@ -338,7 +331,7 @@ def stay_mask(
     n = len(t)
     if n == 0:
         return np.zeros(0, bool)
-    still = window_half_extent(t, bx, by, seg, rules.stay_window_s) < radius_m
+    still = window_half_extent(t, bx, by, seg, rules.stay_window_s, clock) < radius_m
     rid, first, last = _runs(still, seg)
     n_runs = len(first)
     moving = ~still[first]
@@ -352,8 +345,8 @@ def stay_mask(
     prev_run = np.maximum(np.arange(n_runs) - 1, 0)
     next_run = np.minimum(np.arange(n_runs) + 1, n_runs - 1)
     # farthest point of each run from the centre of the stay before it
-    far = pd.Series(np.hypot(bx - cx[prev_run][rid], by - cy[prev_run][rid])).groupby(rid).max().to_numpy()
-    back = np.hypot(cx[next_run] - cx[prev_run], cy[next_run] - cy[prev_run])
+    far = pd.Series(planar_distance(bx - cx[prev_run][rid], by - cy[prev_run][rid])).groupby(rid).max().to_numpy()
+    back = planar_distance(cx[next_run] - cx[prev_run], cy[next_run] - cy[prev_run])
     r = radius_m[first]
     dur = t[last] - t[first]
     wander = (far <= 1.5 * r) & (back <= r)
@@ -382,12 +375,18 @@ def _stay_spread(
     r = rid[k]
     cx = pd.Series(x[k]).groupby(r).transform("median").to_numpy()
     cy = pd.Series(y[k]).groupby(r).transform("median").to_numpy()
-    med = group_median(np.hypot(x[k] - cx, y[k] - cy), ordinal[k], n_seg) / _RAYLEIGH_MEDIAN
+    med = group_median(planar_distance(x[k] - cx, y[k] - cy), ordinal[k], n_seg) / _RAYLEIGH_MEDIAN
     return np.nan_to_num(med, nan=0.0)
 
 
 def denoise(
-    t: np.ndarray, x: np.ndarray, y: np.ndarray, seg: np.ndarray, accuracy_m: np.ndarray, rules: DistanceRules
+    t: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    seg: np.ndarray,
+    accuracy_m: np.ndarray,
+    rules: DistanceRules,
+    clock: SegmentClock | None = None,
 ) -> NoiseTrack:
     """Noise, outliers, stays and the smoothed track for distance, of sorted trustworthy points.
 
@@ -400,14 +399,18 @@ def denoise(
     accuracy_m : ndarray
         The phone's 68 % radius, NaN where unknown.
     rules : DistanceRules
+    clock : SegmentClock, optional
+        Of ``t`` and ``seg`` (:attr:`trajectory.segment.Intervals.clock`), built when not given.
 
     Returns
     -------
     NoiseTrack
     """
     n = len(t)
-    ordinal, first, starts = _segment_index(seg)
-    acc_sigma, white = _accuracy_and_white(x, y, seg, accuracy_m, ordinal, first, len(starts))
+    clock = clock if clock is not None else SegmentClock(t, seg)
+    ordinal, starts = clock.ordinal, clock.starts
+    pick = noise_sample(clock)
+    acc_sigma, white = _accuracy_and_white(x, y, accuracy_m, clock, pick)
     pre = np.maximum(np.where(np.isfinite(acc_sigma), acc_sigma, white), rules.min_sigma_m)[ordinal]
     # multipath outliers: far from the per-axis median of their two neighbours (an L-shaped
     # corner is its own median, so corners survive at any sampling); an outlier takes that
@@ -417,34 +420,32 @@ def denoise(
         same = (seg[2:] == seg[1:-1]) & (seg[:-2] == seg[1:-1])
         mxm = _median3(x[:-2], x[1:-1], x[2:])
         mym = _median3(y[:-2], y[1:-1], y[2:])
-        dev = np.hypot(x[1:-1] - mxm, y[1:-1] - mym)
-        outlier[1:-1] = same & (dev > np.maximum(rules.outlier_sigmas * pre[1:-1], rules.outlier_min_m))
+        dx, dy = x[1:-1] - mxm, y[1:-1] - mym
+        limit = np.maximum(rules.outlier_sigmas * pre[1:-1], rules.outlier_min_m)
+        outlier[1:-1] = same & (dx * dx + dy * dy > limit * limit)
     if outlier.any():
         k = np.flatnonzero(outlier)
         x = x.copy()
         y = y.copy()
         x[k], y[k] = mxm[k - 1], mym[k - 1]
     # the track smoothed at the stay scale: for the stays and for the drift part of σ
-    fits = _LineFits(t, seg, [x, y])
+    fits = _LineFits(clock, [x, y])
     bx, by = fits.at(rules.stay_smooth_s)
     # every scale below is one value per segment
-    sigma = _sigma_of_segments(t, x, y, seg, accuracy_m, (bx, by), (acc_sigma, white))
+    sigma = _sigma_of_segments(x, y, clock, pick, (acc_sigma, white), (bx, by))
     sig = np.maximum(sigma, rules.min_sigma_m)
     radius = np.clip(rules.stay_radius_sigmas * sig, rules.stay_radius_m, rules.stay_radius_max_m)
-    stay = stay_mask(t, bx, by, seg, radius[ordinal], rules)
+    stay = stay_mask(t, bx, by, seg, radius[ordinal], rules, clock)
     # second look: the spread of the fixes inside the stays measures the noise a still phone
     # really has (a slow drift that neither accuracy_m nor short-scale residuals show); where
     # it is larger, the segment's stay radius grows and its stays are found again
     spread = _stay_spread(t, x, y, seg, stay, ordinal, len(starts), 2.0 * rules.stay_window_s)
     if (spread > 1.1 * sig).any():
         radius = np.clip(rules.stay_radius_sigmas * np.fmax(sig, spread), rules.stay_radius_m, rules.stay_radius_max_m)
-        stay = stay_mask(t, bx, by, seg, radius[ordinal], rules)
+        stay = stay_mask(t, bx, by, seg, radius[ordinal], rules, clock)
     # distance track: enough points averaged that the residual noise is a small part of a step
-    dt_seg = np.ones(len(starts))
-    if n > 1:
-        d = np.diff(t)
-        ok = seg[1:] == seg[:-1]
-        dt_seg = np.nan_to_num(group_median(np.where(ok, d, np.nan), ordinal[:-1], len(starts)), nan=1.0)
+    step_of = pick[pick + 1 < np.r_[starts[1:], n][ordinal[pick]]]  # sampled fixes with a next one
+    dt_seg = np.nan_to_num(group_median(t[step_of + 1] - t[step_of], ordinal[step_of], len(starts)), nan=1.0)
     n_avg = (rules.smooth_sigmas * sig / rules.min_step_m) ** 2
     # from a few metres of noise on, at least a neighbour on each side where the sampling allows:
     # one fix alone keeps all its noise (4 m on 12 m between fixes is +5 %)

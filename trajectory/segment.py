@@ -20,14 +20,67 @@ import shapely
 
 from scoring.policy import PointRules
 from trajectory.clean import Frame, col, noise_allowance_m
+from trajectory.geo import planar_distance
 
 __all__ = [
     "Intervals",
+    "SegmentClock",
     "build_intervals",
     "clip_share",
     "inside_points",
     "windowed_speed",
 ]
+
+
+_SEG_SPAN_S = 4.0e5  # time key spacing between segments: more than a day plus any window
+
+
+class SegmentClock:
+    """Each point's time within its segment, and time windows over it.
+
+    Points are sorted by segment then time. ``key`` is the time since the segment's first point
+    plus the segment's ordinal × 4·10⁵ s, so one ``np.searchsorted`` on it finds a window of any
+    point without crossing into another segment. Built once per track (:func:`build_intervals`)
+    and shared by every windowed stage after it (vehicle speed, smoothing, stays); the bounds of
+    a window width used twice are computed once.
+
+    Examples
+    --------
+    >>> c = SegmentClock(np.array([0.0, 10, 20, 30, 100, 110]), np.array([0, 0, 0, 0, 1, 1]))
+    >>> a, b = c.window(10.0)
+    >>> a.tolist(), b.tolist()
+    ([0, 0, 1, 2, 4, 4], [2, 3, 4, 4, 6, 6])
+    """
+
+    def __init__(self, t: np.ndarray, seg: np.ndarray) -> None:
+        n = len(seg)
+        self.n = n
+        self.starts = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]]) if n else np.zeros(0, np.int64)
+        self.ordinal = np.repeat(np.arange(len(self.starts)), np.diff(np.r_[self.starts, n]))
+        self.first = self.starts[self.ordinal]  # each point's segment's first index
+        self.since = t - t[self.first] if n else np.zeros(0)  # seconds since that first point
+        self.key = self.ordinal * _SEG_SPAN_S + self.since
+        self._bounds: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+
+    @property
+    def n_seg(self) -> int:
+        return len(self.starts)
+
+    def window(self, half_s: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Index bounds ``[a, b)`` of the points of each point's segment within ``[t − h, t + h]``
+        (``h`` one value, or one per point and the same within a segment).
+
+        Only ``a`` is searched: ``j < b(i)`` ⇔ ``t_j ≤ t_i + h`` ⇔ ``a(j) ≤ i``, so ``b(i)``
+        counts the points whose window starts at or before ``i`` (a histogram and a running sum).
+        """
+        scalar = np.ndim(half_s) == 0
+        if scalar and float(half_s) in self._bounds:
+            return self._bounds[float(half_s)]
+        a = np.searchsorted(self.key, self.key - half_s, side="left")
+        b = np.cumsum(np.bincount(a, minlength=self.n))
+        if scalar:
+            self._bounds[float(half_s)] = (a, b)
+        return a, b
 
 
 @dataclass(frozen=True)
@@ -44,6 +97,7 @@ class Intervals:
     vehicle: np.ndarray  # faster than vehicle_kmh over the window
     in_pt: np.ndarray  # point k inside the worker's buffered grid
     inside: np.ndarray  # share of the interval inside the grid (0…1)
+    clock: SegmentClock  # time within each segment, shared windows
 
 
 def build_intervals(track: Frame, grid_geoms: np.ndarray, rules: PointRules) -> Intervals:
@@ -72,7 +126,7 @@ def build_intervals(track: Frame, grid_geoms: np.ndarray, rules: PointRules) -> 
     same = np.zeros(n, dtype=bool)
     if n > 1:
         dt[:-1] = np.diff(t)
-        dist[:-1] = np.hypot(np.diff(x), np.diff(y))
+        dist[:-1] = planar_distance(np.diff(x), np.diff(y))
         same[:-1] = traj[1:] == traj[:-1]
     # a jump is impossible only beyond what the two fixes' noise explains (clean.noise_allowance_m)
     if "allow_m" in track.keys():
@@ -86,18 +140,28 @@ def build_intervals(track: Frame, grid_geoms: np.ndarray, rules: PointRules) -> 
     seg = np.zeros(n, dtype=np.int64)
     if n > 1:
         seg[1:] = np.cumsum(~valid[:-1])
-    speed_w = windowed_speed(seg, t, x, y, valid, rules.vehicle_window_s)
+    clock = SegmentClock(t, seg)
+    speed_w = windowed_speed(clock, t, x, y, valid, rules.vehicle_window_s)
     vehicle = valid & (speed_w > rules.vehicle_kmh / 3.6)
     # the engine has already tested every point; reuse it when given
     in_pt = col(track, "in_pt") if "in_pt" in track.keys() else inside_points(grid_geoms, gcode, x, y)
     inside = clip_share(x, y, gcode, grid_geoms, in_pt, valid, dist, long_m=rules.grid_buffer_m)
     return Intervals(
-        seg=seg, dt=dt, dist=dist, valid=valid, jump=jump, speed_w=speed_w, vehicle=vehicle, in_pt=in_pt, inside=inside
+        seg=seg,
+        dt=dt,
+        dist=dist,
+        valid=valid,
+        jump=jump,
+        speed_w=speed_w,
+        vehicle=vehicle,
+        in_pt=in_pt,
+        inside=inside,
+        clock=clock,
     )
 
 
 def windowed_speed(
-    seg: np.ndarray, t: np.ndarray, x: np.ndarray, y: np.ndarray, valid: np.ndarray, window_s: float
+    clock: SegmentClock, t: np.ndarray, x: np.ndarray, y: np.ndarray, valid: np.ndarray, window_s: float
 ) -> np.ndarray:
     """Speed of each interval measured over at least ``window_s`` (same segment).
 
@@ -110,15 +174,15 @@ def windowed_speed(
     out = np.zeros(n)
     if n < 2:
         return out
-    t0 = t - t.min()
-    big = float(t0.max()) + 2.0 * window_s + 10.0
-    key = seg * big + t0
-    k = np.flatnonzero(valid)
-    a = np.searchsorted(key, key[k] - window_s, side="left")
-    b = np.searchsorted(key, key[k + 1] + window_s, side="right") - 1
-    back = np.hypot(x[k + 1] - x[a], y[k + 1] - y[a]) / np.maximum(t[k + 1] - t[a], 1e-3)
-    fwd = np.hypot(x[b] - x[k], y[b] - y[k]) / np.maximum(t[b] - t[k], 1e-3)
-    out[k] = np.maximum(back, fwd)
+    start, stop = clock.window(window_s)
+    # interval k = (k, k + 1): back from the window's start before k to k + 1, forward from k
+    # to the window's end after k + 1 (both within the segment; invalid intervals stay 0)
+    a, b = start[:-1], stop[1:] - 1
+    x1, y1, t1 = x[1:], y[1:], t[1:]
+    x0, y0, t0 = x[:-1], y[:-1], t[:-1]
+    back = planar_distance(x1 - x[a], y1 - y[a]) / np.maximum(t1 - t[a], 1e-3)
+    fwd = planar_distance(x[b] - x0, y[b] - y0) / np.maximum(t[b] - t0, 1e-3)
+    out[:-1] = np.where(valid[:-1], np.maximum(back, fwd), 0.0)
     return out
 
 

@@ -21,6 +21,7 @@ from scoring.policy import Policy
 from trajectory.clean import Frame, col
 from trajectory.contract import SITE_CHECK_COLUMNS
 from trajectory.contract import SITE_VISIT_COLUMNS as SITE_VISIT_COLUMNS  # re-exported (engine, batching)
+from trajectory.geo import planar_distance
 from trajectory.metrics import week_part_end, week_part_start
 
 __all__ = [
@@ -90,7 +91,7 @@ def stay_runs(track: Frame, seg: np.ndarray, sites: pd.DataFrame, min_stay_s: fl
     p = np.repeat(pts, c)
     offs = np.arange(c.sum()) - np.repeat(np.cumsum(c) - c, c)
     s = srow[np.repeat(lo[pts], c) + offs]
-    inside = np.hypot(x[p] - sx[s], y[p] - sy[s]) <= radius[s]
+    inside = planar_distance(x[p] - sx[s], y[p] - sy[s]) <= radius[s]
     p, s = p[inside], s[inside]
     if len(p) == 0:
         return empty
