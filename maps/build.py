@@ -23,7 +23,8 @@ into scripts only as JSON, and page and link names only from :func:`maps.layers.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from typing import Any
 import pandas as pd
 import shapely
 
-from maps.coverage import DEFAULT_CELL_M, DEFAULT_MAX_GAP_S, GridRaster, grid_coverage
+from maps.coverage import DEFAULT_CELL_M, DEFAULT_MAX_GAP_S, GridRaster, HeatBins, grid_coverage
 from maps.dashboard import (
     DashboardLinks,
     MonthScores,
@@ -52,20 +53,28 @@ from maps.layers import (
     safe_name,
 )
 from maps.month_data import (
+    MAP_POINT_COLUMNS,
     MAX_PLAYBACK_PAGES,
     POINT_USE_COLUMNS,
     REASON_CATEGORIES,
     REASON_OTHER,
     SITE_COLUMNS,
     MonthData,
+    PointBatch,
+    day_grids,
     day_strings,
     display_geom,
     flag_names,
     grid_month_stats,
     month_bounds,
+    month_points,
+    plan_point_batches,
+    point_counts,
     prepare_month,
     prepare_points,
     read_month_frames,
+    read_month_tables,
+    read_points,
     reason_categories,
     select_playback_days,
     with_day_flags,
@@ -77,6 +86,11 @@ from scoring.export import grid_sheet_names, workbook_name
 from scoring.policy import PrivacyPolicy
 
 log = logging.getLogger(__name__)
+
+# rows of point_use one read of the store path may return (render_workspace_month). Measured
+# (benchmarks/bench_maps.py, docs/maps.md "Bounded memory"): ≈ 0.4 KB of peak RSS a row over a
+# ≈ 0.4 GB base, so ≈ 0.8 GB at 1 M rows; a grid whose workers sent more is read alone
+MAX_BATCH_ROWS = 1_000_000
 
 
 # --- public functions ---------------------------------------------------------------------
@@ -144,34 +158,111 @@ def render_month(
         Overview, grid pages, playback pages and ``index.html`` (the dashboard).
     """
     tiles = tiles or TileConfig()
-    out_dir = Path(out_dir)
     data = prepare_month(month, grids, worker_day, site_check, sites, point_use, tiles, tz, privacy=privacy)
+    everything = frozenset(data.grids["grid_id"]) | frozenset(data.worker_day["grid_id"])
+    return _render_batches(
+        Path(out_dir),
+        data,
+        [(everything, data.points)],  # the whole month as one batch
+        data.points[["worker_id", "day"]],
+        tiles,
+        workbook_name,
+        tz=tz,
+        cell_m=cell_m,
+        max_gap_s=max_gap_s,
+        max_playback=max_playback,
+        scores=scores,
+        day_flags=day_flags,
+    )
+
+
+def _render_batches(
+    out_dir: Path,
+    data: MonthData,
+    batches: Iterable[tuple[frozenset[str], pd.DataFrame]],
+    days_with_points: pd.DataFrame,
+    tiles: TileConfig,
+    workbook_name: str | None,
+    *,
+    tz: str,
+    cell_m: float,
+    max_gap_s: float,
+    max_playback: int,
+    scores: MonthScores | None,
+    day_flags: pd.DataFrame | None,
+) -> list[Path]:
+    """Write the month's pages from its points in ``batches``: both paths of the maps run this.
+
+    Each batch is (grid ids, points): the prepared points (:func:`maps.month_data.month_points`)
+    of those grids' worker-days, all of them, and points without a grid (no ``worker_day`` row)
+    in exactly one batch. A batch writes its grids' pages, their coverage and the playbacks of
+    its worker-days, and adds its counted points to the overview's heat bins; then it is dropped.
+    The overview and the index come last, from the summed bins and the per-grid numbers.
+    ``days_with_points`` (``worker_id, day``) tells :func:`select_playback_days` which days sent points.
+    """
     lib_dir = install_lib(out_dir / LIB_DIRNAME)
     stats = grid_month_stats(data.grids, data.worker_day)
-    tracks = data.points[data.points["counted"] & data.points["in_grid"] & data.points["grid_id"].notna()]
-    coverage, rasters = grid_coverage(
-        data.grids, tracks[["grid_id", "worker_id", "date", "ts", "lon", "lat"]], cell_m, max_gap_s
-    )
+    selected = select_playback_days(data.worker_day, days_with_points, max_playback)
+    # the batch holding a playback's points: that of its worker-day's grid (as the points got it)
+    points_grid = selected[["worker_id", "day"]].merge(day_grids(data.worker_day), on=["worker_id", "day"], how="left")
+    heat = HeatBins(MONTH_HEAT_BIN_DEG)
+    coverages: list[pd.DataFrame] = []
+    grid_pages: dict[str, Path] = {}
+    playbacks: dict[tuple[str, str], Path] = {}
+    for grid_ids, points in batches:  # one step per batch of grids, not per point
+        batch = replace(data, points=points)
+        tracks = points[points["counted"] & points["in_grid"] & points["grid_id"].notna()]
+        coverage, rasters = grid_coverage(
+            data.grids[data.grids["grid_id"].isin(grid_ids)],
+            tracks[["grid_id", "worker_id", "date", "ts", "lon", "lat"]],
+            cell_m,
+            max_gap_s,
+        )
+        coverages.append(coverage)
+        batch_stats = stats[stats["grid_id"].isin(grid_ids)].merge(coverage, on="grid_id", how="left")
+        grid_pages.update(_write_grid_pages(out_dir, lib_dir, batch, batch_stats, rasters, tiles, max_gap_s))
+        counted = points[points["counted"]]
+        heat.add(counted["y"].to_numpy(), counted["x"].to_numpy())
+        mine = selected[points_grid["grid_id"].isin(grid_ids).to_numpy()]
+        playbacks.update(_write_playbacks(out_dir, lib_dir, batch, mine, tiles, tz, max_gap_s))
+        del batch, tracks, counted, points
+    coverage = pd.concat([c for c in coverages if len(c)] or coverages[:1] or [_no_coverage()], ignore_index=True)
     stats = stats.merge(coverage, on="grid_id", how="left")
 
     overview = out_dir / OVERVIEW_PAGE
-    write_overview(overview, lib_dir, data, stats, tiles)
-    pages = [overview]
-    grid_pages = _write_grid_pages(out_dir, lib_dir, data, stats, rasters, tiles, max_gap_s)
-    playbacks = _write_playbacks(out_dir, lib_dir, data, tiles, tz, max_gap_s, max_playback)
-    pages += [page for _, page in (*grid_pages, *playbacks)]
+    write_overview(overview, lib_dir, data, stats, tiles, heat)
+    grid_order = [(str(g), grid_pages[str(g)]) for g in stats["grid_id"] if str(g) in grid_pages]
+    play_order = [
+        (k, playbacks[k])
+        for k in zip(selected["worker_id"].astype(str), selected["day"].astype(str), strict=True)
+        if k in playbacks
+    ]
+    pages = [overview] + [page for _, page in (*grid_order, *play_order)]
     workbook = workbook_name if workbook_name and (out_dir / workbook_name).is_file() else None
     links = DashboardLinks(
         overview=OVERVIEW_PAGE,
-        grid_pages={g: relative_href(page, out_dir) for g, page in grid_pages},
-        playbacks={key: relative_href(page, out_dir) for key, page in playbacks},
+        grid_pages={g: relative_href(page, out_dir) for g, page in grid_order},
+        playbacks={key: relative_href(page, out_dir) for key, page in play_order},
         workbook=workbook,
         sheets=grid_sheet_names(scores.scores["grid_id"].astype(str).unique()) if scores is not None else {},
         exports=export_files(out_dir),
     )
-    pages.append(write_dashboard(out_dir, month, stats, data.worker_day, links, scores=scores, day_flags=day_flags))
+    pages.append(
+        write_dashboard(out_dir, data.month, stats, data.worker_day, links, scores=scores, day_flags=day_flags)
+    )
     _remove_stale_pages(out_dir, pages)
     return pages
+
+
+def _no_coverage() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "grid_id": pd.Series([], dtype=object),
+            "grid_cells": pd.Series([], dtype="int64"),
+            "walked_cells": pd.Series([], dtype="int64"),
+            "coverage": pd.Series([], dtype="float64"),
+        }
+    )
 
 
 def _write_grid_pages(
@@ -195,11 +286,18 @@ def _write_grid_pages(
 
 
 def _write_playbacks(
-    out_dir: Path, lib_dir: Path, data: MonthData, tiles: TileConfig, tz: str, max_gap_s: float, max_playback: int
+    out_dir: Path,
+    lib_dir: Path,
+    data: MonthData,
+    selected: pd.DataFrame,
+    tiles: TileConfig,
+    tz: str,
+    max_gap_s: float,
 ) -> list[tuple[tuple[str, str], Path]]:
-    """Write the playbacks of :func:`select_playback_days`; ((worker, day), page) in that order."""
+    """Write the playbacks of ``selected`` (rows of :func:`select_playback_days` whose points are
+    in ``data.points``); ((worker, day), page) in that order."""
     playbacks: list[tuple[tuple[str, str], Path]] = []
-    for wd in select_playback_days(data.worker_day, data.points, max_playback).itertuples(index=False):
+    for wd in selected.itertuples(index=False):
         day_points = data.points[(data.points["worker_id"] == wd.worker_id) & (data.points["day"] == wd.day)]
         page = out_dir / PLAYBACK_DIR / f"{safe_name(wd.worker_id)}_{wd.day}.html"
         grid = data.grids[data.grids["grid_id"] == wd.grid_id]
@@ -290,8 +388,14 @@ def render_playback(
     return out_path
 
 
-def render_workspace_month(ws: Any, con: Any, month: str) -> list[Path]:
+def render_workspace_month(ws: Any, con: Any, month: str, *, max_batch_rows: int | None = None) -> list[Path]:
     """Render a workspace's month from its store (what ``trajectory.run --month`` calls).
+
+    The month's points are never read at once: :func:`maps.month_data.plan_point_batches` packs
+    the grids into batches of at most ``max_batch_rows`` point rows (default
+    :data:`MAX_BATCH_ROWS`; a grid bigger than that is a batch alone), each read with
+    :func:`maps.month_data.read_points` and drawn by the code of :func:`render_month`, so the
+    pages are the same bytes as from the whole month's frame, and memory follows the biggest batch.
 
     Parameters
     ----------
@@ -299,24 +403,75 @@ def render_workspace_month(ws: Any, con: Any, month: str) -> list[Path]:
     con : duckdb connection (read-only is enough)
     month : str
         ``YYYY-MM``.
+    max_batch_rows : int, optional
+        Row budget of one read of ``point_use`` (tests use a tiny one).
     """
-    worker_day, site_check, point_use, day_flags = read_month_frames(con, month)
+    budget = MAX_BATCH_ROWS if max_batch_rows is None else int(max_batch_rows)
+    if budget < 1:
+        raise ValueError(f"max_batch_rows was {budget} but is expected to be ≥ 1")
+    first, last = month_bounds(month)
+    lo, hi = first.isoformat(), last.isoformat()
+    worker_day, site_check, day_flags = read_month_tables(con, month)
+    tiles = workspace_tiles(ws)
+    tz = str(ws.tz)
+    no_points = read_points(con, first, last, ())
+    data = prepare_month(
+        month, ws.grids, worker_day, site_check, ws.sites, no_points, tiles, tz, privacy=ws.policy.privacy
+    )
+    day_grid = day_grids(data.worker_day)
+    counts = point_counts(con, first, last)
+    grid_ids = list(dict.fromkeys([*data.grids["grid_id"], *day_grid["grid_id"]]))
+    plan = plan_point_batches(grid_ids, day_grid, counts, budget)
+    log.info(
+        "step=maps_plan month=%s rows=%d batches=%d budget=%d largest=%d",  # the nightly log's key=value form
+        month,
+        int(counts["rows"].sum()),
+        len(plan),
+        budget,
+        max((b.rows for b in plan), default=0),
+    )
+
+    def batches() -> Iterator[tuple[frozenset[str], pd.DataFrame]]:
+        for i, b in enumerate(plan, 1):
+            raw = read_points(con, first, last, b.workers)
+            pts = month_points(raw, day_grid, tiles, tz, lo, hi)
+            own = (
+                pts["grid_id"].isin(list(b.grid_ids)).to_numpy()
+                | (pts["grid_id"].isna() & pts["worker_id"].isin(list(b.home_workers))).to_numpy()
+            )
+            log.info(
+                "step=maps_batch month=%s batch=%d batches=%d grids=%d rows=%d",
+                month,
+                i,
+                len(plan),
+                len(b.grid_ids),
+                len(raw),
+                extra={
+                    "maps_batch": i,
+                    "maps_batches": len(plan),
+                    "maps_rows": len(raw),
+                    "maps_grids": len(b.grid_ids),
+                },
+            )
+            del raw
+            pts = pts[own].reset_index(drop=True)
+            yield frozenset(b.grid_ids), pts
+            del pts  # before the next read: one batch in memory at a time
+
     out_dir = ws.paths.out_month(month)
     book = workbook_name(month)
     workbooks = [out_dir / book] if (out_dir / book).is_file() else sorted(out_dir.glob("*.xlsx"))
-    return render_month(
-        out_dir,
-        month,
-        ws.grids,
-        worker_day,
-        site_check,
-        ws.sites,
-        point_use,
-        tiles=workspace_tiles(ws),
-        workbook_name=workbooks[0].name if workbooks else None,
-        tz=str(ws.tz),
+    return _render_batches(
+        Path(out_dir),
+        data,
+        batches(),
+        counts[["worker_id", "day"]].astype({"worker_id": str}),
+        tiles,
+        workbooks[0].name if workbooks else None,
+        tz=tz,
+        cell_m=DEFAULT_CELL_M,
         max_gap_s=float(ws.policy.patrol.points.max_gap_s),
-        privacy=ws.policy.privacy,
+        max_playback=MAX_PLAYBACK_PAGES,
         scores=read_month_scores(con, month, ws.policy),
         day_flags=day_flags,
     )
@@ -337,6 +492,7 @@ __all__ = [
     "render_playback",
     "render_workspace_month",
     "workspace_tiles",
+    "MAX_BATCH_ROWS",
     # re-exported: maps.month_data
     "MonthData",
     "SITE_COLUMNS",
@@ -347,6 +503,14 @@ __all__ = [
     "month_bounds",
     "prepare_month",
     "read_month_frames",
+    "read_month_tables",
+    "read_points",
+    "point_counts",
+    "plan_point_batches",
+    "PointBatch",
+    "MAP_POINT_COLUMNS",
+    "month_points",
+    "day_grids",
     "grid_month_stats",
     "select_playback_days",
     "flag_names",

@@ -165,13 +165,50 @@ def heat_bins(lat: np.ndarray, lon: np.ndarray, step_deg: float) -> tuple[np.nda
     >>> n.tolist(), bool(np.allclose(la, [31.70005, 31.80005]))
     ([2, 1], True)
     """
-    lat, lon = np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
-    if len(lat) == 0:
-        return np.empty(0), np.empty(0), np.empty(0, dtype=np.int64)
-    iy = np.floor(lat / step_deg).astype(np.int64)
-    ix = np.floor(lon / step_deg).astype(np.int64)
-    key, count = np.unique(np.stack([iy, ix], axis=1), axis=0, return_counts=True)
-    return (key[:, 0] + 0.5) * step_deg, (key[:, 1] + 0.5) * step_deg, count
+    acc = HeatBins(step_deg)
+    acc.add(lat, lon)
+    return acc.bins()
+
+
+class HeatBins:
+    """:func:`heat_bins` summed over batches of points: the same bins, in the same order, as one
+    call over all of them, holding only the bins (the month's overview reads its points grid by grid).
+
+    Examples
+    --------
+    >>> acc = HeatBins(1e-4)
+    >>> acc.add(np.array([31.70001]), np.array([119.9])); acc.add(np.array([31.8, 31.70002]), np.array([119.9, 119.9]))
+    >>> acc.bins()[2].tolist()
+    [2, 1]
+    """
+
+    def __init__(self, step_deg: float) -> None:
+        self.step_deg = float(step_deg)
+        self._keys = np.empty((0, 2), dtype=np.int64)
+        self._counts = np.empty(0, dtype=np.int64)
+
+    def add(self, lat: np.ndarray, lon: np.ndarray) -> None:
+        lat, lon = np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
+        if len(lat) == 0:
+            return
+        iy = np.floor(lat / self.step_deg).astype(np.int64)
+        ix = np.floor(lon / self.step_deg).astype(np.int64)
+        key, count = np.unique(np.stack([iy, ix], axis=1), axis=0, return_counts=True)
+        if len(self._keys):
+            key, inv = np.unique(np.concatenate([self._keys, key]), axis=0, return_inverse=True)
+            weights = np.concatenate([self._counts, count])
+            count = np.bincount(inv.ravel(), weights=weights, minlength=len(key)).round().astype(np.int64)
+        self._keys, self._counts = key, count.astype(np.int64)
+
+    def bins(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Bin centres (lat, lon) and counts, sorted by bin as :func:`heat_bins` returns them."""
+        if len(self._keys) == 0:
+            return np.empty(0), np.empty(0), np.empty(0, dtype=np.int64)
+        return (
+            (self._keys[:, 0] + 0.5) * self.step_deg,
+            (self._keys[:, 1] + 0.5) * self.step_deg,
+            self._counts.copy(),
+        )
 
 
 def grid_coverage(
@@ -233,5 +270,6 @@ __all__ = [
     "walked_cells",
     "cell_rects",
     "heat_bins",
+    "HeatBins",
     "grid_coverage",
 ]

@@ -15,7 +15,7 @@ import folium
 import numpy as np
 import pandas as pd
 import shapely
-from branca.element import Figure
+from branca.element import Element, Figure
 
 from maps.coverage import heat_bins
 from maps.elements import (
@@ -78,10 +78,39 @@ def new_map(
 
 
 def write_page(m: folium.Map, page: Path) -> Path:
-    doc = check_offline(m.get_root().render(), str(page))
+    root = m.get_root()
+    doc = check_offline(stable_ids(root, root.render()), str(page))
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text(doc, encoding="utf-8")
     return page
+
+
+_HEX_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def stable_ids(root: Element, doc: str) -> str:
+    """``doc`` (``root`` rendered) with branca's random element ids renumbered in order of appearance.
+
+    branca names every element ``<kind>_<32 random hex digits>``: the same month rendered twice
+    gave different files. Only the ids of the elements of ``root``'s tree (after rendering) are
+    renumbered, so a 32-hex string of the data stays as it is; the same inputs now give the same
+    bytes, which is how the bounded store path is checked against the one-shot path.
+    """
+    ids: set[str] = set()
+    stack = [root]
+    while stack:  # one entry per element of the page, not per point
+        el = stack.pop()
+        ids.add(el._id)
+        stack.extend(el._children.values())
+    seen: dict[str, str] = {}
+
+    def renumber(match: re.Match[str]) -> str:
+        old = match.group(0)
+        if old not in ids:
+            return old
+        return seen.setdefault(old, f"{len(seen):032x}")
+
+    return _HEX_ID.sub(renumber, doc)
 
 
 # --- layers and boxes ---------------------------------------------------------------------------
@@ -89,7 +118,12 @@ def write_page(m: folium.Map, page: Path) -> Path:
 
 def heat_layer(counted: pd.DataFrame, step_deg: float, show: bool) -> HeatLayer:
     """Every counted point, binned by ``step_deg`` and weighted by the bin's count."""
-    lat, lon, n = heat_bins(counted["y"].to_numpy(), counted["x"].to_numpy(), step_deg)
+    return binned_heat_layer(heat_bins(counted["y"].to_numpy(), counted["x"].to_numpy(), step_deg), show)
+
+
+def binned_heat_layer(bins: tuple[np.ndarray, np.ndarray, np.ndarray], show: bool) -> HeatLayer:
+    """The heat layer of already binned points (:func:`maps.coverage.heat_bins` or ``HeatBins.bins``)."""
+    lat, lon, n = bins
     return HeatLayer(lat, lon, weight=n, name="巡查热力图（计入巡查的定位点密度）", show=show)
 
 
@@ -292,7 +326,9 @@ __all__ = [
     "MAX_DISCARDED_PER_DAY",
     "new_map",
     "write_page",
+    "stable_ids",
     "heat_layer",
+    "binned_heat_layer",
     "site_layer",
     "title_box",
     "legend_html",

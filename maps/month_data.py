@@ -28,6 +28,9 @@ from trajectory.errors import InputError
 
 SITE_COLUMNS = ("site_id", "site_type", "grid_id", "lon", "lat")  # never "label"
 POINT_USE_COLUMNS = ("worker_id", "ts", "lon", "lat", "counted")
+# what the maps read of the store's point_use (its grid_id is not needed: a point's grid is its
+# worker-day's, from worker_day)
+MAP_POINT_COLUMNS = ("worker_id", "ts", "lon", "lat", "date", "counted", "reason", "in_grid")
 
 # Why a point did not count: the engine's reason codes (English, or already Chinese) matched by
 # keyword, in this order; the first match wins. Grey = harmless, orange = suspicious.
@@ -82,18 +85,156 @@ def read_month_frames(con: Any, month: str) -> tuple[pd.DataFrame, pd.DataFrame,
     """The month's ``worker_day``, ``site_check``, ``point_use`` and ``day_flag`` rows from the store.
 
     ``worker_day.flags`` also holds the ``day_flag`` rows' flags (:func:`with_day_flags`); the
-    day flags are None when the store has no ``day_flag`` table yet.
+    day flags are None when the store has no ``day_flag`` table yet. ``point_use`` is the whole
+    month (only :data:`MAP_POINT_COLUMNS`): for notebooks and small stores; the store path of
+    :func:`maps.build.render_workspace_month` reads it in bounded batches (:func:`read_points`).
     """
+    worker_day, site_check, day_flags = read_month_tables(con, month)
+    first, last = month_bounds(month)
+    return worker_day, site_check, read_points(con, first, last), day_flags
+
+
+def read_month_tables(con: Any, month: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+    """The month's ``worker_day`` (with the day flags), ``site_check`` and ``day_flag`` rows: no points."""
     first, last = month_bounds(month)
     worker_day = con.execute(f"SELECT * FROM {c.WORKER_DAY} WHERE date BETWEEN ? AND ?", [first, last]).df()
     site_check = con.execute(
         f"SELECT * FROM {c.SITE_CHECK} WHERE period_start <= ? AND period_end >= ?", [last, first]
     ).df()
-    point_use = con.execute(f"SELECT * FROM {c.POINT_USE} WHERE CAST(date AS DATE) BETWEEN ? AND ?", [first, last]).df()
     day_flags = read_day_flags(con, first, last)
     if day_flags is not None:
         worker_day = with_day_flags(worker_day, day_flags)
-    return worker_day, site_check, point_use, day_flags
+    return worker_day, site_check, day_flags
+
+
+def _point_columns(con: Any) -> list[str]:
+    """:data:`MAP_POINT_COLUMNS` that the store's ``point_use`` has (an old store may lack ``in_grid``)."""
+    have = {r[0] for r in con.execute(f"DESCRIBE {c.POINT_USE}").fetchall()}
+    missing = [col for col in POINT_USE_COLUMNS if col not in have]
+    if missing:
+        raise ValueError(f"{c.POINT_USE} has no column(s) {', '.join(missing)}; found {', '.join(sorted(have))}")
+    return [col for col in MAP_POINT_COLUMNS if col in have]
+
+
+def read_points(con: Any, first: date, last: date, workers: Sequence[object] | None = None) -> pd.DataFrame:
+    """``point_use`` rows of ``first`` .. ``last`` (of ``workers`` only, when given), only the
+    columns the maps draw (:data:`MAP_POINT_COLUMNS`; never ``label`` or the engine's extras).
+
+    Rows come in the store's order (no ``ORDER BY``): the pages sort them stably, so the rows of a
+    worker-day are in the same order whichever workers are read together.
+    """
+    cols = ", ".join(_point_columns(con))
+    sql = f"SELECT {cols} FROM {c.POINT_USE} WHERE CAST(date AS DATE) BETWEEN ? AND ?"
+    params: list[object] = [first, last]
+    if workers is not None:
+        if not len(workers):
+            return con.execute(sql + " AND false", params).df()
+        sql += f" AND worker_id IN ({', '.join('?' * len(workers))})"
+        params += list(workers)
+    return con.execute(sql, params).df()
+
+
+def point_counts(con: Any, first: date, last: date) -> pd.DataFrame:
+    """Rows of ``point_use`` per worker-day of ``first`` .. ``last``: ``worker_id`` (as stored), ``day``, ``rows``.
+
+    One aggregate over the month (DuckDB streams it; nothing the size of the month is held): what
+    :func:`plan_point_batches` packs and :func:`select_playback_days` needs to know which days have points.
+    """
+    df = con.execute(
+        f"SELECT worker_id, CAST(date AS DATE) AS date, count(*) AS n FROM {c.POINT_USE} "
+        "WHERE CAST(date AS DATE) BETWEEN ? AND ? GROUP BY ALL ORDER BY ALL",
+        [first, last],
+    ).df()
+    return pd.DataFrame({"worker_id": df["worker_id"], "day": day_strings(df["date"]), "rows": df["n"].astype("int64")})
+
+
+@dataclass(frozen=True)
+class PointBatch:
+    """Grids whose pages one batch writes and the workers whose month of points it reads.
+
+    ``grid_ids`` hold the grid ids (from ``grids`` and ``worker_day``) whose points (by the
+    worker-day's grid) this batch owns; ``home_workers`` the workers whose points on days without
+    a ``worker_day`` row (no grid) this batch adds to the overview's heat map; ``workers`` every
+    worker read (their raw store ids) and ``rows`` the rows that read returns.
+    """
+
+    grid_ids: tuple[str, ...]
+    workers: tuple[object, ...]
+    home_workers: frozenset[str]
+    rows: int
+
+
+def plan_point_batches(
+    grid_ids: Sequence[str], day_grid: pd.DataFrame, counts: pd.DataFrame, max_rows: int
+) -> list[PointBatch]:
+    """Pack grids (in the order of ``grid_ids``) into batches that read at most ``max_rows`` rows.
+
+    A grid needs the month of every worker with a day in it (``day_grid``: ``worker_id, day,
+    grid_id``); a batch reads its workers' rows once (:func:`read_points`), so a grid joins the
+    batch while the batch's distinct workers' rows stay within ``max_rows``. A grid whose own
+    workers exceed ``max_rows`` is a batch by itself (it cannot be split: its coverage and page
+    need all its points); so is a worker whose month alone exceeds it. Workers with points on
+    days without a grid come last, packed the same way, for the overview's heat map only.
+    """
+    counts = counts.assign(key=counts["worker_id"].astype(str))
+    worker_rows = counts.groupby("key", sort=True)["rows"].sum()
+    raw_id = counts.drop_duplicates("key").set_index("key")["worker_id"]
+    pts_days = counts.merge(
+        day_grid.astype({"worker_id": str}), left_on=["key", "day"], right_on=["worker_id", "day"], how="left"
+    )
+    with_grid = pts_days[pts_days["grid_id"].notna()]
+    grid_workers = with_grid.groupby("grid_id", sort=False)["key"].unique().to_dict()
+    no_grid = set(pts_days.loc[pts_days["grid_id"].isna(), "key"])
+    units: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
+        ((g,), tuple(sorted(grid_workers.get(g, ())))) for g in dict.fromkeys(map(str, grid_ids))
+    ]
+    units += [((), (w,)) for w in sorted(no_grid - set(with_grid["key"]))]
+
+    batches: list[PointBatch] = []
+    grids: list[str] = []
+    workers: dict[str, None] = {}
+    homes: set[str] = set()
+    rows = 0
+
+    def close() -> None:
+        nonlocal rows
+        if grids or workers:
+            home = frozenset(w for w in workers if w in no_grid and w not in homes)
+            homes.update(home)
+            batches.append(PointBatch(tuple(grids), tuple(raw_id[w] for w in workers), home, rows))
+        grids.clear()
+        workers.clear()
+        rows = 0
+
+    for unit_grids, unit_workers in units:  # one step per grid, not per point
+        new = [w for w in unit_workers if w not in workers]
+        extra = int(worker_rows.reindex(new).sum()) if new else 0
+        if (grids or workers) and rows + extra > max_rows:
+            close()
+            new, extra = list(unit_workers), int(worker_rows.reindex(list(unit_workers)).sum()) if unit_workers else 0
+        grids.extend(unit_grids)
+        workers.update(dict.fromkeys(new))
+        rows += extra
+    close()
+    return batches
+
+
+def day_grids(worker_day: pd.DataFrame) -> pd.DataFrame:
+    """``worker_id, day, grid_id`` of the prepared ``worker_day``: the grid a worker-day's points belong to."""
+    return worker_day.drop_duplicates(["worker_id", "day"])[["worker_id", "day", "grid_id"]]
+
+
+def month_points(
+    point_use: pd.DataFrame, day_grid: pd.DataFrame, tiles: TileConfig, tz: str, lo: str, hi: str
+) -> pd.DataFrame:
+    """:func:`prepare_points` of the days ``lo`` .. ``hi`` with their worker-day's ``grid_id``,
+    sorted (stably) by grid, worker, day and time: what the pages draw, for the month or one batch."""
+    pts = prepare_points(point_use, tiles, tz)
+    pts = pts[(pts["day"] >= lo) & (pts["day"] <= hi)]
+    pts = pts.merge(day_grid, on=["worker_id", "day"], how="left")
+    return pts.sort_values(["grid_id", "worker_id", "day", "ts"], kind="stable", na_position="last").reset_index(
+        drop=True
+    )
 
 
 def prepare_month(
@@ -168,13 +309,7 @@ def prepare_month(
     st["west"], st["south"] = transform(lon - hx, lat - hy)
     st["east"], st["north"] = transform(lon + hx, lat + hy)
 
-    pts = prepare_points(point_use, tiles, tz)
-    pts = pts[(pts["day"] >= lo) & (pts["day"] <= hi)]
-    day_grid = wd.drop_duplicates(["worker_id", "day"])[["worker_id", "day", "grid_id"]]
-    pts = pts.merge(day_grid, on=["worker_id", "day"], how="left")
-    pts = pts.sort_values(["grid_id", "worker_id", "day", "ts"], kind="stable", na_position="last").reset_index(
-        drop=True
-    )
+    pts = month_points(point_use, day_grids(wd), tiles, tz, lo, hi)
     return MonthData(month, g, wd, st, pts)
 
 
@@ -388,7 +523,15 @@ __all__ = [
     "MAX_PLAYBACK_PAGES",
     "MonthData",
     "month_bounds",
+    "MAP_POINT_COLUMNS",
+    "PointBatch",
     "read_month_frames",
+    "read_month_tables",
+    "read_points",
+    "point_counts",
+    "plan_point_batches",
+    "day_grids",
+    "month_points",
     "prepare_month",
     "grid_month_stats",
     "select_playback_days",

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from maps.coverage import GridRaster, cell_rects
+from maps.coverage import GridRaster, HeatBins, cell_rects
 from maps.dashboard import (
     INDEX_PAGE,
 )
@@ -33,6 +33,7 @@ from maps.layers import (
     GRID_HEAT_BIN_DEG,
     MAX_DISCARDED_PER_DAY,
     MONTH_HEAT_BIN_DEG,
+    binned_heat_layer,
     compliance_colors,
     geom_bounds,
     heat_layer,
@@ -57,7 +58,16 @@ GRIDS_DIR = "grids"
 PLAYBACK_DIR = "playback"
 
 
-def write_overview(page: Path, lib_dir: Path, data: MonthData, stats: pd.DataFrame, tiles: TileConfig) -> None:
+def write_overview(
+    page: Path,
+    lib_dir: Path,
+    data: MonthData,
+    stats: pd.DataFrame,
+    tiles: TileConfig,
+    heat: HeatBins | None = None,
+) -> None:
+    """The month's overview; its heat map from ``heat`` (the month's counted points binned by
+    :data:`MONTH_HEAT_BIN_DEG`, summed batch by batch), else binned from ``data.points``."""
     display = np.asarray(data.grids["display"].to_numpy(), dtype=object)
     bounds = geom_bounds(display)
     m = new_map(page, lib_dir, bounds, tiles, f"{data.month} 网格巡查总览", ("heat",))
@@ -115,10 +125,14 @@ def write_overview(page: Path, lib_dir: Path, data: MonthData, stats: pd.DataFra
         popup=folium.GeoJsonPopup(fields=["link"], labels=False),
         zoom_on_click=False,
     ).add_to(m)
-    counted = data.points[data.points["counted"]]
-    if len(counted):
+    if heat is None:
+        heat = HeatBins(MONTH_HEAT_BIN_DEG)
+        counted = data.points[data.points["counted"]]
+        heat.add(counted["y"].to_numpy(), counted["x"].to_numpy())
+    bins = heat.bins()
+    if len(bins[2]):
         # off by default: the compliance colours are what a first look should see
-        heat_layer(counted, MONTH_HEAT_BIN_DEG, show=False).add_to(m)
+        binned_heat_layer(bins, show=False).add_to(m)
     site_layer(data.site_status).add_to(m)
     title_box(m, f"{data.month} 网格巡查总览", _overview_summary(stats), tiles)
     InfoBox(legend_html(heat="overview"), position="bottomright").add_to(m)
