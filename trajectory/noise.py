@@ -340,13 +340,24 @@ def stay_mask(
     between = moving & same_prev & same_next  # neighbours are stays (runs alternate)
     if not between.any():
         return still
-    cx = pd.Series(bx).groupby(rid).median().to_numpy()
-    cy = pd.Series(by).groupby(rid).median().to_numpy()
-    prev_run = np.maximum(np.arange(n_runs) - 1, 0)
-    next_run = np.minimum(np.arange(n_runs) + 1, n_runs - 1)
-    # farthest point of each run from the centre of the stay before it
-    far = pd.Series(planar_distance(bx - cx[prev_run][rid], by - cy[prev_run][rid])).groupby(rid).max().to_numpy()
-    back = planar_distance(cx[next_run] - cx[prev_run], cy[next_run] - cy[prev_run])
+    # only the moves between two stays and those stays are looked at
+    move = np.flatnonzero(between)
+    around = np.zeros(n_runs, bool)
+    around[move - 1] = True
+    around[move + 1] = True
+    k = np.flatnonzero(around[rid])
+    cx, cy = np.full(n_runs, np.nan), np.full(n_runs, np.nan)
+    med = pd.DataFrame({"x": bx[k], "y": by[k]}).groupby(rid[k]).median()
+    cx[med.index.to_numpy()], cy[med.index.to_numpy()] = med["x"].to_numpy(), med["y"].to_numpy()
+    # farthest point of each move from the centre of the stay before it (a move is contiguous)
+    lens = last[move] - first[move] + 1
+    kp = np.repeat(first[move], lens) + np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
+    before = np.repeat(move - 1, lens)
+    dist = planar_distance(bx[kp] - cx[before], by[kp] - cy[before])
+    far = np.zeros(n_runs)
+    far[move] = np.maximum.reduceat(dist, np.cumsum(lens) - lens)
+    back = np.full(n_runs, np.inf)
+    back[move] = planar_distance(cx[move + 1] - cx[move - 1], cy[move + 1] - cy[move - 1])
     r = radius_m[first]
     dur = t[last] - t[first]
     wander = (far <= 1.5 * r) & (back <= r)

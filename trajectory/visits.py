@@ -81,9 +81,12 @@ def stay_runs(track: Frame, seg: np.ndarray, sites: pd.DataFrame, min_stay_s: fl
     skeys, srow = skeys[order], srow[order]
     x, y = col(track, "x"), col(track, "y")
     pkeys = _cell_key(col(track, "gcode"), np.floor(x / cell), np.floor(y / cell))
-    lo = np.searchsorted(skeys, pkeys, side="left")
-    hi = np.searchsorted(skeys, pkeys, side="right")
-    cnt = hi - lo
+    # one search over the distinct site cells; a point's candidates are that cell's run of skeys
+    cells, cell_first, cell_count = np.unique(skeys, return_index=True, return_counts=True)
+    at = np.minimum(np.searchsorted(cells, pkeys), len(cells) - 1)
+    hit = cells[at] == pkeys
+    lo = cell_first[at]
+    cnt = np.where(hit, cell_count[at], 0)
     pts = np.flatnonzero(cnt)
     if len(pts) == 0:
         return empty
@@ -95,7 +98,7 @@ def stay_runs(track: Frame, seg: np.ndarray, sites: pd.DataFrame, min_stay_s: fl
     p, s = p[inside], s[inside]
     if len(p) == 0:
         return empty
-    order = np.lexsort((p, s))
+    order = np.argsort(s, kind="stable")  # by site, then point (p is ascending)
     p, s = p[order], s[order]
     brk = np.r_[True, (s[1:] != s[:-1]) | (p[1:] != p[:-1] + 1) | (seg[p[1:]] != seg[p[:-1]])]
     first = np.flatnonzero(brk)
