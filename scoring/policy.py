@@ -82,6 +82,8 @@ class DistanceRules:
     smooth_neighbours_from_m: float
     smooth_max_s: float
     step_sigmas: float
+    corner_sigmas: float
+    walk_speed_m_s: float
     outlier_sigmas: float
     outlier_min_m: float
     min_sigma_m: float

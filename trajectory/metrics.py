@@ -36,6 +36,7 @@ __all__ = [
     "compute_weeks",
     "path_distance",
     "segment_bounds",
+    "split_corners",
     "week_part_end",
     "week_part_start",
     "window_overlap",
@@ -190,7 +191,7 @@ def path_distance(
     # the tail: from a segment's last anchor to its last point (shorter than a step); counted
     # like any step, so a walk is not cut short at each end of a segment
     src, dst, moved = _with_tails(src, dst, moved, seg)
-    length = planar_distance(xs[dst] - xs[src], ys[dst] - ys[src])
+    length = split_corners(xs, ys, src, dst, moved, nt.corner_m)
     # share of the step that is patrol: time-weighted over the intervals it spans
     dt, valid = iv.dt, iv.valid
     cw = np.r_[0.0, np.cumsum(np.where(valid, weight * dt, 0.0))]
@@ -220,6 +221,52 @@ def path_distance(
     still["counted_s"] = patrol_in * factor
     still["at_site"] = site
     return PathResult(step_m=step_m, time_weight=time_weight, sigma=nt.sigma, still=still)
+
+
+def split_corners(
+    xs: np.ndarray, ys: np.ndarray, src: np.ndarray, dst: np.ndarray, moved: np.ndarray, corner_m: np.ndarray
+) -> np.ndarray:
+    """Length of each step ``src → dst``; a step that cut a corner counts its two legs.
+
+    A step's interior point farthest from its chord is a corner when it lies more than the
+    segment's ``corner_m`` from the chord (:func:`trajectory.noise.corner_threshold`): the
+    step's length is then the sum of the legs through it. One pass over every point (each
+    lies inside at most one step), no loop.
+
+    Examples
+    --------
+    >>> xs, ys = np.array([0.0, 10, 20, 20, 20]), np.array([0.0, 0, 0, 10, 20])
+    >>> one = np.array([0]), np.array([4]), np.array([True])
+    >>> split_corners(xs, ys, *one, np.full(5, 5.0)).round(1).tolist()  # the corner at (20, 0)
+    [40.0]
+    >>> split_corners(xs, ys, *one, np.full(5, 15.0)).round(1).tolist()  # within the noise: the chord
+    [28.3]
+    """
+    length = planar_distance(xs[dst] - xs[src], ys[dst] - ys[src])
+    inner = np.where(moved, np.maximum(dst - src - 1, 0), 0)
+    total = int(inner.sum())
+    if total == 0:
+        return length
+    has = np.flatnonzero(inner)
+    count = inner[has]
+    offset = np.cumsum(count) - count  # each step's first interior point in the flat arrays
+    step_of = np.repeat(has, count)
+    k = np.repeat(src[has] + 1, count) + np.arange(total) - np.repeat(offset, count)
+    a, b = src[step_of], dst[step_of]
+    cx, cy = xs[b] - xs[a], ys[b] - ys[a]
+    dev = np.abs(cx * (ys[k] - ys[a]) - cy * (xs[k] - xs[a])) / np.maximum(length[step_of], 1e-9)
+    best = np.maximum.reduceat(dev, offset)
+    cut = best > corner_m[src[has]]
+    if not cut.any():
+        return length
+    # the corner: the first interior point at the step's largest deviation
+    at_best = np.flatnonzero(dev == np.repeat(np.where(cut, best, np.inf), count))
+    first = np.r_[True, step_of[at_best[1:]] != step_of[at_best[:-1]]]
+    steps, p = step_of[at_best[first]], k[at_best[first]]
+    s, d = src[steps], dst[steps]
+    out = length.copy()
+    out[steps] = planar_distance(xs[p] - xs[s], ys[p] - ys[s]) + planar_distance(xs[d] - xs[p], ys[d] - ys[p])
+    return out
 
 
 def _stay_runs(stay_id: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -19,8 +19,12 @@ from __future__ import annotations
 __all__ = [
     "RAYLEIGH_68",
     "NoiseTrack",
+    "corner_threshold",
     "denoise",
     "group_median",
+    "independent_share",
+    "lag_one_correlation",
+    "noise_sample",
     "running_line",
     "segment_sigma",
     "stay_mask",
@@ -51,6 +55,7 @@ class NoiseTrack:
     step_m: np.ndarray  # hysteresis step of the point's segment (m)
     stay: np.ndarray  # bool: the point belongs to a stay
     stay_id: np.ndarray  # run id of the point's stay (-1 outside stays)
+    corner_m: np.ndarray  # a step's interior point this far from its chord is a corner it cut (m)
 
 
 def group_median(values: np.ndarray, ordinal: np.ndarray, n_seg: int) -> np.ndarray:
@@ -175,7 +180,8 @@ def _accuracy_and_white(
     """Per segment: σ from ``accuracy_m`` (NaN where fewer than half the fixes report it) and
     the white-noise σ of the second differences (a fix's residual from the mean of its two
     neighbours has variance 1.5 σ²; MAD, both axes pooled), read at the fixes ``pick``
-    (:func:`noise_sample`)."""
+    (:func:`noise_sample`). The second is read everywhere: without ``accuracy_m`` it is part
+    of σ, with it the ratio of the two gives the noise's correlation (:func:`lag_one_correlation`)."""
     n, n_seg, ordinal = clock.n, clock.n_seg, clock.ordinal
     acc = accuracy_m[pick]
     reported = np.isfinite(acc) & (acc > 0)
@@ -185,10 +191,9 @@ def _accuracy_and_white(
     )
     acc_sigma = np.where((acc_share >= 0.5) & np.isfinite(acc_med), acc_med / RAYLEIGH_68, np.nan)
     white = np.zeros(n_seg)
-    need = ~np.isfinite(acc_sigma)  # the data's own scale is read only where accuracy_m is not
-    if n > 2 and need.any():
+    if n > 2:  # also where accuracy_m gives σ: the two together tell a drift's correlation
         last = np.r_[clock.starts[1:], n][ordinal[pick]] - 1
-        i = pick[(pick > clock.first[pick]) & (pick < last) & need[ordinal[pick]]]
+        i = pick[(pick > clock.first[pick]) & (pick < last)]
         if len(i):
             resid = np.abs(np.r_[x[i] - 0.5 * (x[i - 1] + x[i + 1]), y[i] - 0.5 * (y[i - 1] + y[i + 1])])
             med = group_median(resid, np.r_[ordinal[i], ordinal[i]], n_seg)
@@ -240,23 +245,69 @@ def _sigma_of_segments(
     return np.where(known, acc_sigma, data)
 
 
+def lag_one_correlation(white: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """Lag-one correlation ρ of AR(1) noise of σ ``sigma`` whose second differences read
+    ``white`` (see :func:`_accuracy_and_white`).
+
+    A fix's residual from the mean of its two neighbours has variance σ²(1.5 − 2ρ + 0.5ρ²), so
+    q = white / σ gives ρ = 2 − √(1 + 3q²): white noise (q = 1) 0, a slow drift (q → 0) → 1.
+
+    Examples
+    --------
+    >>> lag_one_correlation(np.array([10.0, 5.0, 1.0]), np.array([10.0, 10.0, 10.0])).round(3)
+    array([0.   , 0.677, 0.985])
+    """
+    q = np.clip(white / np.maximum(sigma, 1e-9), 0.0, 1.0)
+    return np.clip(2.0 - np.sqrt(1.0 + 3.0 * q * q), 0.0, 0.999)
+
+
 def independent_share(white: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     """Share of a window's fixes that are independent, for AR(1) noise of σ ``sigma`` whose
-    second differences read ``white`` (see :func:`_accuracy_and_white`).
-
-    A fix's residual from the mean of its two neighbours has variance σ²(1.5 − 2ρ + 0.5ρ²)
-    for a lag-one correlation ρ, so q = white / σ gives ρ = 2 − √(1 + 3q²); the mean of m
-    correlated fixes varies like that of m(1 − ρ)/(1 + ρ) independent ones. White noise
-    (q = 1) gives 1; a slow drift (q → 0) gives → 0.
+    second differences read ``white``: the mean of m fixes of lag-one correlation ρ
+    (:func:`lag_one_correlation`) varies like that of m(1 − ρ)/(1 + ρ) independent ones.
 
     Examples
     --------
     >>> independent_share(np.array([10.0, 5.0, 1.0]), np.array([10.0, 10.0, 10.0])).round(3)
     array([1.   , 0.193, 0.008])
     """
-    q = np.clip(white / np.maximum(sigma, 1e-9), 0.0, 1.0)
-    rho = 2.0 - np.sqrt(1.0 + 3.0 * q * q)
+    rho = lag_one_correlation(white, sigma)
     return (1.0 - rho) / (1.0 + rho)
+
+
+def corner_threshold(
+    sigma: np.ndarray,
+    white: np.ndarray,
+    n_window: np.ndarray,
+    step_m: np.ndarray,
+    dt_s: np.ndarray,
+    rules: DistanceRules,
+) -> np.ndarray:
+    """How far (m) a smoothed point may lie from the chord of the step around it before it is a
+    corner the step cut: ``corner_sigmas`` × the noise of that deviation.
+
+    The deviation of a point at the middle of a step from the chord between its ends is a
+    second difference at a lag of half the step's time (step / ``walk_speed_m_s``); for AR(1)
+    noise its variance is σ_s²(1.5 − 2ρʰ + 0.5ρ²ʰ), σ_s the noise of a smoothed point (σ over
+    the independent fixes of its window). White noise: 1.22 σ_s, so a corner must stand out
+    well beyond the step's own noise and the white-noise figures barely move; a slow drift
+    moves the step's three points together, so its corners show through it.
+
+    Examples
+    --------
+    >>> from scoring.policy import load_policy
+    >>> dr = load_policy().patrol.distance
+    >>> sigma, fixes, step, dt = np.array([10.0]), np.array([3.0]), np.array([40.0]), np.array([10.0])
+    >>> float(corner_threshold(sigma, sigma, fixes, step, dt, dr)[0].round(1))  # white noise
+    21.2
+    >>> float(corner_threshold(sigma, 0.2 * sigma, fixes, step, dt, dr)[0].round(1))  # a slow drift
+    10.4
+    """
+    rho = lag_one_correlation(white, sigma)
+    smoothed = sigma / np.sqrt(np.maximum(n_window * (1.0 - rho) / (1.0 + rho), 1.0))
+    lag = 0.5 * step_m / (rules.walk_speed_m_s * np.maximum(dt_s, 1e-3))
+    var = np.maximum(1.5 - 2.0 * rho**lag + 0.5 * rho ** (2.0 * lag), 1e-3)
+    return np.maximum(rules.corner_sigmas * smoothed * np.sqrt(var), rules.min_sigma_m)
 
 
 def window_half_extent(
@@ -462,10 +513,11 @@ def denoise(
     # one fix alone keeps all its noise (4 m on 12 m between fixes is +5 %)
     floor = np.where(sig >= rules.smooth_neighbours_from_m, dt_seg, 0.0)
     half = np.clip(np.maximum(0.5 * n_avg * dt_seg, floor), rules.smooth_min_s, rules.smooth_max_s)
-    n_eff = 2.0 * half / np.maximum(dt_seg, 1e-3)
+    n_window = 2.0 * half / np.maximum(dt_seg, 1e-3)
     # σ read from the data: a drift averages out more slowly than white noise does
-    n_eff = np.maximum(np.where(np.isfinite(acc_sigma), n_eff, n_eff * independent_share(white, sig)), 1.0)
-    step = np.maximum(rules.min_step_m, rules.step_sigmas * sig / np.sqrt(n_eff))
+    n_eff = np.where(np.isfinite(acc_sigma), n_window, n_window * independent_share(white, sig))
+    step = np.maximum(rules.min_step_m, rules.step_sigmas * sig / np.sqrt(np.maximum(n_eff, 1.0)))
+    corner = corner_threshold(sig, white, n_window, step, dt_seg, rules)
     xs, ys = fits.at(half[ordinal])
     # a stay is one place: its points sit at the median of its smoothed positions
     rid, _, _ = _runs(stay, seg)
@@ -479,4 +531,12 @@ def denoise(
         ys = ys.copy()
         xs[k] = cx.to_numpy()[pos]
         ys[k] = cy.to_numpy()[pos]
-    return NoiseTrack(sigma=sigma[ordinal], xs=xs, ys=ys, step_m=step[ordinal], stay=stay, stay_id=stay_id)
+    return NoiseTrack(
+        sigma=sigma[ordinal],
+        xs=xs,
+        ys=ys,
+        step_m=step[ordinal],
+        stay=stay,
+        stay_id=stay_id,
+        corner_m=corner[ordinal],
+    )

@@ -75,6 +75,8 @@ CELLS = (
     + [("street", dt, False, *m) for dt in (10.0, 30.0) for m in DRIFT[:3]]
     + [("loop", dt, acc, *m) for dt in (1.0, 5.0, 10.0) for acc in (True, False) for m in WHITE[:2] + WHITE[3:]]
     + [("loop", dt, True, *WHITE[2]) for dt in (1.0, 5.0, 10.0)]
+    # the small loop's corners under a drift: kept by the corner split (was −11 % at 30 s)
+    + [("loop", 30.0, True, *DRIFT[1]), ("loop", 30.0, True, *DRIFT[2]), ("loop", 5.0, False, *DRIFT[0])]
 )
 
 
