@@ -242,7 +242,8 @@ def split_corners(
     >>> split_corners(xs, ys, *one, np.full(5, 15.0)).round(1).tolist()  # within the noise: the chord
     [28.3]
     """
-    length = planar_distance(xs[dst] - xs[src], ys[dst] - ys[src])
+    cx, cy = xs[dst] - xs[src], ys[dst] - ys[src]
+    length = planar_distance(cx, cy)
     inner = np.where(moved, np.maximum(dst - src - 1, 0), 0)
     total = int(inner.sum())
     if total == 0:
@@ -250,19 +251,20 @@ def split_corners(
     has = np.flatnonzero(inner)
     count = inner[has]
     offset = np.cumsum(count) - count  # each step's first interior point in the flat arrays
-    step_of = np.repeat(has, count)
-    k = np.repeat(src[has] + 1, count) + np.arange(total) - np.repeat(offset, count)
-    a, b = src[step_of], dst[step_of]
-    cx, cy = xs[b] - xs[a], ys[b] - ys[a]
-    dev = np.abs(cx * (ys[k] - ys[a]) - cy * (xs[k] - xs[a])) / np.maximum(length[step_of], 1e-9)
+    rep = np.repeat(np.arange(len(has)), count)
+    k = src[has][rep] + 1 + np.arange(total) - offset[rep]
+    # |chord × (p − a)| = the deviation × the chord's length: per step a line c·(x, y) = c0
+    hx, hy = cx[has], cy[has]
+    c0 = hx * ys[src[has]] - hy * xs[src[has]]
+    dev = np.abs(hx[rep] * ys[k] - hy[rep] * xs[k] - c0[rep])
     best = np.maximum.reduceat(dev, offset)
-    cut = best > corner_m[src[has]]
+    cut = best > corner_m[src[has]] * length[has]
     if not cut.any():
         return length
     # the corner: the first interior point at the step's largest deviation
-    at_best = np.flatnonzero(dev == np.repeat(np.where(cut, best, np.inf), count))
-    first = np.r_[True, step_of[at_best[1:]] != step_of[at_best[:-1]]]
-    steps, p = step_of[at_best[first]], k[at_best[first]]
+    at_best = np.flatnonzero(dev == np.where(cut, best, np.inf)[rep])
+    first = np.r_[True, rep[at_best[1:]] != rep[at_best[:-1]]]
+    steps, p = has[rep[at_best[first]]], k[at_best[first]]
     s, d = src[steps], dst[steps]
     out = length.copy()
     out[steps] = planar_distance(xs[p] - xs[s], ys[p] - ys[s]) + planar_distance(xs[d] - xs[p], ys[d] - ys[p])
