@@ -214,10 +214,14 @@ def replay_pairs(
     j = i + 1 + (np.arange(npart.sum()) - np.repeat(np.cumsum(npart) - npart, npart))
     if len(i) == 0:
         return pd.DataFrame(columns=cols)
+    # the cheap tests first: a replay copies the timing (durations within 1 %) of a day that
+    # went somewhere (not a phone lying still); only those pairs have their offsets measured
+    same_time = np.abs(duration[i] - duration[j]) <= 0.01 * np.maximum(duration[i], duration[j])
+    keep = same_time & (np.minimum(spread[i], spread[j]) > 4 * a.replay_max_offset_m)
+    i, j = i[keep], j[keep]
     off = _median_offsets(rx, ry, i, j)
     limit = np.clip(a.replay_noise_ratio * np.minimum(sigma[i], sigma[j]), a.replay_min_offset_m, a.replay_max_offset_m)
-    same_time = np.abs(duration[i] - duration[j]) <= 0.01 * np.maximum(duration[i], duration[j])
-    hit = (off <= limit) & same_time & (np.minimum(spread[i], spread[j]) > 4 * a.replay_max_offset_m)
+    hit = off <= limit
     i, j, off = i[hit], j[hit], off[hit]
     if len(i) == 0:
         return pd.DataFrame(columns=cols)
