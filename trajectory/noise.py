@@ -59,10 +59,37 @@ class NoiseTrack:
 
 
 def group_median(values: np.ndarray, ordinal: np.ndarray, n_seg: int) -> np.ndarray:
-    """Median of the finite values of each group code 0…n−1 (NaN where a group has none)."""
-    s = pd.Series(values).groupby(ordinal).median()
+    """Median of the finite values of each group code 0…n−1 (NaN where a group has none).
+
+    Values grouped in order of ``ordinal`` (the noise samples are): one row per group padded
+    with +inf, sorted row-wise, the middle read at each row's own count (≈ 5× pandas' groupby
+    on a few hundred values per group). Other orders, or groups too unequal to pad, go through
+    pandas.
+
+    Examples
+    --------
+    >>> group_median(np.array([3.0, 1.0, 2.0, np.nan, 5.0, 4.0]), np.array([0, 0, 0, 2, 2, 2]), 4)
+    array([2. , nan, 4.5, nan])
+    """
     out = np.full(n_seg, np.nan)
-    out[s.index.to_numpy(dtype=np.int64)] = s.to_numpy(dtype=np.float64)
+    n = len(values)
+    if n == 0:
+        return out
+    size = np.bincount(ordinal, minlength=n_seg)
+    width = int(size.max())
+    grouped = bool(np.all(ordinal[1:] >= ordinal[:-1]))
+    if not grouped or n_seg * width > 4 * n + 4096:
+        s = pd.Series(values).groupby(ordinal).median()
+        out[s.index.to_numpy(dtype=np.int64)] = s.to_numpy(dtype=np.float64)
+        return out
+    rows = np.full((n_seg, width), np.inf)
+    col = np.arange(n) - np.repeat(np.cumsum(size) - size, size)
+    rows[ordinal, col] = np.where(np.isfinite(values), values, np.inf)
+    rows.sort(axis=1)
+    finite = np.bincount(ordinal, np.isfinite(values), minlength=n_seg).astype(np.int64)
+    has = np.flatnonzero(finite)
+    lo, hi = (finite[has] - 1) // 2, finite[has] // 2
+    out[has] = 0.5 * (rows[has, lo] + rows[has, hi])
     return out
 
 
@@ -146,6 +173,19 @@ class _LineFits:
             fits.append(slope)
         return fits
 
+    def mean_at(self, half_s: float) -> list[np.ndarray]:
+        """Each value's mean over ``[t − h, t + h]`` (same segment): two gathers a value."""
+        a, b = self.clock.window(half_s)
+        scale = 0.01 / (b - a)
+        out = []
+        for v0, p_v, _ in self.values:
+            with np.errstate(over="ignore"):
+                d = p_v.take(b) - p_v.take(a)
+            m = np.multiply(d, scale)
+            m += v0
+            out.append(m)
+        return out
+
 
 def _prefix(z: np.ndarray) -> np.ndarray:
     out = np.zeros(len(z) + 1, np.int64)
@@ -195,8 +235,11 @@ def _accuracy_and_white(
         last = np.r_[clock.starts[1:], n][ordinal[pick]] - 1
         i = pick[(pick > clock.first[pick]) & (pick < last)]
         if len(i):
-            resid = np.abs(np.r_[x[i] - 0.5 * (x[i - 1] + x[i + 1]), y[i] - 0.5 * (y[i - 1] + y[i + 1])])
-            med = group_median(resid, np.r_[ordinal[i], ordinal[i]], n_seg)
+            # both axes pooled, interleaved so that the values stay grouped by segment
+            resid = np.empty((len(i), 2))
+            resid[:, 0] = x[i] - 0.5 * (x[i - 1] + x[i + 1])
+            resid[:, 1] = y[i] - 0.5 * (y[i - 1] + y[i + 1])
+            med = group_median(np.abs(resid).ravel(), np.repeat(ordinal[i], 2), n_seg)
             white = np.nan_to_num(med, nan=0.0) * _MAD / np.sqrt(1.5)
     return acc_sigma, white
 
@@ -213,7 +256,7 @@ def segment_sigma(
 
     Where at least half of a segment's fixes report ``accuracy_m``: its median / :data:`RAYLEIGH_68`. Else
     from the data: the larger of the second-difference scale (white noise) and the median
-    distance of the fixes from a 30 s running line (``smooth``, computed when not given: a slow
+    distance of the fixes from their ±30 s running mean (``smooth``, computed when not given: a slow
     drift that second differences miss).
     """
     if len(t) == 0:
@@ -238,7 +281,7 @@ def _sigma_of_segments(
     if known.all():
         return acc_sigma
     k = pick[~known[clock.ordinal[pick]]]  # sampled fixes of the segments without accuracy_m
-    fx, fy = smooth if smooth is not None else _LineFits(clock, [x, y]).at(30.0)
+    fx, fy = smooth if smooth is not None else _LineFits(clock, [x, y]).mean_at(30.0)
     resid = planar_distance(x[k] - fx[k], y[k] - fy[k])
     drift = group_median(resid, clock.ordinal[k], clock.n_seg) / _RAYLEIGH_MEDIAN
     data = np.fmax(white, np.nan_to_num(drift, nan=0.0))
@@ -490,9 +533,10 @@ def denoise(
         x = x.copy()
         y = y.copy()
         x[k], y[k] = mxm[k - 1], mym[k - 1]
-    # the track smoothed at the stay scale: for the stays and for the drift part of σ
+    # the track smoothed at the stay scale (a running mean: a still phone's centre, and a walk's
+    # interior unbiased like a line's): for the stays and for the drift part of σ
     fits = _LineFits(clock, [x, y])
-    bx, by = fits.at(rules.stay_smooth_s)
+    bx, by = fits.mean_at(rules.stay_smooth_s)
     # every scale below is one value per segment
     sigma = _sigma_of_segments(x, y, clock, pick, (acc_sigma, white), (bx, by))
     sig = np.maximum(sigma, rules.min_sigma_m)

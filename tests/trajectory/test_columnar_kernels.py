@@ -81,3 +81,43 @@ def test_planar_distance_equals_hypot():
     rng = np.random.default_rng(5)
     dx, dy = rng.normal(0, 5000, 10_000), rng.normal(0, 5000, 10_000)
     assert np.allclose(planar_distance(dx, dy), np.hypot(dx, dy), rtol=1e-15, atol=0)
+
+
+def _district_polygons() -> list:
+    """The demo district's grids in metres, their make_valid output for a bow-tie and a ring
+    with a hole, and a MultiPolygon of two islands."""
+    import geopandas as gpd
+    import shapely
+
+    grids = gpd.read_file("grids_geojson/xitaihu_demo.geojson").to_crs(32650)
+    polys = list(grids.geometry)
+    bowtie = shapely.make_valid(shapely.Polygon([(0, 0), (400, 400), (400, 0), (0, 400)]))
+    ring = shapely.Polygon([(0, 0), (600, 0), (600, 600), (0, 600)], [[(200, 200), (400, 200), (400, 400), (200, 400)]])
+    islands = shapely.MultiPolygon([shapely.box(0, 0, 100, 100), shapely.box(300, 0, 500, 250)])
+    return [*polys, bowtie, ring, islands]
+
+
+def test_inside_points_equals_the_polygon_test_on_a_real_district():
+    import shapely
+
+    from trajectory.segment import inside_points
+
+    rng = np.random.default_rng(7)
+    geoms = np.array(_district_polygons(), dtype=object)
+    xs, ys, codes = [], [], []
+    for code, g in enumerate(geoms):
+        x0, y0, x1, y1 = g.bounds
+        pad = 0.1 * max(x1 - x0, y1 - y0)
+        xs.append(rng.uniform(x0 - pad, x1 + pad, 4000))
+        ys.append(rng.uniform(y0 - pad, y1 + pad, 4000))
+        codes.append(np.full(4000, code))
+        # and points right on the inscribed circle's rim and the boundary
+        b = shapely.get_coordinates(g.boundary)
+        xs.append(b[:, 0])
+        ys.append(b[:, 1])
+        codes.append(np.full(len(b), code))
+    x, y, gcode = np.concatenate(xs), np.concatenate(ys), np.concatenate(codes)
+    got = inside_points(geoms, gcode, x, y)
+    want = np.array([shapely.contains_xy(geoms[c], px, py) for c, px, py in zip(gcode, x, y, strict=True)])
+    assert got.any() and (~got).any()
+    assert np.array_equal(got, want)
