@@ -81,6 +81,7 @@ class DistanceRules:
     smooth_min_s: float
     smooth_neighbours_from_m: float
     smooth_max_s: float
+    smooth_drift_tau_s: float
     step_sigmas: float
     corner_sigmas: float
     walk_speed_m_s: float

@@ -293,14 +293,15 @@ def lag_one_correlation(white: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     ``white`` (see :func:`_accuracy_and_white`).
 
     A fix's residual from the mean of its two neighbours has variance σ²(1.5 − 2ρ + 0.5ρ²), so
-    q = white / σ gives ρ = 2 − √(1 + 3q²): white noise (q = 1) 0, a slow drift (q → 0) → 1.
+    q = white / σ gives ρ = 2 − √(1 + 3q²): white noise (q = 1) 0, a slow drift (q → 0) → 1;
+    no noise at all (σ = 0) 0.
 
     Examples
     --------
     >>> lag_one_correlation(np.array([10.0, 5.0, 1.0]), np.array([10.0, 10.0, 10.0])).round(3)
     array([0.   , 0.677, 0.985])
     """
-    q = np.clip(white / np.maximum(sigma, 1e-9), 0.0, 1.0)
+    q = np.clip(np.divide(white, sigma, out=np.ones_like(sigma, dtype=np.float64), where=sigma > 1e-6), 0.0, 1.0)
     return np.clip(2.0 - np.sqrt(1.0 + 3.0 * q * q), 0.0, 0.999)
 
 
@@ -552,14 +553,21 @@ def denoise(
     # distance track: enough points averaged that the residual noise is a small part of a step
     step_of = pick[pick + 1 < np.r_[starts[1:], n][ordinal[pick]]]  # sampled fixes with a next one
     dt_seg = np.nan_to_num(group_median(t[step_of + 1] - t[step_of], ordinal[step_of], len(starts)), nan=1.0)
-    n_avg = (rules.smooth_sigmas * sig / rules.min_step_m) ** 2
+    # the fit holds (smooth_sigmas·σ / min_step_m)² *independent* fixes: under a drift of a
+    # time constant up to smooth_drift_tau_s that is more fixes than under white noise (1 / the
+    # independent share), up to smooth_max_s; a slower drift is an offset over any such window,
+    # which the fit cannot average and a step's length does not see
+    share = independent_share(white, sigma)  # σ as measured: no noise at all is not a drift
+    tau_s = -dt_seg / np.log(np.maximum(lag_one_correlation(white, sigma), 1e-12))
+    grow = np.where(tau_s <= rules.smooth_drift_tau_s, share, 1.0)
+    n_avg = (rules.smooth_sigmas * sig / rules.min_step_m) ** 2 / np.maximum(grow, 1e-3)
     # from a few metres of noise on, at least a neighbour on each side where the sampling allows:
     # one fix alone keeps all its noise (4 m on 12 m between fixes is +5 %)
     floor = np.where(sig >= rules.smooth_neighbours_from_m, dt_seg, 0.0)
     half = np.clip(np.maximum(0.5 * n_avg * dt_seg, floor), rules.smooth_min_s, rules.smooth_max_s)
     n_window = 2.0 * half / np.maximum(dt_seg, 1e-3)
     # σ read from the data: a drift averages out more slowly than white noise does
-    n_eff = np.where(np.isfinite(acc_sigma), n_window, n_window * independent_share(white, sig))
+    n_eff = np.where(np.isfinite(acc_sigma), n_window, n_window * share)
     step = np.maximum(rules.min_step_m, rules.step_sigmas * sig / np.sqrt(np.maximum(n_eff, 1.0)))
     corner = corner_threshold(sig, white, n_window, step, dt_seg, rules)
     xs, ys = fits.at(half[ordinal])
