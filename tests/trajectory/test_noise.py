@@ -106,10 +106,13 @@ def test_a_30_m_drift_without_accuracy_is_not_counted_as_walking(route):
     assert d["patrol_m"] == pytest.approx(walked_metres(t), rel=0.25)
 
 
-@pytest.mark.parametrize("sigma", [5.0, 15.0])
-def test_household_visits_add_no_distance_and_their_time_counts(sigma):
+@pytest.mark.parametrize(
+    "model,sigma,tau,with_accuracy,dt_s",
+    [("white", 5.0, 0.0, True, 5.0), ("white", 15.0, 0.0, True, 5.0), ("white", 15.0, 0.0, False, 10.0),
+     ("ar1", 10.0, 100.0, True, 1.0), ("ar1", 15.0, 100.0, False, 5.0), ("ar1", 10.0, 300.0, True, 10.0)],
+)  # fmt: skip
+def test_household_visits_add_no_distance_and_their_time_counts(model, sigma, tau, with_accuracy, dt_s):
     """Walk the street route with three stops of 10, 20 and 30 min at doors (走访)."""
-    dt_s = 5.0
     t = patrol_schedule(dt_s)
     x, y = street_positions(t)
     stops = [(1.0, 600.0), (2.0, 1200.0), (6.5, 1800.0)]  # (hours after 08:00, seconds)
@@ -123,7 +126,7 @@ def test_household_visits_add_no_distance_and_their_time_counts(sigma):
         moved = np.where(t >= s0 + dur, moved - dur, np.where(inside, s0 - paused, moved))
         paused += dur
     x, y = street_positions(moved)
-    d = _day(x, y, t, "white", sigma, 0.0, True, seed=7).worker_day.iloc[0]
+    d = _day(x, y, t, model, sigma, tau, with_accuracy, seed=7).worker_day.iloc[0]
     truth = walked_metres(moved)
     assert d["patrol_m"] == pytest.approx(truth, rel=0.05)
     assert d["patrol_s"] == pytest.approx(5 * 3600, rel=0.01)  # stops ≤ 60 min count in full
