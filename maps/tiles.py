@@ -22,14 +22,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from maps.coverage import LonLatTransform
-from maps.elements import TileLayer
 from maps.escape import html_text
 from trajectory.errors import PolicyError
+
+if TYPE_CHECKING:  # folium (maps.elements) is imported by the pages only: the nightly run checks [maps] without it
+    from maps.elements import TileLayer
 
 PROVIDERS = ("none", "osm", "tianditu", "amap", "url")
 TILE_COORDS = ("wgs84", "gcj02")
@@ -140,6 +142,8 @@ def tile_layers(config: TileConfig) -> list[TileLayer]:
     The configured attribution is workspace text, shown as text (Leaflet inserts attributions
     as HTML; the defaults here are ours and carry ``&copy;``).
     """
+    from maps.elements import TileLayer
+
     z = config.max_zoom
     own = html_text(config.attribution) if config.attribution else ""
     if config.provider == "osm":

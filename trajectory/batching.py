@@ -17,7 +17,7 @@ import pandas as pd
 
 from trajectory.engine import EngineContext
 
-__all__ = ["context_for_workers", "empty_points", "full_time_ids", "plan_batches"]
+__all__ = ["balance_batches", "context_for_workers", "empty_points", "full_time_ids", "plan_batches"]
 
 
 def plan_batches(counts: pd.Series, max_points: int) -> list[list[str]]:
@@ -58,6 +58,44 @@ def plan_batches(counts: pd.Series, max_points: int) -> list[list[str]]:
     if len(ids):
         batches.append(list(ids[lo:]))
     return batches
+
+
+def balance_batches(counts: pd.Series, max_points: int, multiple: int) -> list[list[str]]:
+    """:func:`plan_batches`, re-cut into a multiple of ``multiple`` batches of about equal points.
+
+    With ``multiple`` processes taking one batch each, greedy batches of ``max_points`` leave
+    a short last round (4.0 M points at 500 k: 8 full batches and one of 4 workers, so one
+    process idles through the last batch). Here the batch count is rounded up to a multiple
+    of ``multiple`` and the sorted workers are cut where the running point count is nearest
+    to each equal share (batches are then at most ``max_points`` plus one worker's points).
+    A plan of one batch stays one batch (computed in the run's process).
+
+    Examples
+    --------
+    >>> six = pd.Series({f"W{i}": 4 for i in range(1, 7)})
+    >>> plan_batches(six, 16)
+    [['W1', 'W2', 'W3', 'W4'], ['W5', 'W6']]
+    >>> balance_batches(six, 16, 2)
+    [['W1', 'W2', 'W3'], ['W4', 'W5', 'W6']]
+    >>> balance_batches(pd.Series({"W1": 4, "W2": 4}), 9, 2)
+    [['W1', 'W2']]
+    """
+    greedy = plan_batches(counts, max_points)
+    if multiple < 2 or len(greedy) < 2:
+        return greedy
+    c = pd.Series(np.asarray(counts, dtype=np.int64), index=pd.Index(counts.index).astype(str))
+    c = c.groupby(level=0).sum().sort_index()
+    ids = c.index.to_numpy(dtype=object)
+    cum = np.cumsum(c.to_numpy())
+    k = -(-len(greedy) // multiple) * multiple
+    shares = cum[-1] * np.arange(1, k) / k
+    # the boundary (workers before it) whose running count is nearest to each share
+    j = np.searchsorted(cum, shares)
+    below = np.where(j > 0, cum[np.maximum(j - 1, 0)], 0)
+    ends = np.where(shares - below <= cum[j] - shares, j, j + 1)
+    ends = np.unique(np.clip(np.r_[ends, len(ids)], 1, len(ids)))
+    starts = np.r_[0, ends[:-1]]
+    return [list(ids[lo:hi]) for lo, hi in zip(starts, ends, strict=True)]
 
 
 def full_time_ids(ctx: EngineContext) -> list[str]:

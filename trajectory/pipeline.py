@@ -8,6 +8,7 @@ safety: every stage commits its result with the deletion of its pending work
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -19,7 +20,7 @@ import pandas as pd
 from trajectory import contract as c
 from trajectory import store
 from trajectory.calendar import month_days, month_of
-from trajectory.dayjob import ENGINE_LOCAL, DayPool, process_dates
+from trajectory.dayjob import ENGINE_LOCAL, DayPool, engine_context, process_dates
 from trajectory.logs import log_step
 from trajectory.workspace import Workspace
 
@@ -49,6 +50,7 @@ def recompute_month(ws: Workspace, con: duckdb.DuckDBPyConnection, month: str) -
     from trajectory.metrics import compute_weeks
     from trajectory.visits import site_checks
 
+    t0 = time.perf_counter()
     days = month_days(month)
     worker_day = con.execute(
         f"SELECT * FROM {c.WORKER_DAY} WHERE strftime(date, '%Y-%m') = ? ORDER BY worker_id, date", [month]
@@ -80,7 +82,13 @@ def recompute_month(ws: Workspace, con: duckdb.DuckDBPyConnection, month: str) -
         )
         store.done_pending(con, store.PENDING_MONTH, [month])
     log_step(
-        "month", month=month, weeks=len(weeks), site_checks=len(checks), findings=len(findings), replays=len(replays)
+        "month",
+        month=month,
+        weeks=len(weeks),
+        site_checks=len(checks),
+        findings=len(findings),
+        replays=len(replays),
+        seconds=round(time.perf_counter() - t0, 2),
     )
 
 
@@ -127,6 +135,7 @@ def run_pipeline(
     given, is filled in place (so a failed run's log shows how far it got).
     """
     summary = summary or RunSummary(run_id=run_id)
+    log_step("start", run=run_id)  # start-up done: imports, workspace, lock, store (bench_stages)
     summary.warnings += list(ws.warnings)
     # the month asked is journalled before any work, with the months earlier runs left unscored:
     # a run killed from here on leaves them to the next run, whatever that run is asked
@@ -138,6 +147,9 @@ def run_pipeline(
     try:
         if engine == ENGINE_LOCAL and pool.workers > 1:
             pool.start()  # before ingest grows this process (DayPool)
+            # the processes warm up on the core ingest leaves idle
+            today = datetime.now(ws.tz).date()
+            pool.warm(engine_context(ws, [today]), [today])
         _ingest(ws, con, run_id, progress, summary)
         summary.days = _plan_days(ws, con, days, month, run_id)
         if summary.days:
@@ -157,6 +169,7 @@ def _ingest(ws: Workspace, con: duckdb.DuckDBPyConnection, run_id: str, progress
     from trajectory.ingest import ingest_inbox
 
     # ingest records the dates that received points as pending days, with each file's commit
+    t0 = time.perf_counter()
     report = ingest_inbox(ws, con, run_id, progress=progress)
     summary.files = len(report.files)
     summary.rows_accepted = report.rows_accepted
@@ -169,6 +182,7 @@ def _ingest(ws: Workspace, con: duckdb.DuckDBPyConnection, run_id: str, progress
         accepted=summary.rows_accepted,
         duplicate=summary.rows_duplicate,
         quarantined=summary.rows_quarantined,
+        seconds=round(time.perf_counter() - t0, 2),
     )
 
 

@@ -26,7 +26,7 @@ import pyarrow as pa
 from trajectory import contract as c
 from trajectory import store
 from trajectory.coords import to_wgs84
-from trajectory.ingest.keys import EPOCH_ORDINAL, WRITE_THREADS
+from trajectory.ingest.keys import EPOCH_ORDINAL, WRITE_THREADS, part_keys_of_written
 from trajectory.ingest.model import FileResult, IngestContext
 from trajectory.workspace import Workspace
 
@@ -89,7 +89,13 @@ def write_parts(ctx: IngestContext, file_hash: str, points: pa.Table, chunk: int
             },
             schema=GPS_STORE_SCHEMA,
         )
-        store.write_parquet_atomic(table, store.gps_part_path(ctx.ws.paths, day, file_hash, chunk), **_PART_OPTIONS)
+        target = store.gps_part_path(ctx.ws.paths, day, file_hash, chunk)
+        store.write_parquet_atomic(table, target, **_PART_OPTIONS)
+        # the next files of this day compare their points with this part: its keys are known
+        day_number = day.toordinal() - EPOCH_ORDINAL
+        worker_idx = part["worker_idx"].to_numpy(zero_copy_only=False)
+        ts_us = part["ts_us"].to_numpy(zero_copy_only=False)
+        ctx.part_keys.put(target, part_keys_of_written(worker_idx, ts_us, day_number), lon, lat)
 
     with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
         futures = [pool.submit(write, day, lo, hi) for day, (lo, hi) in slices.items()]

@@ -21,6 +21,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -33,7 +34,7 @@ from trajectory.errors import StoreError
 from trajectory.ingest.model import IngestContext
 
 # the stage's interface inside the package; code outside imports from trajectory.ingest
-__all__ = ["EPOCH_ORDINAL", "KEY_TS_BITS", "WRITE_THREADS", "SeenKeys", "find_new_points"]
+__all__ = ["EPOCH_ORDINAL", "KEY_TS_BITS", "WRITE_THREADS", "SeenKeys", "find_new_points", "part_keys_of_written"]
 
 # Copies of (worker_id, ts) whose coordinates differ by more than this (degrees, ~0.1 m:
 # finer than any phone reports, coarser than a re-export's rounding) are conflicting.
@@ -190,23 +191,13 @@ def _stored_points(
     for part in store.gps_parts(ctx.ws.paths, [day]):
         if (store.gps_part_owner(part) == owner) != own:
             continue
-        t = pq.read_table(part, columns=["worker_id", "ts", "lon", "lat"], read_dictionary=["worker_id"])
-        ts = t["ts"].cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
-        chunks = zip(t["worker_id"].chunks, ts.chunks, t["lon"].chunks, t["lat"].chunks, strict=True)
-        for w_chunk, ts_chunk, lon_chunk, lat_chunk in chunks:
-            if not pa.types.is_dictionary(w_chunk.type):
-                w_chunk = w_chunk.dictionary_encode()
-            # workers no longer in the roster cannot match a new point: dropped
-            pos = pc.index_in(w_chunk.dictionary.cast(pa.string()), value_set=ctx.roster).fill_null(-1).to_numpy()
-            indices = w_chunk.indices.fill_null(0).to_numpy(zero_copy_only=False)
-            widx = pos[indices] if len(pos) else np.empty(0, np.int64)
-            t_us = ts_chunk.fill_null(-1).to_numpy()
-            offset = t_us - (day_number - 1) * _DAY_US  # points of another zone's date cannot match either
-            valid = (widx >= 0) & (offset >= 0) & (offset < 1 << KEY_TS_BITS)
-            valid &= w_chunk.is_valid().to_numpy(zero_copy_only=False)
-            keys.append((widx[valid].astype(np.int64) << KEY_TS_BITS) | offset[valid])
-            lons.append(lon_chunk.to_numpy(zero_copy_only=False)[valid])  # never NULL: accepted points
-            lats.append(lat_chunk.to_numpy(zero_copy_only=False)[valid])
+        cached = ctx.part_keys.get(part)
+        if cached is None:
+            cached = _read_part_keys(ctx, part, day_number)
+            ctx.part_keys.put(part, *cached)
+        keys.append(cached[0])
+        lons.append(cached[1])
+        lats.append(cached[2])
     if not keys:
         return np.empty(0, np.int64), (np.empty(0, np.int64), np.empty(0), np.empty(0)), np.full(len(wanted), -1)
     key, lon, lat = np.concatenate(keys), np.concatenate(lons), np.concatenate(lats)
@@ -217,6 +208,39 @@ def _stored_points(
     at = _find_sorted(key, wanted)
     held = np.unique(at[at >= 0])
     return key, (key[held], lon[held], lat[held]), at
+
+
+def _read_part_keys(ctx: IngestContext, part: Path, day_number: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The keys of one part's points of local date ``day_number`` and their coordinates (WGS-84)."""
+    keys, lons, lats = [], [], []
+    t = pq.read_table(part, columns=["worker_id", "ts", "lon", "lat"], read_dictionary=["worker_id"])
+    ts = t["ts"].cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+    chunks = zip(t["worker_id"].chunks, ts.chunks, t["lon"].chunks, t["lat"].chunks, strict=True)
+    for w_chunk, ts_chunk, lon_chunk, lat_chunk in chunks:
+        if not pa.types.is_dictionary(w_chunk.type):
+            w_chunk = w_chunk.dictionary_encode()
+        # workers no longer in the roster cannot match a new point: dropped
+        pos = pc.index_in(w_chunk.dictionary.cast(pa.string()), value_set=ctx.roster).fill_null(-1).to_numpy()
+        indices = w_chunk.indices.fill_null(0).to_numpy(zero_copy_only=False)
+        widx = pos[indices] if len(pos) else np.empty(0, np.int64)
+        t_us = ts_chunk.fill_null(-1).to_numpy()
+        offset = t_us - (day_number - 1) * _DAY_US  # points of another zone's date cannot match either
+        valid = (widx >= 0) & (offset >= 0) & (offset < 1 << KEY_TS_BITS)
+        valid &= w_chunk.is_valid().to_numpy(zero_copy_only=False)
+        keys.append((widx[valid].astype(np.int64) << KEY_TS_BITS) | offset[valid])
+        lons.append(lon_chunk.to_numpy(zero_copy_only=False)[valid])  # never NULL: accepted points
+        lats.append(lat_chunk.to_numpy(zero_copy_only=False)[valid])
+    if len(keys) == 1:
+        return keys[0], lons[0], lats[0]
+    if not keys:
+        return np.empty(0, np.int64), np.empty(0), np.empty(0)
+    return np.concatenate(keys), np.concatenate(lons), np.concatenate(lats)
+
+
+def part_keys_of_written(worker_idx: np.ndarray, ts_us: np.ndarray, day_number: int) -> np.ndarray:
+    """The keys :func:`_read_part_keys` reads back from a part just written with these points
+    (its workers are roster positions already, its times of its own local date)."""
+    return (worker_idx.astype(np.int64) << KEY_TS_BITS) | (ts_us - (day_number - 1) * _DAY_US)
 
 
 # --- writing ---------------------------------------------------------------------------------

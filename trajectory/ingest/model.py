@@ -16,12 +16,15 @@ True
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from trajectory.workspace import Workspace
@@ -120,6 +123,52 @@ class IngestReport:
         return sum(not f.skipped_as_known for f in self.files)
 
 
+# points whose dedupe keys and coordinates an ingest run keeps (24 bytes each: ≈ 100 MB)
+PART_CACHE_POINTS = 1 << 22
+
+
+class PartKeyCache:
+    """The dedupe keys (sorted) and WGS-84 coordinates of store parts, kept for one ingest run.
+
+    A day delivered in several files compares each file with the parts of the files before
+    it; without the cache the k-th file reads all k-1 parts again (quadratic in the files of
+    a day). Parts written by this run are entered as they are written, parts of earlier runs
+    when first read. An entry is used only while the part's size and modification time are
+    those it was entered with; at most ``max_points`` points are kept (then parts are read).
+    """
+
+    def __init__(self, max_points: int | None = None) -> None:
+        self.max_points = PART_CACHE_POINTS if max_points is None else max_points
+        self.points = 0
+        self._entries: dict[Path, tuple[tuple[int, int], np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._lock = threading.Lock()  # parts are written by two threads
+
+    def get(self, part: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        entry = self._entries.get(part)
+        if entry is None:
+            return None
+        try:
+            st = part.stat()
+        except OSError:
+            return None
+        if entry[0] != (st.st_mtime_ns, st.st_size):
+            return None
+        return entry[1], entry[2], entry[3]
+
+    def put(self, part: Path, key: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> None:
+        try:
+            st = part.stat()
+        except OSError:
+            return
+        with self._lock:
+            old = self._entries.pop(part, None)
+            if old is not None:
+                self.points -= len(old[1])
+            if self.points + len(key) <= self.max_points:
+                self._entries[part] = ((st.st_mtime_ns, st.st_size), key, lon, lat)
+                self.points += len(key)
+
+
 @dataclass
 class IngestContext:
     """What the stages of one ingest run share (the store connection, the roster, the run)."""
@@ -130,3 +179,4 @@ class IngestContext:
     now_us: int
     roster: pa.Array  # worker ids of workers.csv, sorted (a point's worker_idx indexes it)
     columns: Mapping[str, str] = field(default_factory=dict)  # [gps.columns], headers normalised
+    part_keys: PartKeyCache = field(default_factory=PartKeyCache)  # the store parts' keys, this run
