@@ -30,12 +30,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import date, timedelta
 from pathlib import Path
 
 import psutil
+
+from benchmarks.procmem import PeakPss
 
 OUT = Path(__file__).resolve().parent / "out" / "scale.md"
 DAYS = 5
@@ -121,33 +122,12 @@ def run_child(name: str, root: Path, n: int) -> dict:
         cwd=Path(__file__).resolve().parents[1],
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
-    peak = [0]
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            try:
-                tree = [proc, *proc.children(recursive=True)]
-                total = 0
-                for p in tree:
-                    try:  # PSS: pages shared by the fork()ed pool processes are not counted twice
-                        total += getattr(p.memory_full_info(), "pss", 0) or p.memory_info().rss
-                    except psutil.Error:
-                        pass
-                peak[0] = max(peak[0], total)
-            except psutil.Error:
-                pass
-            time.sleep(0.05)
-
-    th = threading.Thread(target=sample, daemon=True)
-    th.start()
-    out, err = proc.communicate()
-    stop.set()
-    th.join()
+    with PeakPss(proc) as peak:
+        out, err = proc.communicate()
     if proc.returncode != 0:
         return {"error": err.strip().splitlines()[-1] if err.strip() else f"exit {proc.returncode}"}
     r = json.loads(out.strip().splitlines()[-1])
-    r["peak_rss_mb"] = peak[0] / 2**20
+    r["peak_rss_mb"] = peak.bytes / 2**20
     return r
 
 

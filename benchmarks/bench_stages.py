@@ -39,6 +39,8 @@ from pathlib import Path
 
 import psutil
 
+from benchmarks.procmem import PeakPss
+
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out"
 STAGES = ("start-up", "ingest", "day job", "month step", "finish")
@@ -111,22 +113,7 @@ def run_once(pristine: Path, work: Path, profile: Path | None = None) -> dict:
     busy0, own0 = _busy_cpu_s(), time.process_time()
     t0 = time.perf_counter()
     proc = psutil.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
-    peak = [0]
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            try:
-                total = 0
-                for p in [proc, *proc.children(recursive=True)]:
-                    try:
-                        total += getattr(p.memory_full_info(), "pss", 0) or p.memory_info().rss
-                    except psutil.Error:
-                        pass
-                peak[0] = max(peak[0], total)
-            except psutil.Error:
-                pass
-            time.sleep(SAMPLE_S)
+    peak = PeakPss(proc, SAMPLE_S)
 
     lines: list[tuple[float, str]] = []
 
@@ -135,9 +122,10 @@ def run_once(pristine: Path, work: Path, profile: Path | None = None) -> dict:
         for line in proc.stderr:
             lines.append((time.perf_counter() - t0, line.rstrip("\n")))
 
-    threads = [threading.Thread(target=sample, daemon=True), threading.Thread(target=read_err, daemon=True)]
+    threads = [threading.Thread(target=read_err, daemon=True)]
     for th in threads:
         th.start()
+    peak.__enter__()
     assert proc.stdout is not None
     stdout = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)  # the child's CPU, its reaped pool processes included
@@ -145,7 +133,7 @@ def run_once(pristine: Path, work: Path, profile: Path | None = None) -> dict:
     busy = _busy_cpu_s() - busy0 - (time.process_time() - own0)  # less this process's sampling
     rc = os.waitstatus_to_exitcode(status)
     proc.returncode = rc
-    stop.set()
+    peak.__exit__()
     for th in threads:
         th.join()
     if rc != 0:
@@ -168,7 +156,7 @@ def run_once(pristine: Path, work: Path, profile: Path | None = None) -> dict:
         "stages": stages,
         "wall": wall,
         "points": accepted,
-        "peak_pss_mb": peak[0] / 2**20,
+        "peak_pss_mb": peak.bytes / 2**20,
         "cpu_s": usage.ru_utime + usage.ru_stime,
         # CPU the rest of the machine used meanwhile (other benchmarks on the same 2 cores)
         "others_cpu_s": max(busy - (usage.ru_utime + usage.ru_stime), 0.0),
