@@ -111,8 +111,7 @@ def child(root: Path, mode: str, budget: int, n_points: int) -> int:
     if mode == "build":
         print(f"{build_store(root, n_points)} rows", file=sys.stderr)
         return 0
-    from maps.build import read_month_frames, render_month, render_workspace_month, workspace_tiles
-    from maps.dashboard import read_month_scores
+    from maps.build import render_workspace_month, render_workspace_month_at_once
     from trajectory.store import connect
     from trajectory.workspace import load_workspace
 
@@ -122,22 +121,7 @@ def child(root: Path, mode: str, budget: int, n_points: int) -> int:
         if mode == "bounded":
             pages = render_workspace_month(ws, con, MONTH, max_batch_rows=budget)
         else:
-            worker_day, site_check, point_use, day_flags = read_month_frames(con, MONTH)
-            pages = render_month(
-                ws.paths.out_month(MONTH),
-                MONTH,
-                ws.grids,
-                worker_day,
-                site_check,
-                ws.sites,
-                point_use,
-                tiles=workspace_tiles(ws),
-                tz=str(ws.tz),
-                max_gap_s=float(ws.policy.patrol.points.max_gap_s),
-                privacy=ws.policy.privacy,
-                scores=read_month_scores(con, MONTH, ws.policy),
-                day_flags=day_flags,
-            )
+            pages = render_workspace_month_at_once(ws, con, MONTH)
     finally:
         con.close()
     print(f"{len(pages)} pages", file=sys.stderr)

@@ -477,6 +477,32 @@ def render_workspace_month(ws: Any, con: Any, month: str, *, max_batch_rows: int
     )
 
 
+def render_workspace_month_at_once(ws: Any, con: Any, month: str, workbook: str | None = None) -> list[Path]:
+    """The month's maps from the whole month's frames read at once (the path before issue 12).
+
+    Memory grows with the month's points: kept to prove that :func:`render_workspace_month`
+    writes the same bytes (tests, ``benchmarks.bench_maps``) and for small workspaces in a
+    notebook. ``workbook`` names the month's workbook the dashboard links to.
+    """
+    worker_day, site_check, point_use, day_flags = read_month_frames(con, month)
+    return render_month(
+        ws.paths.out_month(month),
+        month,
+        ws.grids,
+        worker_day,
+        site_check,
+        ws.sites,
+        point_use,
+        tiles=workspace_tiles(ws),
+        workbook_name=workbook,
+        tz=str(ws.tz),
+        max_gap_s=float(ws.policy.patrol.points.max_gap_s),
+        privacy=ws.policy.privacy,
+        scores=read_month_scores(con, month, ws.policy),
+        day_flags=day_flags,
+    )
+
+
 def workspace_tiles(ws: Any) -> TileConfig:
     """The ``[maps]`` section of the workspace's policy, as a :class:`TileConfig`."""
     maps_cfg = getattr(ws.policy, "maps", None)
@@ -491,6 +517,7 @@ __all__ = [
     "render_month",
     "render_playback",
     "render_workspace_month",
+    "render_workspace_month_at_once",
     "workspace_tiles",
     "MAX_BATCH_ROWS",
     # re-exported: maps.month_data

@@ -4,7 +4,7 @@ A real workspace and DuckDB store (the map fixtures plus a worker who changes gr
 day without a ``worker_day`` row, a worker without any, and points sharing a timestamp) is
 rendered through :func:`maps.build.render_workspace_month` with a tiny row budget (a batch per
 grid) and a huge one (one batch), and through the one-shot frame path of before
-(:func:`read_month_frames` + :func:`render_month`): every file written must be the same bytes.
+(:func:`render_workspace_month_at_once`: :func:`read_month_frames` + :func:`render_month`): every file written must be the same bytes.
 """
 
 from __future__ import annotations
@@ -24,14 +24,12 @@ from maps.build import (
     plan_point_batches,
     point_counts,
     prepare_month,
-    read_month_frames,
     read_month_tables,
     read_points,
-    render_month,
     render_workspace_month,
+    render_workspace_month_at_once,
     workspace_tiles,
 )
-from maps.dashboard import read_month_scores
 from scoring.export import workbook_name
 from trajectory.store import connect
 from trajectory.workspace import load_workspace
@@ -103,27 +101,10 @@ def _render_one_shot(root: Path) -> dict[str, bytes]:
     ws = load_workspace(root)
     con = connect(ws.paths, read_only=True)
     try:
-        worker_day, site_check, point_use, day_flags = read_month_frames(con, MONTH)
-        out = ws.paths.out_month(MONTH)
-        render_month(
-            out,
-            MONTH,
-            ws.grids,
-            worker_day,
-            site_check,
-            ws.sites,
-            point_use,
-            tiles=workspace_tiles(ws),
-            workbook_name=workbook_name(MONTH),
-            tz=str(ws.tz),
-            max_gap_s=float(ws.policy.patrol.points.max_gap_s),
-            privacy=ws.policy.privacy,
-            scores=read_month_scores(con, MONTH, ws.policy),
-            day_flags=day_flags,
-        )
+        render_workspace_month_at_once(ws, con, MONTH, workbook=workbook_name(MONTH))
     finally:
         con.close()
-    return _files(out)
+    return _files(ws.paths.out_month(MONTH))
 
 
 def _batch_records(caplog) -> list[logging.LogRecord]:
