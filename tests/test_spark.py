@@ -139,3 +139,33 @@ def test_cli_engine_spark_stores_the_same_days(workspace: Path, tmp_path: Path) 
         np.array([r[3:] for r in days_spark], float), np.array([r[3:] for r in days_local], float), rtol=1e-9
     )
     assert use_spark == use_local and use_local[0][0] > 0
+
+
+def test_the_documented_cluster_recipe_gives_the_local_rows(workspace: Path, spark, both, tmp_path: Path) -> None:
+    """docs/scale.md "On a cluster", step 3, as written there: ``engine_context`` (public) and
+    ``spark_outputs``; point_use written from the executors, worker_day collected."""
+    import pyarrow.parquet as pq
+
+    from trajectory.dayjob import engine_context
+    from trajectory.spark_engine import spark_outputs
+    from trajectory.workspace import load_workspace
+
+    ws = load_workspace(workspace)
+    days = DAYS
+    out = spark_outputs(spark, str(ws.paths.root / "store" / "gps"), engine_context(ws, days), days)
+    target = tmp_path / "point_use_spark"
+    out["point_use"].write.mode("overwrite").partitionBy("date").parquet(str(target))
+    wd = out["worker_day"].toPandas()  # small: one row per worker-day of the workers with points
+    local, _ = both
+    written = pq.read_table(target).to_pandas()
+    assert len(written) == len(local.point_use) > 0
+    assert int(written["counted"].sum()) == int(local.point_use["counted"].sum())
+    # the workers with points in the dates, all their days (an absent day too); the silent
+    # workers' rows are the driver's to add (the recipe's comment)
+    active = local.worker_day.groupby("worker_id")["points_total"].transform("sum") > 0
+    with_points = local.worker_day[active]
+    key = ["worker_id", "date"]
+    got = wd.assign(date=pd.to_datetime(wd["date"]).dt.date).sort_values(key).reset_index(drop=True)
+    want = with_points.sort_values(key).reset_index(drop=True)
+    assert got[key].astype(str).equals(want[key].astype(str))
+    np.testing.assert_allclose(got["patrol_m"].to_numpy(float), want["patrol_m"].to_numpy(float), rtol=1e-9)
