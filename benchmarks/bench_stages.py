@@ -113,8 +113,6 @@ def run_once(pristine: Path, work: Path, profile: Path | None = None) -> dict:
     busy0, own0 = _busy_cpu_s(), time.process_time()
     t0 = time.perf_counter()
     proc = psutil.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
-    peak = PeakPss(proc, SAMPLE_S)
-
     lines: list[tuple[float, str]] = []
 
     def read_err() -> None:
@@ -122,20 +120,17 @@ def run_once(pristine: Path, work: Path, profile: Path | None = None) -> dict:
         for line in proc.stderr:
             lines.append((time.perf_counter() - t0, line.rstrip("\n")))
 
-    threads = [threading.Thread(target=read_err, daemon=True)]
-    for th in threads:
-        th.start()
-    peak.__enter__()
-    assert proc.stdout is not None
-    stdout = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)  # the child's CPU, its reaped pool processes included
-    wall = time.perf_counter() - t0
-    busy = _busy_cpu_s() - busy0 - (time.process_time() - own0)  # less this process's sampling
-    rc = os.waitstatus_to_exitcode(status)
-    proc.returncode = rc
-    peak.__exit__()
-    for th in threads:
-        th.join()
+    reader = threading.Thread(target=read_err, daemon=True)
+    reader.start()
+    with PeakPss(proc, SAMPLE_S) as peak:
+        assert proc.stdout is not None
+        stdout = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)  # the child's CPU, its reaped pool processes included
+        wall = time.perf_counter() - t0
+        busy = _busy_cpu_s() - busy0 - (time.process_time() - own0)  # less this process's sampling
+        rc = os.waitstatus_to_exitcode(status)
+        proc.returncode = rc
+    reader.join()
     if rc != 0:
         raise SystemExit(f"the nightly run failed (exit {rc}):\n" + "\n".join(text for _, text in lines[-20:]))
     ends: dict[str, float] = {}

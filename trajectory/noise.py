@@ -577,9 +577,9 @@ def denoise(
     # independent share), up to smooth_max_s; a slower drift is an offset over any such window,
     # which the fit cannot average and a step's length does not see
     rho = lag_one_correlation(white, sigma)  # σ as measured: no noise at all is not a drift
-    share = (1.0 - rho) / (1.0 + rho)  # independent_share
-    tau_s = -dt_seg / np.log(np.maximum(rho, 1e-12))
-    grow = np.where(tau_s <= rules.smooth_drift_tau_s, share, 1.0)
+    share = independent_share(white, sigma)
+    slow = -dt_seg / np.log(np.maximum(rho, 1e-12)) > rules.smooth_drift_tau_s  # its time constant
+    grow = np.where(slow, 1.0, share)
     n_avg = (rules.smooth_sigmas * sig / rules.min_step_m) ** 2 / np.maximum(grow, 1e-3)
     # from a few metres of noise on, at least a neighbour on each side where the sampling allows:
     # one fix alone keeps all its noise (4 m on 12 m between fixes is +5 %)
@@ -591,7 +591,6 @@ def denoise(
     step = np.maximum(rules.min_step_m, rules.step_sigmas * sig / np.sqrt(np.maximum(n_eff, 1.0)))
     # a slower drift: the anchor and the point a step later err alike, the step follows the
     # noise of that difference, σ·√(1 − ρ^lag) with lag = step / walk_speed_m_s in fixes
-    slow = tau_s > rules.smooth_drift_tau_s
     if slow.any():
         step = np.where(slow, np.minimum(step, _increment_step(sig, rho, dt_seg, rules)), step)
     corner = corner_threshold(sig, white, n_window, step, dt_seg, rules)
