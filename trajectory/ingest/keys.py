@@ -52,13 +52,15 @@ WRITE_THREADS = 2
 class SeenKeys:
     """Sorted keys of one local date's points, for duplicates and conflicts.
 
-    ``stored``: the store's points (other files'); ``held``: the (sorted) keys of those the
-    chunk that read them repeats, with their coordinates (WGS-84), kept so that memory stays
-    that of the keys. ``own``: the keys accepted from this file's earlier chunks. A later
-    chunk repeating a point whose coordinates are not kept reads them again from the parts.
+    ``stored``: the keys of the store's parts (other files'), one sorted array per part
+    (parts are disjoint: a point is stored once), searched part by part rather than merged.
+    ``held``: the (sorted) keys of those the chunk that read them repeats, with their
+    coordinates (WGS-84), kept so that memory stays that of the keys. ``own``: the keys
+    accepted from this file's earlier chunks. A later chunk repeating a point whose
+    coordinates are not kept reads them again from the parts.
     """
 
-    stored: np.ndarray
+    stored: list[np.ndarray]
     held: tuple[np.ndarray, np.ndarray, np.ndarray]
     own: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
 
@@ -69,6 +71,14 @@ def _find_sorted(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
         return np.full(len(keys), -1, dtype=np.int64)
     pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
     return np.where(sorted_keys[pos] == keys, pos, -1)
+
+
+def _in_parts(parts: list[np.ndarray], keys: np.ndarray) -> np.ndarray:
+    """Whether each key is among the sorted key arrays ``parts``."""
+    held = np.zeros(len(keys), dtype=bool)
+    for part in parts:
+        held |= _find_sorted(part, keys) >= 0
+    return held
 
 
 def _moved(lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray, lat2: np.ndarray) -> np.ndarray:
@@ -129,7 +139,7 @@ def find_new_points(
     # the store's points of the dates first met, read by two threads (Arrow's reader and
     # NumPy release the GIL): reading is most of this step
     new_days = [(int(day[lo]), key[lo:hi]) for lo, hi in zip(starts, ends, strict=True) if int(day[lo]) not in seen]
-    found: dict[int, np.ndarray] = {}  # for a date first met: where the chunk's keys are in the store's
+    found: dict[int, np.ndarray] = {}  # for a date first met: which of the chunk's keys the store holds
     if new_days:
         with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
             read = pool.map(lambda d: _stored_points(ctx, d[0], file_hash, wanted=d[1]), new_days)
@@ -141,10 +151,10 @@ def find_new_points(
         seg = key[lo:hi]
         # ... every copy of a point held already, with the copy held (stored points are
         # WGS-84: the chunk's few copies of held points are converted to compare)
-        at_store = found[day_number] if day_number in found else _find_sorted(known.stored, seg)
-        at_own = _find_sorted(known.own, seg)
+        at_store = found[day_number] if day_number in found else _in_parts(known.stored, seg)
+        at_own = _find_sorted(known.own, seg) >= 0
         for own_parts, at in ((False, at_store), (True, at_own)):
-            h = np.flatnonzero(at >= 0)
+            h = np.flatnonzero(at)
             if not len(h):
                 continue
             held_keys, held_lon, held_lat = known.held
@@ -157,7 +167,7 @@ def find_new_points(
             wlon, wlat = to_wgs84(lon[order[lo + h]], lat[order[lo + h]], crs)
             # every key is found (the parts hold what the keys list); -1 would be no conflict
             conflict[lo + h] = (pos >= 0) & _moved(wlon, wlat, held_lon[pos], held_lat[pos])
-        held = (at_store >= 0) | (at_own >= 0)
+        held = at_store | at_own
         keep = first[lo:hi] & ~held
         first[lo:hi] = keep
         conflict[lo:hi] &= ~keep
@@ -178,16 +188,21 @@ def _point_keys(worker_idx: np.ndarray, ts_us: np.ndarray, day: np.ndarray) -> n
 
 def _stored_points(
     ctx: IngestContext, day_number: int, file_hash: str, own: bool = False, *, wanted: np.ndarray
-) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+) -> tuple[list[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
     """Sorted keys of the points the store holds for one local date, and the held ones' coordinates.
 
-    Other files' parts, or (``own``) the parts this file's earlier chunks wrote. The points
-    whose keys are among ``wanted`` come back as (sorted keys, lon, lat), WGS-84, and the
-    position of each wanted key among the keys (-1: not held).
+    Other files' parts, or (``own``) the parts this file's earlier chunks wrote. Returns the
+    sorted keys of each part (searched one by one: a merge of the k parts of a day delivered
+    in k + 1 files would cost the day's points at every file), the points whose keys are
+    among ``wanted`` (sorted) as (sorted keys, lon, lat), WGS-84, and whether each wanted key
+    is held.
     """
     day = date.fromordinal(EPOCH_ORDINAL + day_number)
     owner = file_hash[: store.GPS_PART_HASH_CHARS]
-    keys, lons, lats = [], [], []
+    parts: list[np.ndarray] = []
+    held = np.zeros(len(wanted), dtype=bool)
+    held_lon = np.empty(len(wanted))
+    held_lat = np.empty(len(wanted))
     for part in store.gps_parts(ctx.ws.paths, [day]):
         if (store.gps_part_owner(part) == owner) != own:
             continue
@@ -195,19 +210,21 @@ def _stored_points(
         if cached is None:
             cached = _read_part_keys(ctx, part, day_number)
             ctx.part_keys.put(part, *cached)
-        keys.append(cached[0])
-        lons.append(cached[1])
-        lats.append(cached[2])
-    if not keys:
-        return np.empty(0, np.int64), (np.empty(0, np.int64), np.empty(0), np.empty(0)), np.full(len(wanted), -1)
-    key, lon, lat = np.concatenate(keys), np.concatenate(lons), np.concatenate(lats)
-    if len(key) > 1 and not bool(np.all(key[1:] >= key[:-1])):
-        # each part is sorted by key already (written so): the stable sort merges their runs
-        order = np.argsort(key, kind="stable")
-        key, lon, lat = key[order], lon[order], lat[order]
-    at = _find_sorted(key, wanted)
-    held = np.unique(at[at >= 0])
-    return key, (key[held], lon[held], lat[held]), at
+        key, lon, lat = cached
+        if len(key) > 1 and not bool(np.all(key[1:] >= key[:-1])):
+            # parts are written sorted by key; one written otherwise is sorted here
+            order = np.argsort(key, kind="stable")
+            key, lon, lat = key[order], lon[order], lat[order]
+        parts.append(key)
+        at = _find_sorted(key, wanted)
+        hit = at >= 0
+        held |= hit
+        held_lon[hit] = lon[at[hit]]
+        held_lat[hit] = lat[at[hit]]
+    # a key repeated among the wanted (copies within the chunk) is held once
+    first = held.copy()
+    first[1:] &= wanted[1:] != wanted[:-1]
+    return parts, (wanted[first], held_lon[first], held_lat[first]), held
 
 
 def _read_part_keys(ctx: IngestContext, part: Path, day_number: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
