@@ -172,11 +172,14 @@ def ingest_inbox(
                 report.warnings.append(msg)
                 continue
             entry, new_dates, warnings = _ingest_one(ctx, path, fmt, file_hash, size, stat.st_mtime_ns)
-            store.crash_point("ingest.file")
+            # reached after the file's commit, on the writer thread (the n-th file, for tests)
+            ctx.writer.submit(lambda: store.crash_point("ingest.file"), heavy=False)
             report.files.append(entry)
             report.dates_touched |= new_dates
             report.warnings.extend(warnings)
+        ctx.writer.wait()  # the last file's parts and commit
     finally:
+        ctx.close_writer()
         con.unregister("_gp_workers")
     store.refresh_views(con, ws.paths)
     log.debug(
@@ -211,7 +214,7 @@ def _ingest_one(
     started = time.perf_counter()
     con = ctx.con
     entry = FileResult(name=path.name, hash=file_hash, format=fmt, size=size, mtime_ns=mtime_ns)
-    known = _first(
+    known = ctx.committing.get(file_hash) or _first(
         con, f"SELECT file_name, ingested_run, error FROM {c.INGEST_MANIFEST} WHERE file_hash = ?", [file_hash]
     )
     # a file rejected for its header is looked at again: [gps.columns] may map it now
@@ -251,33 +254,30 @@ def _ingest_one(
         if result is None:
             assert src.error is not None
             entry.error = f"{c.REASON_UNREADABLE_FILE}: {src.error}"
-            _commit(ctx, path, file_hash, fmt, entry, [(0, entry.error, _head_of(path))], None)
+            _queue_commit(ctx, path, file_hash, fmt, entry, [(0, entry.error, _head_of(path))], None)
             msg = f"inbox file {path.name}: 无法读取 {src.error}; recorded in quarantine (row 0) and skipped"
             log.warning(msg)
             return entry, set(), [*src.warnings, msg]
         counts, parts_rows, quarantined = result
-        store.crash_point("ingest.parts")
         entry.rows_read = counts["parsed"] + len(src.rejected)
         entry.accepted = counts["accepted"]
         entry.duplicate = counts["ok"] - counts["accepted"] - counts["conflicting"]
         entry.quarantined = counts["rejected"] + counts["conflicting"] + len(src.rejected)
         entry.dates = sorted(parts_rows)
         _reconcile(path.name, entry, counts["classified"], sum(parts_rows.values()), counts["parsed"])
-        _commit(ctx, path, file_hash, fmt, entry, src.rejected, quarantined)
-    warnings = list(src.warnings) + _soft_value_warnings(path.name, counts)
-    for w in warnings:
-        log.warning(w)
-    log_step(
-        "ingest_file",
-        file=path.name,
-        format=fmt,
-        rows=entry.rows_read,
-        accepted=entry.accepted,
-        duplicate=entry.duplicate,
-        quarantined=entry.quarantined,
-        dates=len(entry.dates),
-        seconds=round(time.perf_counter() - started, 2),
-    )
+        warnings = list(src.warnings) + _soft_value_warnings(path.name, counts)
+        for w in warnings:
+            log.warning(w)
+        fields = dict(
+            file=path.name,
+            format=fmt,
+            rows=entry.rows_read,
+            accepted=entry.accepted,
+            duplicate=entry.duplicate,
+            quarantined=entry.quarantined,
+            dates=len(entry.dates),
+        )
+        _queue_commit(ctx, path, file_hash, fmt, entry, src.rejected, quarantined, fields, started)
     return entry, set(entry.dates), warnings
 
 
@@ -345,6 +345,34 @@ def _ingest_chunks(
     return counts, parts_rows, q.set_column(0, "_row", pa.array(final, pa.int64()))
 
 
+def _queue_commit(
+    ctx: IngestContext,
+    path: Path,
+    file_hash: str,
+    fmt: str,
+    entry: FileResult,
+    rejected: list[tuple[int, str, str]],
+    quarantined: pa.Table | None,
+    log_fields: dict[str, Any] | None = None,
+    started: float | None = None,
+) -> None:
+    """The file's commit (quarantine + manifest rows), queued behind its parts on the writer thread.
+
+    The next file is read meanwhile; a copy of this one later in the inbox is known by
+    ``ctx.committing`` before the manifest row exists.
+    """
+    ctx.committing[file_hash] = (path.name, ctx.run_id, entry.error)
+    writer_ctx = ctx.for_writer()
+
+    def commit() -> None:
+        store.crash_point("ingest.parts")  # the file's points written, its manifest row not yet
+        _commit(writer_ctx, path, file_hash, fmt, entry, rejected, quarantined)
+        if log_fields is not None and started is not None:
+            log_step("ingest_file", **log_fields, seconds=round(time.perf_counter() - started, 2))
+
+    ctx.writer.submit(commit, heavy=False)
+
+
 def _skip_known(
     ctx: IngestContext, path: Path, file_hash: str, entry: FileResult, known: tuple[Any, ...]
 ) -> tuple[FileResult, set[date], list[str]]:
@@ -365,7 +393,7 @@ def _reject_file(
         "name its columns under [gps.columns] in patrol.toml and the file is read again"
     )
     raw = json.dumps({"header": [h[:100] for h in (src.header or [])[:200]]}, ensure_ascii=False)
-    _commit(ctx, path, file_hash, fmt, entry, [(0, entry.error, raw)], None)
+    _queue_commit(ctx, path, file_hash, fmt, entry, [(0, entry.error, raw)], None)
     msg = (
         f"inbox file {path.name}: 文件被拒收，表头缺少必需列 {need} (file rejected: no column for {need}; nothing "
         "stored, quarantine row 0) — 在 patrol.toml 的 [gps.columns] 中对应表头后自动重读 (map its headers under "

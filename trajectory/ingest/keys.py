@@ -34,7 +34,7 @@ from trajectory.errors import StoreError
 from trajectory.ingest.model import IngestContext
 
 # the stage's interface inside the package; code outside imports from trajectory.ingest
-__all__ = ["EPOCH_ORDINAL", "KEY_TS_BITS", "WRITE_THREADS", "SeenKeys", "find_new_points", "part_keys_of_written"]
+__all__ = ["EPOCH_ORDINAL", "KEY_TS_BITS", "READ_THREADS", "SeenKeys", "find_new_points", "part_keys_of_written"]
 
 # Copies of (worker_id, ts) whose coordinates differ by more than this (degrees, ~0.1 m:
 # finer than any phone reports, coarser than a re-export's rounding) are conflicting.
@@ -45,7 +45,7 @@ _SAME_POSITION_DEG = 1e-6
 KEY_TS_BITS = 38
 _DAY_US = 86_400 * 1_000_000
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-WRITE_THREADS = 2
+READ_THREADS = 2
 
 
 @dataclass
@@ -141,7 +141,7 @@ def find_new_points(
     new_days = [(int(day[lo]), key[lo:hi]) for lo, hi in zip(starts, ends, strict=True) if int(day[lo]) not in seen]
     found: dict[int, np.ndarray] = {}  # for a date first met: which of the chunk's keys the store holds
     if new_days:
-        with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+        with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
             read = pool.map(lambda d: _stored_points(ctx, d[0], file_hash, wanted=d[1]), new_days)
             for (d, _), (stored, held_points, at) in zip(new_days, read, strict=True):
                 seen[d], found[d] = SeenKeys(stored, held_points), at
@@ -203,7 +203,11 @@ def _stored_points(
     held = np.zeros(len(wanted), dtype=bool)
     held_lon = np.empty(len(wanted))
     held_lat = np.empty(len(wanted))
-    for part in store.gps_parts(ctx.ws.paths, [day]):
+    # those queued for writing (IngestWriter), whose keys are held, and those on disk: listed in
+    # this order, a part written meanwhile is on disk before it leaves the queue
+    queued = ctx.part_keys.held_in(store.partition_dir(ctx.ws.paths.gps_store, day))
+    on_disk = store.gps_parts(ctx.ws.paths, [day])
+    for part in sorted(set(on_disk) | set(queued)):
         if (store.gps_part_owner(part) == owner) != own:
             continue
         cached = ctx.part_keys.get(part)

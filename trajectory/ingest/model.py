@@ -17,8 +17,9 @@ True
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, fields, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ import pyarrow as pa
 
 from trajectory.workspace import Workspace
 
-__all__ = ["FileResult", "IngestContext", "IngestReport"]
+__all__ = ["FileResult", "IngestContext", "IngestReport", "IngestWriter", "PartKeyCache"]
 
 
 @dataclass
@@ -141,10 +142,16 @@ class PartKeyCache:
         self.max_points = PART_CACHE_POINTS if max_points is None else max_points
         self.points = 0
         self._entries: dict[Path, tuple[tuple[int, int], np.ndarray, np.ndarray, np.ndarray]] = {}
-        self._lock = threading.Lock()  # parts are written by two threads
+        # parts queued for writing (IngestWriter): their keys are known before the file exists
+        self._pending: dict[Path, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._lock = threading.Lock()  # parts are written by the writer thread
 
     def get(self, part: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        entry = self._entries.get(part)
+        with self._lock:
+            pending = self._pending.get(part)
+            entry = self._entries.get(part)
+        if pending is not None:
+            return pending
         if entry is None:
             return None
         try:
@@ -168,6 +175,74 @@ class PartKeyCache:
                 self._entries[part] = ((st.st_mtime_ns, st.st_size), key, lon, lat)
                 self.points += len(key)
 
+    def hold(self, part: Path, key: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> None:
+        """A part queued for writing: its keys are used (whatever the cap) until it is written."""
+        with self._lock:
+            self._pending[part] = (key, lon, lat)
+
+    def written(self, part: Path) -> None:
+        """A held part is on disk: kept as an entry like any other (within the cap)."""
+        with self._lock:
+            held = self._pending.pop(part, None)
+        if held is not None:
+            self.put(part, *held)
+
+    def held_in(self, folder: Path) -> list[Path]:
+        """The held (not yet written) parts of one store folder."""
+        with self._lock:
+            return [p for p in self._pending if p.parent == folder]
+
+    def forget(self, part: Path) -> None:
+        with self._lock:
+            self._pending.pop(part, None)
+            old = self._entries.pop(part, None)
+            if old is not None:
+                self.points -= len(old[1])
+
+
+class IngestWriter:
+    """One thread that writes a file's parts and commits the file while the next one is read.
+
+    Jobs run in the order given, one at a time: parts are written and files committed in
+    inbox order, as when one thread did everything. A *heavy* job (a chunk's parts) is queued
+    only once the jobs before it are done, so at most one chunk waits here while the next
+    is classified; a *light* one (a commit) queues at once. After a failure no later job
+    runs; the failure is raised by the next heavy submit or :meth:`wait`.
+    """
+
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+        self._futures: list[Future[None]] = []
+        self._failed = False
+
+    def submit(self, job: Callable[[], None], *, heavy: bool) -> None:
+        if heavy:
+            self.wait()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gridpatrol-ingest-writer")
+        self._futures.append(self._pool.submit(self._run, job))
+
+    def _run(self, job: Callable[[], None]) -> None:
+        if self._failed:
+            return  # the job before failed: nothing after it is written or committed
+        try:
+            job()
+        except BaseException:
+            self._failed = True
+            raise
+
+    def wait(self) -> None:
+        """Until every job given has run; raises the first failure."""
+        futures, self._futures = self._futures, []
+        for fut in futures:
+            fut.result()
+
+    def close(self) -> None:
+        """Stop the thread once its jobs have run (their failures are left to :meth:`wait`)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
 
 @dataclass
 class IngestContext:
@@ -180,3 +255,20 @@ class IngestContext:
     roster: pa.Array  # worker ids of workers.csv, sorted (a point's worker_idx indexes it)
     columns: Mapping[str, str] = field(default_factory=dict)  # [gps.columns], headers normalised
     part_keys: PartKeyCache = field(default_factory=PartKeyCache)  # the store parts' keys, this run
+    writer: IngestWriter = field(default_factory=IngestWriter)  # parts and commits, in the background
+    # files of this run queued for commit: hash → what their manifest row will say (file_name,
+    # ingested_run, error), for a copy of one later in the inbox, before the row exists
+    committing: dict[str, tuple[str, str, str | None]] = field(default_factory=dict)
+    _writer_con: duckdb.DuckDBPyConnection | None = None
+
+    def for_writer(self) -> IngestContext:
+        """This context on the writer thread's own connection (a cursor of the store's)."""
+        if self._writer_con is None:
+            self._writer_con = self.con.cursor()
+        return replace(self, con=self._writer_con)
+
+    def close_writer(self) -> None:
+        self.writer.close()
+        if self._writer_con is not None:
+            self._writer_con.close()
+            self._writer_con = None
