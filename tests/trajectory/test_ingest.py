@@ -376,3 +376,31 @@ def test_moved_inbox_file_copy_keeps_working(ws_root: Path, tmp_path: Path) -> N
     report, con = run(moved, "r2")
     assert report.files[0]["skipped_as_known"]
     assert con.execute("SELECT count(*) FROM gps_point").fetchone() == (1,)
+
+
+def test_a_failed_part_write_stops_the_commits_after_it(ws_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # parts are written and files committed on a writer thread while the next file is read:
+    # a write failing (disk full) is raised, its file and every later one stay uncommitted
+    for k, name in enumerate(("a.csv", "b.csv", "c.csv")):
+        rows = "".join(f"w{k + 1},2026-10-09T08:{m:02d}:00+08:00,{LON},{LAT},,,,\n" for m in range(10))
+        (inbox(ws_root) / name).write_text(HEADER + rows)
+    real = store.write_parquet_atomic
+    calls: list[Path] = []
+
+    def disk_full_at_second(table, path, **options):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(table, path, **options)
+
+    monkeypatch.setattr(store, "write_parquet_atomic", disk_full_at_second)
+    with pytest.raises(OSError, match="No space left"):
+        run(ws_root)
+    ws = load_workspace(ws_root)
+    con = store.connect(ws.paths)
+    assert con.execute("SELECT file_name FROM ingest_manifest").fetchall() == [("a.csv",)]
+    con.close()
+    monkeypatch.setattr(store, "write_parquet_atomic", real)
+    report, con = run(ws_root, "r2")
+    assert sorted(f["name"] for f in report.files if not f["skipped_as_known"]) == ["b.csv", "c.csv"]
+    assert con.execute("SELECT count(*), count(DISTINCT (worker_id, ts)) FROM gps_point").fetchone() == (30, 30)
