@@ -472,7 +472,19 @@ class _Roster:
     """Full-time workers, their grids and local frames, sites in those frames."""
 
     def __init__(self, ctx: EngineContext, buffer_m: float) -> None:
+        w = ctx.workers
+        ft = w[w["full_time"].astype(bool)].copy()
+        ft["worker_id"] = ft["worker_id"].astype(str)
+        ft = ft.drop_duplicates("worker_id").sort_values("worker_id")
         grids = ctx.grids
+        # only the grids of the call's full-time workers are framed and buffered (a worker
+        # batch holds a tenth of a district's); the first grid stays, whose frame is the one
+        # of a worker without a polygon
+        gid = grids["grid_id"].astype(str)
+        used = gid.isin(set(ft["grid_id"].astype(str))).to_numpy().copy()
+        if len(used) and not used.all():
+            used[0] = True
+            grids = grids[used]
         if grids.crs is not None and not grids.crs.equals("EPSG:4326"):
             grids = grids.to_crs("EPSG:4326")
         self.grid_ids = grids["grid_id"].astype(str).to_numpy()
@@ -488,11 +500,7 @@ class _Roster:
         geoms[len(raw)] = shapely.Polygon()
         self.geoms = geoms
         gpos = {g: i for i, g in enumerate(self.grid_ids)}
-        w = ctx.workers
         self.all_workers = set(w["worker_id"].astype(str))
-        ft = w[w["full_time"].astype(bool)].copy()
-        ft["worker_id"] = ft["worker_id"].astype(str)
-        ft = ft.drop_duplicates("worker_id").sort_values("worker_id")
         self.worker_ids = ft["worker_id"].to_numpy(dtype=object)
         self.n_workers = len(ft)
         self.code = {wid: i for i, wid in enumerate(self.worker_ids)}

@@ -110,8 +110,22 @@ def grid_frames(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def geoms_to_local(geoms: np.ndarray, lon0: np.ndarray, lat0: np.ndarray) -> np.ndarray:
-    """Project each geometry into its own frame (``lon0[i], lat0[i]``)."""
-    out = np.empty(len(geoms), dtype=object)
-    for i, g in enumerate(geoms):  # one call per grid, not per point
-        out[i] = shapely.transform(g, lambda c, i=i: np.column_stack(to_local(c[:, 0], c[:, 1], lon0[i], lat0[i])))
-    return out
+    """Project each geometry into its own frame (``lon0[i], lat0[i]``).
+
+    One pass over all the geometries' coordinates, each with its geometry's frame (the same
+    per-grid scales as :func:`to_grid_local` gives the points).
+
+    Examples
+    --------
+    >>> g = geoms_to_local(np.array([shapely.Point(119.89, 31.68), shapely.Point(119.88, 31.69)]),
+    ...                    np.array([119.88, 119.88]), np.array([31.68, 31.68]))
+    >>> [round(float(v), 1) for v in (g[0].x, g[0].y, g[1].x)]
+    [948.2, 0.0, 0.0]
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    _, index = shapely.get_coordinates(geoms, return_index=True)
+
+    def project(c: np.ndarray) -> np.ndarray:
+        return np.column_stack(to_grid_local(c[:, 0], c[:, 1], index, np.asarray(lon0), np.asarray(lat0)))
+
+    return np.asarray(shapely.transform(geoms, project), dtype=object)
