@@ -362,6 +362,7 @@ def test_reconciliation_failure_is_loud(ws_root: Path, monkeypatch: pytest.Monke
     (inbox(ws_root) / "a.csv").write_text(f"worker_id,ts,lon,lat\nw1,2026-10-09T08:30:00+08:00,{LON},{LAT}\n")
     real = ingest._write_parts
     monkeypatch.setattr(ingest, "_write_parts", lambda ctx, h, pts, chunk=0: real(ctx, h, pts.slice(0, 0), chunk))
+    # (pts: the chunk's new points, ingest.keys.NewPoints; none of them written)
     with pytest.raises(StoreError, match="does not reconcile"):
         run(ws_root)
 

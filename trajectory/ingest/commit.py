@@ -25,7 +25,7 @@ import pyarrow as pa
 from trajectory import contract as c
 from trajectory import store
 from trajectory.coords import to_wgs84
-from trajectory.ingest.keys import EPOCH_ORDINAL, part_keys_of_written
+from trajectory.ingest.keys import EPOCH_ORDINAL, NewPoints
 from trajectory.ingest.model import FileResult, IngestContext
 from trajectory.workspace import Workspace
 
@@ -58,52 +58,45 @@ _PART_WRITE_SCHEMA = pa.schema(
 )
 
 
-def write_parts(ctx: IngestContext, file_hash: str, points: pa.Table, chunk: int = 0) -> dict[date, int]:
+def write_parts(ctx: IngestContext, file_hash: str, points: NewPoints, chunk: int = 0) -> dict[date, int]:
     """Queue a chunk's new points (sorted by local date) for writing, one part per date; returns rows per date.
 
     The parts' dedupe keys and WGS-84 coordinates are held in ``ctx.part_keys`` at once (the
-    next chunk or file compares its points with them); the parts are built and written by
-    the ingest's writer thread (``ctx.writer``) while the next chunk is read and classified:
-    writing and fsync-ing is a third of an ingest's time once parsing is columnar.
+    next chunk or file compares its points with them); the parts are copied out of the
+    chunk, built and written by the ingest's writer thread (``ctx.writer``) while the next
+    chunk is read and classified: writing and fsync-ing is a third of an ingest's time once
+    parsing is columnar.
     """
     n = points.num_rows
     if n == 0:
         return {}
-    day_numbers = points["local_date"].cast(pa.int32()).to_numpy(zero_copy_only=False)
-    starts = np.flatnonzero(np.r_[True, day_numbers[1:] != day_numbers[:-1]])
+    days = points.day
+    starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]])
     ends = np.r_[starts[1:], n]
     parts = []
     for lo, hi in zip(starts, ends, strict=True):
-        day_number = int(day_numbers[lo])
-        day = date.fromordinal(EPOCH_ORDINAL + day_number)
-        part = points.slice(lo, hi - lo)
-        lon, lat = to_wgs84(
-            part["lon"].to_numpy(zero_copy_only=False),
-            part["lat"].to_numpy(zero_copy_only=False),
-            ctx.ws.policy.gps_crs,
-        )
-        worker_idx = part["worker_idx"].combine_chunks().cast(pa.int32())
+        day = date.fromordinal(EPOCH_ORDINAL + int(days[lo]))
+        index = points.index[lo:hi]
+        lon, lat = to_wgs84(points.lon[index], points.lat[index], ctx.ws.policy.gps_crs)
         target = store.gps_part_path(ctx.ws.paths, day, file_hash, chunk)
-        ts_us = part["ts_us"].to_numpy(zero_copy_only=False)
-        keys = part_keys_of_written(worker_idx.to_numpy(zero_copy_only=False), ts_us, day_number)
-        ctx.part_keys.hold(target, keys, lon, lat)
-        parts.append((day, part, worker_idx, lon, lat, target))
+        ctx.part_keys.hold(target, points.key[lo:hi], lon, lat)
+        parts.append((day, index, lon, lat, target))
+    rows = points.rows
 
     def write() -> None:
-        for _day, part, worker_idx, lon, lat, target in parts:
-            table = _part_table(part, worker_idx, lon, lat, ctx.roster, file_hash)
+        for _day, index, lon, lat, target in parts:
+            table = _part_table(rows.take(pa.array(index)), lon, lat, ctx.roster, file_hash)
             store.write_parquet_atomic(table, target, **_PART_OPTIONS)
             ctx.part_keys.written(target)
 
     ctx.writer.submit(write, heavy=True)
-    return {day: part.num_rows for day, part, *_ in parts}
+    return {day: len(index) for day, index, *_ in parts}
 
 
-def _part_table(
-    part: pa.Table, worker_idx: pa.Array, lon: np.ndarray, lat: np.ndarray, roster: pa.Array, file_hash: str
-) -> pa.Table:
+def _part_table(part: pa.Table, lon: np.ndarray, lat: np.ndarray, roster: pa.Array, file_hash: str) -> pa.Table:
     """One store part: the chunk's points of one date in the store's schema (WGS-84)."""
     n = part.num_rows
+    worker_idx = part["worker_idx"].combine_chunks().cast(pa.int32())
     return pa.table(
         {
             "worker_id": pa.DictionaryArray.from_arrays(worker_idx, roster),

@@ -34,7 +34,7 @@ from trajectory.errors import StoreError
 from trajectory.ingest.model import IngestContext
 
 # the stage's interface inside the package; code outside imports from trajectory.ingest
-__all__ = ["EPOCH_ORDINAL", "KEY_TS_BITS", "READ_THREADS", "SeenKeys", "find_new_points", "part_keys_of_written"]
+__all__ = ["EPOCH_ORDINAL", "KEY_TS_BITS", "READ_THREADS", "NewPoints", "SeenKeys", "find_new_points"]
 
 # Copies of (worker_id, ts) whose coordinates differ by more than this (degrees, ~0.1 m:
 # finer than any phone reports, coarser than a re-export's rounding) are conflicting.
@@ -65,6 +65,33 @@ class SeenKeys:
     own: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
 
 
+@dataclass
+class NewPoints:
+    """The new points of a chunk: ``rows[index]``, sorted by (local date, key), not yet copied.
+
+    ``day`` (days since 1970-01-01) and ``key`` are theirs, in that order; ``lon``/``lat`` are
+    the chunk's coordinates as delivered, by position in ``rows``. The writer thread takes
+    the rows (:func:`trajectory.ingest.commit.write_parts`): the copy is off the reading path.
+    """
+
+    rows: pa.Table
+    index: np.ndarray
+    day: np.ndarray
+    key: np.ndarray
+    lon: np.ndarray
+    lat: np.ndarray
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.index)
+
+    def slice(self, offset: int, length: int) -> NewPoints:
+        end = offset + length
+        return NewPoints(
+            self.rows, self.index[offset:end], self.day[offset:end], self.key[offset:end], self.lon, self.lat
+        )
+
+
 def _find_sorted(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """Position of each key in ``sorted_keys``, -1 where it is absent."""
     if not len(sorted_keys):
@@ -93,7 +120,7 @@ def find_new_points(
     candidates: np.ndarray,
     row_numbers: np.ndarray,
     seen: dict[int, SeenKeys],
-) -> tuple[pa.Table, np.ndarray]:
+) -> tuple[NewPoints, np.ndarray]:
     """First copy of each (worker_id, ts) of the chunk that the store and earlier chunks do not hold.
 
     ``candidates`` are the positions in ``rows`` of the valid points. Sorted by (local date,
@@ -108,8 +135,12 @@ def find_new_points(
     lying elsewhere than the copy that stays (the stored one, else the file's first).
     """
     n = len(candidates)
+    # coordinates as delivered (``gps_crs``), by position in ``rows`` (NaN only in rejected rows)
+    lon = rows["lon"].to_numpy(zero_copy_only=False)
+    lat = rows["lat"].to_numpy(zero_copy_only=False)
     if n == 0:
-        return rows.slice(0, 0), np.empty(0, np.int64)
+        nothing = np.empty(0, np.int64)
+        return NewPoints(rows, nothing, nothing.astype(np.int32), nothing, lon, lat), nothing
 
     def column(name: str) -> np.ndarray:  # NULL only in rejected rows, which are not candidates
         return rows[name].fill_null(0).to_numpy()[candidates]
@@ -119,13 +150,15 @@ def find_new_points(
     row = row_numbers[candidates]
     # lexsort is stable: with the rows in file order (DuckDB keeps it, checked) copies stay in it
     in_file_order = n < 2 or bool(np.all(row[1:] > row[:-1]))
-    order = np.lexsort((key, day) if in_file_order else (row, key, day))
-    key, day, order = key[order], day[order], candidates[order]
+    # a file sorted by worker and time (most exports) is in key order already: nothing to sort
+    ordered = in_file_order and bool(np.all((day[1:] > day[:-1]) | ((day[1:] == day[:-1]) & (key[1:] >= key[:-1]))))
+    if ordered:
+        order = candidates
+    else:
+        order = np.lexsort((key, day) if in_file_order else (row, key, day))
+        key, day, order = key[order], day[order], candidates[order]
     first = np.ones(n, dtype=bool)
     first[1:] = (key[1:] != key[:-1]) | (day[1:] != day[:-1])
-    # coordinates as delivered (``gps_crs``), by position in ``rows`` (NaN only in rejected rows)
-    lon = rows["lon"].to_numpy(zero_copy_only=False)
-    lat = rows["lat"].to_numpy(zero_copy_only=False)
     crs = ctx.ws.policy.gps_crs
     # a later copy in the chunk is compared with the chunk's first copy ...
     conflict = np.zeros(n, dtype=bool)
@@ -172,8 +205,9 @@ def find_new_points(
         first[lo:hi] = keep
         conflict[lo:hi] &= ~keep
         if keep.any():  # sorted and disjoint from own: a merge of two sorted runs
-            known.own = np.sort(np.concatenate([known.own, seg[keep]]), kind="stable")
-    return rows.take(pa.array(order[first])), order[conflict]
+            kept = seg[keep]
+            known.own = np.sort(np.concatenate([known.own, kept]), kind="stable") if len(known.own) else kept
+    return NewPoints(rows, order[first], day[first], key[first], lon, lat), order[conflict]
 
 
 def _point_keys(worker_idx: np.ndarray, ts_us: np.ndarray, day: np.ndarray) -> np.ndarray:
@@ -256,12 +290,3 @@ def _read_part_keys(ctx: IngestContext, part: Path, day_number: int) -> tuple[np
     if not keys:
         return np.empty(0, np.int64), np.empty(0), np.empty(0)
     return np.concatenate(keys), np.concatenate(lons), np.concatenate(lats)
-
-
-def part_keys_of_written(worker_idx: np.ndarray, ts_us: np.ndarray, day_number: int) -> np.ndarray:
-    """The keys :func:`_read_part_keys` reads back from a part just written with these points
-    (its workers are roster positions already, its times of its own local date)."""
-    return (worker_idx.astype(np.int64) << KEY_TS_BITS) | (ts_us - (day_number - 1) * _DAY_US)
-
-
-# --- writing ---------------------------------------------------------------------------------
