@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -221,17 +220,28 @@ def batch_job(
     return res
 
 
+# point_use parts: dictionaries for the categorical columns only, delta-coded times and
+# byte-split coordinates (as the GPS parts): 400 k rows written in 25 ms instead of 44, a third
+# smaller, read as fast (benchmarks/bench_stages)
+POINT_USE_PARQUET_OPTIONS: dict[str, object] = {
+    "compression": "zstd",
+    "use_dictionary": ["worker_id", "grid_id", "reason"],
+    "column_encoding": {"ts": "DELTA_BINARY_PACKED", "lon": "BYTE_STREAM_SPLIT", "lat": "BYTE_STREAM_SPLIT"},
+}
+
+
 def write_point_use_parts(staging: Path, point_use: pd.DataFrame, n: int, days: Sequence[date]) -> None:
     """Write ``point_use`` as ``staging/date=D/part-<n>.parquet``, one part per day."""
     if point_use.empty:
         return
     # one factorisation instead of a comparison of date objects per day
     codes, uniques = pd.factorize(point_use["date"])
+    table = pa.Table.from_pandas(point_use.drop(columns=["date"]), preserve_index=False)
     for k, day in enumerate(uniques):
         if day in days:
-            part = point_use.iloc[np.flatnonzero(codes == k)]
+            part = table if len(uniques) == 1 else table.filter(pa.array(codes == k))
             path = staging / f"date={day.isoformat()}" / f"part-{n:05d}.parquet"
-            store.write_parquet_atomic(pa.Table.from_pandas(part.drop(columns=["date"]), preserve_index=False), path)
+            store.write_parquet_atomic(part, path, **POINT_USE_PARQUET_OPTIONS)
 
 
 class PointUseWriter:
