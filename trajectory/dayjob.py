@@ -42,6 +42,8 @@ __all__ = [
     "DAYS_PER_BATCH",
     "ENGINE_LOCAL",
     "ENGINE_SPARK",
+    "MALLOC_MMAP_THRESHOLD",
+    "MALLOC_TRIM_THRESHOLD",
     "MAX_POINTS_PER_BATCH",
     "WORKERS",
     "DayPool",
@@ -52,10 +54,12 @@ __all__ = [
     "load_points",
     "load_points_frame",
     "local_results",
+    "malloc_tuned",
     "plan_worker_batches",
     "pool_results",
     "process_dates",
     "read_batch",
+    "tune_malloc",
     "write_point_use_parts",
 ]
 
@@ -306,9 +310,45 @@ _WARM_BARRIER: Any = None  # in a pool process: the barrier that spreads the war
 
 
 def _pool_init(parent: int, barrier: Any) -> None:
-    global _WARM_BARRIER
+    global _WARM_BARRIER, _MALLOC_TUNED
     _WARM_BARRIER = barrier
     _die_with_parent(parent)
+    _MALLOC_TUNED = tune_malloc()
+
+
+# glibc's malloc in a pool process. By default a freed block above its (adaptive) mmap
+# threshold, and a free heap top above twice that, go back to the kernel at once, so each of
+# the engine's columns (1–30 MB a batch) is mapped and faulted in again, page by page, at
+# every allocation: 0.9 M page faults for a 4 M-point day, a third of the engine's time. With
+# blocks up to 32 MB taken from the heap and up to 256 MB of free heap kept, the next batch
+# reuses the pages: the same day's read + engine in one process 4.3–4.6 → 2.9–3.0 s, peak RSS
+# +20 MB (docs/scale.md, "Memory allocator"). Only in the pool's processes, which exist for
+# the engine; the caller's process (a notebook, the run's ingest: Arrow and DuckDB have their
+# own allocators) keeps its defaults.
+MALLOC_MMAP_THRESHOLD = 32 << 20
+MALLOC_TRIM_THRESHOLD = 256 << 20
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # <malloc.h>
+_MALLOC_TUNED = False  # in a pool process: whether tune_malloc took effect
+
+
+def tune_malloc() -> bool:
+    """Set this process's glibc malloc thresholds (above); False where there is no glibc."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # another C library (musl): its defaults stay
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD)
+    )
+
+
+def malloc_tuned() -> bool:
+    """In a pool process: whether its allocator was tuned (:func:`tune_malloc`)."""
+    return _MALLOC_TUNED
 
 
 def _warm_up(ctx: EngineContext, days: list[date]) -> int:

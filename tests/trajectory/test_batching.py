@@ -131,3 +131,16 @@ def test_plan_batches() -> None:
     assert plan_batches(pd.Series(dtype=np.int64), 8) == []
     with pytest.raises(ValueError, match="max_points"):
         plan_batches(counts, 0)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt: Linux only")
+def test_the_pool_processes_tune_their_allocator_and_the_caller_keeps_its_own() -> None:
+    # the pool's processes keep the engine's big blocks in the heap between batches
+    # (dayjob.tune_malloc); the process that starts the pool is left as it was
+    pool = dayjob.DayPool(2)
+    try:
+        executor = pool.start()
+        assert all(executor.submit(dayjob.malloc_tuned).result() for _ in range(4))
+    finally:
+        pool.close()
+    assert dayjob.malloc_tuned() is False
