@@ -405,3 +405,25 @@ def test_a_failed_part_write_stops_the_commits_after_it(ws_root: Path, monkeypat
     report, con = run(ws_root, "r2")
     assert sorted(f["name"] for f in report.files if not f["skipped_as_known"]) == ["b.csv", "c.csv"]
     assert con.execute("SELECT count(*), count(DISTINCT (worker_id, ts)) FROM gps_point").fetchone() == (30, 30)
+
+
+def test_local_date_partitions_follow_daylight_saving(tmp_path: Path) -> None:
+    # 03:30 UTC is 23:30 the day before in New York in summer (UTC−4) and in winter (UTC−5);
+    # 04:30 UTC is 00:30 in summer, still 23:30 the day before in winter
+    root = write_workspace(tmp_path / "ws", toml='timezone = "America/New_York"\n')
+    (inbox(root) / "z.csv").write_text(
+        "worker_id,ts,lon,lat\n"
+        + "".join(
+            f"w1,{ts},{LON},{LAT}\n"
+            for ts in ("2026-07-01T03:30:00Z", "2026-07-01T04:30:00Z", "2026-03-01T03:30:00Z", "2026-03-01T04:30:00Z")
+        )
+    )
+    report, con = run(root)
+    got = con.execute("SELECT strftime(ts, '%m-%dT%H:%M'), date FROM gps_point ORDER BY ts").fetchall()
+    assert got == [
+        ("03-01T03:30", date(2026, 2, 28)),
+        ("03-01T04:30", date(2026, 2, 28)),
+        ("07-01T03:30", date(2026, 6, 30)),
+        ("07-01T04:30", date(2026, 7, 1)),
+    ]
+    assert report.dates_touched == {date(2026, 2, 28), date(2026, 6, 30), date(2026, 7, 1)}

@@ -300,7 +300,7 @@ def _ingest_chunks(
     parts_rows: dict[date, int] = {}
     quarantined: list[pa.Table] = []
     seen: dict[int, SeenKeys] = {}
-    point_cols = ["worker_idx", "ts_us", "lon", "lat", "accuracy_m", "speed_mps", "mock", "device_id", "local_date"]
+    point_cols = ["worker_idx", "ts_us", "lon", "lat", "accuracy_m", "speed_mps", "mock", "device_id"]
     for chunk, table in enumerate(src.batches):
         con.register("_gp_src", table)
         try:

@@ -200,7 +200,5 @@ def _classify_sql(ctx: IngestContext, src: FileSource) -> str:
                 speed_mps IS NULL AND spd_present AS bad_speed
             FROM q p LEFT JOIN _gp_workers w ON p.worker_id = w.worker_id
         )
-        SELECT *, CASE WHEN reason IS NULL
-                       THEN CAST(timezone({sql_str(zone)}, make_timestamptz(ts_us)) AS DATE) END AS local_date
-        FROM r
+        SELECT * FROM r
         """

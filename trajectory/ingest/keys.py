@@ -24,6 +24,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -145,8 +146,9 @@ def find_new_points(
     def column(name: str) -> np.ndarray:  # NULL only in rejected rows, which are not candidates
         return rows[name].fill_null(0).to_numpy()[candidates]
 
-    day = rows["local_date"].cast(pa.int32()).fill_null(0).to_numpy()[candidates]
-    key = _point_keys(column("worker_idx"), column("ts_us"), day)
+    ts_us = column("ts_us")
+    day = local_days(ts_us, ctx.ws.policy.timezone)
+    key = _point_keys(column("worker_idx"), ts_us, day)
     row = row_numbers[candidates]
     # lexsort is stable: with the rows in file order (DuckDB keeps it, checked) copies stay in it
     in_file_order = n < 2 or bool(np.all(row[1:] > row[:-1]))
@@ -208,6 +210,22 @@ def find_new_points(
             kept = seg[keep]
             known.own = np.sort(np.concatenate([known.own, kept]), kind="stable") if len(known.own) else kept
     return NewPoints(rows, order[first], day[first], key[first], lon, lat), order[conflict]
+
+
+def local_days(ts_us: np.ndarray, zone: str) -> np.ndarray:
+    """Local date (days since 1970-01-01, int32) of UTC epoch microseconds in ``zone``.
+
+    The store's partition of a point: its date in the workspace time zone, as the engine
+    reads it (pandas' conversion, a lookup per offset period, not one per point).
+
+    Examples
+    --------
+    >>> us = np.array([1_791_475_199_000_000, 1_791_475_200_000_000])  # 2026-10-08 15:59:59 / 16:00 UTC
+    >>> [str(np.datetime64(int(d), "D")) for d in local_days(us, "Asia/Shanghai")]
+    ['2026-10-08', '2026-10-09']
+    """
+    local = pd.DatetimeIndex(pd.to_datetime(ts_us, unit="us", utc=True)).tz_convert(zone).tz_localize(None)
+    return (local.as_unit("us").asi8 // _DAY_US).astype(np.int32)
 
 
 def _point_keys(worker_idx: np.ndarray, ts_us: np.ndarray, day: np.ndarray) -> np.ndarray:
