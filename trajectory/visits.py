@@ -22,7 +22,6 @@ from trajectory.clean import Frame, col
 from trajectory.contract import SITE_CHECK_COLUMNS
 from trajectory.contract import SITE_VISIT_COLUMNS as SITE_VISIT_COLUMNS  # re-exported (engine, batching)
 from trajectory.geo import planar_distance
-from trajectory.metrics import week_part_end, week_part_start
 
 __all__ = [
     "SITE_VISIT_COLUMNS",
@@ -139,7 +138,11 @@ def site_checks(
         return pd.DataFrame(columns=cols)
     wd = wd.assign(due=wd["workday"].astype(bool) & ~wd["exempt"].astype(bool))
     grid_day = wd.groupby(["grid_id", "date"], as_index=False).agg(due=("due", "any"))
-    workers = wd.groupby("grid_id")["worker_id"].agg(lambda s: ",".join(sorted(set(map(str, s))))).rename("worker_id")
+    # each grid's workers, sorted and once each: one join per grid of deduplicated sorted ids
+    pairs = (
+        wd[["grid_id", "worker_id"]].astype({"worker_id": str}).drop_duplicates().sort_values(["grid_id", "worker_id"])
+    )
+    workers = pairs.groupby("grid_id")["worker_id"].agg(",".join).rename("worker_id")
     periods = policy.patrol.visits.period
     sd = sites[["site_id", "site_type", "grid_id"]].merge(grid_day, on="grid_id", how="inner")
     sd["period"] = sd["site_type"].map(dict(periods))
@@ -148,10 +151,7 @@ def site_checks(
     req = req[req["due"]].copy()
     if req.empty:
         return pd.DataFrame(columns=cols)
-    req["period_start"] = [max(s, period_from) for s in req["pstart"]]
-    req["period_end"] = [
-        min(_period_end(s, kind), period_to) for s, kind in zip(req["pstart"], req["period"], strict=False)
-    ]  # one per site-period
+    req["period_start"], req["period_end"] = _period_bounds(req["pstart"], req["period"], period_from, period_to)
     sv = site_visit[(site_visit["date"] >= period_from) & (site_visit["date"] <= period_to)]
     if len(sv):
         sv = sv[["site_id", "site_type", "date"]].copy()
@@ -164,22 +164,39 @@ def site_checks(
     req["visit_count"] = req["visit_count"].fillna(0).astype(int)
     req["visited"] = req["visit_count"] > 0
     req = req.merge(workers, left_on="grid_id", right_index=True, how="left")
-    req["month"] = [s.strftime("%Y-%m") for s in req["period_start"]]
+    req["month"] = pd.to_datetime(req["period_start"]).dt.strftime("%Y-%m")
     return req[cols].sort_values(["grid_id", "site_id", "period_start"]).reset_index(drop=True)
 
 
 def _period_start(dates: pd.Series, kind: pd.Series) -> np.ndarray:
-    d = pd.to_datetime(dates.reset_index(drop=True))
-    week = week_part_start(d)
-    month = d.dt.to_period("M").dt.start_time.dt.date
-    day = d.dt.date
-    k = kind.reset_index(drop=True)
-    return np.where(k == "week", week, np.where(k == "month", month, day))
+    """First day (date objects) of each date's period: its week part (Monday, or the 1st when
+    the month starts mid-week, as :func:`trajectory.metrics.week_part_start`), its month, or
+    the day itself; every row at once."""
+    d = pd.to_datetime(dates.reset_index(drop=True)).to_numpy().astype("datetime64[D]")
+    k = kind.to_numpy()
+    first = d.astype("datetime64[M]").astype("datetime64[D]")
+    monday = d - ((d.astype(np.int64) + 3) % 7).astype("timedelta64[D]")  # 1970-01-01: a Thursday
+    return np.where(k == "week", np.maximum(monday, first), np.where(k == "month", first, d)).astype(object)
 
 
-def _period_end(start: date, kind: str) -> date:
-    if kind == "week":
-        return week_part_end(start)
-    if kind == "month":
-        return (pd.Timestamp(start) + pd.offsets.MonthEnd(0)).date()
-    return start
+def _period_bounds(
+    pstart: pd.Series, kind: pd.Series, period_from: date, period_to: date
+) -> tuple[np.ndarray, np.ndarray]:
+    """First and last day of each period (date objects), clipped to ``[period_from, period_to]``:
+    :func:`_period_end` of every row at once (a week part ends on Sunday or the month's last day).
+
+    Examples
+    --------
+    >>> s, e = _period_bounds(pd.Series([date(2026, 10, 26), date(2026, 10, 1), date(2026, 10, 9)]),
+    ...                       pd.Series(["week", "month", "workday"]), date(2026, 10, 5), date(2026, 10, 31))
+    >>> [str(d) for d in s], [str(d) for d in e]
+    (['2026-10-26', '2026-10-05', '2026-10-09'], ['2026-10-31', '2026-10-31', '2026-10-09'])
+    """
+    start = pd.to_datetime(pstart).to_numpy().astype("datetime64[D]")
+    k = kind.to_numpy()
+    month_end = (start.astype("datetime64[M]") + 1).astype("datetime64[D]") - 1
+    weekday = (start.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday (Monday = 0)
+    sunday = start + (6 - weekday).astype("timedelta64[D]")
+    end = np.where(k == "week", np.minimum(sunday, month_end), np.where(k == "month", month_end, start))
+    first, last = np.datetime64(period_from, "D"), np.datetime64(period_to, "D")
+    return np.maximum(start, first).astype(object), np.minimum(end, last).astype(object)
