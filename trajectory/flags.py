@@ -219,8 +219,8 @@ def replay_pairs(
     same_time = np.abs(duration[i] - duration[j]) <= 0.01 * np.maximum(duration[i], duration[j])
     keep = same_time & (np.minimum(spread[i], spread[j]) > 4 * a.replay_max_offset_m)
     i, j = i[keep], j[keep]
-    off = _median_offsets(rx, ry, i, j)
     limit = np.clip(a.replay_noise_ratio * np.minimum(sigma[i], sigma[j]), a.replay_min_offset_m, a.replay_max_offset_m)
+    off = _median_offsets(rx, ry, i, j, limit)
     hit = off <= limit
     i, j, off = i[hit], j[hit], off[hit]
     if len(i) == 0:
@@ -243,13 +243,41 @@ def replay_pairs(
 _PAIRS_PER_CHUNK = 1 << 16  # pairs of days compared at once: ≈ 30 MB a temporary at 60 positions
 
 
-def _median_offsets(rx: np.ndarray, ry: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+def _median_offsets(
+    rx: np.ndarray, ry: np.ndarray, i: np.ndarray, j: np.ndarray, limit: np.ndarray | None = None
+) -> np.ndarray:
     """Median distance between the positions of days ``i`` and ``j`` (pairs), in chunks of
-    pairs: a month of 2,000 workers holds ~10⁶ pairs, and all at once would take gigabytes."""
+    pairs: a month of 2,000 workers holds ~10⁶ pairs, and all at once would take gigabytes.
+
+    With ``limit`` (per pair), a pair whose median cannot be within it is +inf without its
+    median taken: the median is at least the ⌈m/2⌉-th smallest distance, so fewer than ⌈m/2⌉
+    positions within the limit rule it out (a count of squared distances, no sort). The
+    medians of the other pairs are exact.
+
+    Examples
+    --------
+    >>> rx = np.array([[0.0, 0, 0, 0], [1.0, 50, 50, 50], [3.0, 3, 3, 3]]); ry = np.zeros((3, 4))
+    >>> _median_offsets(rx, ry, np.array([0, 0]), np.array([1, 2])).tolist()
+    [50.0, 3.0]
+    >>> _median_offsets(rx, ry, np.array([0, 0]), np.array([1, 2]), np.array([10.0, 10.0])).tolist()
+    [inf, 3.0]
+    """
     out = np.empty(len(i))
+    m = rx.shape[1] if rx.ndim == 2 else 0
+    need = (m + 1) // 2  # the median is at least the need-th smallest distance
     for lo in range(0, len(i), _PAIRS_PER_CHUNK):  # a loop over chunks of pairs, not over pairs
         a, b = i[lo : lo + _PAIRS_PER_CHUNK], j[lo : lo + _PAIRS_PER_CHUNK]
-        out[lo : lo + len(a)] = np.median(planar_distance(rx[a] - rx[b], ry[a] - ry[b]), axis=1)
+        dx, dy = rx[a] - rx[b], ry[a] - ry[b]
+        if limit is None:
+            out[lo : lo + len(a)] = np.median(planar_distance(dx, dy), axis=1)
+            continue
+        d2 = dx * dx + dy * dy
+        lim = limit[lo : lo + len(a)]
+        maybe = np.count_nonzero(d2 <= (lim * lim)[:, None], axis=1) >= need
+        got = np.full(len(a), np.inf)
+        if maybe.any():
+            got[maybe] = np.median(np.sqrt(d2[maybe]), axis=1)
+        out[lo : lo + len(a)] = got
     return out
 
 

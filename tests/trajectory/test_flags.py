@@ -85,3 +85,28 @@ def test_replay_pairs_in_chunks_equal_all_pairs_at_once(monkeypatch):
     assert sorted(zip(whole["worker_id"], whole["date"], strict=True)) == sorted(
         [("W1", DAY), ("W1", DAY + timedelta(days=7)), ("W3", DAY + timedelta(days=2)), ("W3", DAY + timedelta(days=9))]
     )
+
+
+def test_the_replay_count_test_keeps_exactly_the_pairs_within_their_limit() -> None:
+    # pairs of days: copies at 0–40 m offsets with some far-off positions, and unrelated days;
+    # the count pre-test may skip a pair's median only when that median is above its limit
+    from trajectory.flags import _median_offsets
+
+    rng = np.random.default_rng(7)
+    n, m = 400, 60
+    rx, ry = rng.normal(0, 500, (n, m)), rng.normal(0, 500, (n, m))
+    half = n // 2
+    shift = rng.uniform(0, 40, half)[:, None]
+    rx[half:] = rx[:half] + shift + rng.normal(0, 3, (half, m))
+    ry[half:] = ry[:half] + rng.normal(0, 3, (half, m))
+    far = rng.random((half, m)) < rng.uniform(0, 0.7, half)[:, None]  # up to 70 % of positions elsewhere
+    rx[half:][far] += 5_000
+    i = np.r_[np.arange(half), rng.integers(0, n, 2_000)]
+    j = np.r_[np.arange(half) + half, rng.integers(0, n, 2_000)]
+    limit = rng.uniform(5, 30, len(i))
+    exact = _median_offsets(rx, ry, i, j)
+    quick = _median_offsets(rx, ry, i, j, limit)
+    assert np.array_equal(exact <= limit, quick <= limit)
+    assert 50 < int((exact <= limit).sum()) < half  # some copies within their limit, some not
+    finite = np.isfinite(quick)
+    assert np.array_equal(quick[finite], exact[finite]) and (~finite).sum() > 1_000
