@@ -7,6 +7,7 @@ Personal sites (key persons, special groups, care subjects) appear only by their
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from scoring.policy import Policy
@@ -63,7 +64,7 @@ def patrol_findings(
     """
     parts: list[pd.DataFrame] = []
     if len(worker_day):
-        in_month = pd.Series([d.strftime("%Y-%m") == month for d in worker_day["date"]], index=worker_day.index)
+        in_month = pd.to_datetime(worker_day["date"]).to_numpy().astype("datetime64[M]") == np.datetime64(month, "M")
         wd = worker_day[in_month]
         parts += [
             _absent_days(wd[wd["status"] == STATUS_ABSENT], policy),
