@@ -75,12 +75,20 @@ def variant_ours(root: Path, n: int) -> dict:
     """The nightly command's own path: ``ingest_inbox`` then ``trajectory.dayjob.process_dates``
     (worker batches on both cores, tables and the point_use store written)."""
     from benchmarks.bench_ingest import timed_ingest
-    from trajectory.dayjob import process_dates
+    from trajectory.dayjob import DayPool, process_dates
 
-    ws, con, _, t_ingest, rows = timed_ingest(root)
-    t1 = time.perf_counter()
-    process_dates(ws, con, _dates(root), progress=False, run_id="bench")
-    t_engine = time.perf_counter() - t1
+    # as the nightly run (trajectory.pipeline.run_pipeline): the pool forked before ingest, while
+    # this process is small (forked after it, each pool process would begin with ingest's memory)
+    pool = DayPool()
+    try:
+        if pool.workers > 1:
+            pool.start()
+        ws, con, _, t_ingest, rows = timed_ingest(root)
+        t1 = time.perf_counter()
+        process_dates(ws, con, _dates(root), progress=False, run_id="bench", pool=pool)
+        t_engine = time.perf_counter() - t1
+    finally:
+        pool.close()
     worker_days = con.execute("SELECT count(*) FROM worker_day").fetchone()[0]
     con.close()
     return {

@@ -23,7 +23,9 @@ Each file of ``inbox/gps/`` (CSV, optionally gzipped; Parquet; JSON Lines) goes 
    bounded by the chunk whatever the file's size. Each chunk's new points are written to
    ``store/gps/date=<local date>/<hash[:16]>[-<chunk>].parquet`` by atomic rename; then
    quarantine rows and the manifest row are inserted in one transaction, the manifest row
-   being the commit point. A run killed before it leaves parts without a manifest
+   being the commit point. Writing and committing run on one writer thread
+   (:class:`~trajectory.ingest.model.IngestWriter`), in inbox order, while the next chunk or
+   file is read: at most one chunk waits there. A run killed before it leaves parts without a manifest
    row ("orphans"); the next ingest deletes them and re-reads the file, which rewrites the
    same parts.
 6. Reconciliation: accepted + duplicate + quarantined == rows read, per file, or StoreError.
