@@ -42,8 +42,11 @@ GPS_STORE_SCHEMA = c.arrow_schema(c.GPS_POINT)
 # twice as fast and 40 % smaller than with pyarrow's defaults (benchmarks/bench_ingest.py)
 _PART_OPTIONS: dict[str, Any] = {
     "compression": "zstd",
-    # parts are sorted by (worker_id, ts): small row groups let a worker batch's read skip the rest
-    "row_group_size": 128 * 1024,
+    # parts are sorted by (worker_id, ts): small row groups let a worker batch's read skip the
+    # rest. A batch of several days holds fewer workers, a smaller slice of each part: at 46
+    # workers a batch, 128 k-row groups decoded 0.26 s per M points read, 32 k-row ones 0.16
+    # (185 workers: 0.088 → 0.072), the parts no bigger
+    "row_group_size": 32 * 1024,
     "use_dictionary": ["worker_id", "device_id", "file_hash"],
     "column_encoding": {"ts": "DELTA_BINARY_PACKED", "lon": "BYTE_STREAM_SPLIT", "lat": "BYTE_STREAM_SPLIT"},
     # the Parquet types alone (string, UTC timestamps) say the schema: worker_id and file_hash
