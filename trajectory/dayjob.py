@@ -28,7 +28,6 @@ from typing import Any
 import duckdb
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from trajectory import contract as c
@@ -166,23 +165,30 @@ def pool_results(
 def read_batch(paths: WorkspacePaths, days: Sequence[date], worker_ids: Sequence[str]) -> pd.DataFrame:
     """The stored points of ``worker_ids`` on ``days`` read straight from the Parquet store.
 
-    The same rows and types as :func:`load_points` (in the store's order, not sorted), without DuckDB: a pool process cannot open
-    ``patrol.duckdb`` while the run holds it, but it can read the store's files.
+    The same rows and types as :func:`load_points` (in the store's order, not sorted: the
+    engine sorts its points itself), without DuckDB: a pool process cannot open
+    ``patrol.duckdb`` while the run holds it, but it can read the store's files. The day's
+    parts are read as one Arrow dataset (one scan, row groups pruned by their statistics) on
+    this thread (the pool has a process per core already): a night of 20 inbox files reads
+    0.11–0.13 s per M points instead of 0.15–0.18 part by part; 4 files, the same.
     """
     import pyarrow.compute as pc
+    import pyarrow.dataset as pads
 
     files = store.gps_parts(paths, days)
-    cols = ["worker_id", "ts", "lon", "lat", "accuracy_m", "speed_mps", "mock"]
     if not files:
         return load_points_frame(_empty_points_table())
     lo, hi = min(worker_ids), max(worker_ids)
     wanted = pa.array(sorted(set(worker_ids)), pa.string())
     # the range filter prunes row groups by their statistics; isin keeps exactly the batch
     flt = (pc.field("worker_id") >= lo) & (pc.field("worker_id") <= hi) & pc.field("worker_id").isin(wanted)
-    tables = [pq.read_table(f, columns=cols, filters=flt) for f in files]
-    # in store order (each part sorted by worker and time): process_days sorts its points
-    # itself, here a merge of the parts' sorted runs (a sort by the strings cost as much)
-    return load_points_frame(pa.concat_tables(tables, promote_options="permissive"))
+    # the store's schema, not the first part's: parts of every version read alike
+    dataset = pads.dataset([str(f) for f in files], schema=_GPS_PARTS_SCHEMA, format="parquet")
+    return load_points_frame(dataset.to_table(columns=list(_BATCH_COLUMNS), filter=flt, use_threads=False))
+
+
+_BATCH_COLUMNS = ("worker_id", "ts", "lon", "lat", "accuracy_m", "speed_mps", "mock")
+_GPS_PARTS_SCHEMA = c.arrow_schema(c.GPS_POINT)
 
 
 def load_points_frame(points: pa.Table | pd.DataFrame) -> pd.DataFrame:
