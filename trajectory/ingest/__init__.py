@@ -367,7 +367,8 @@ def _queue_commit(
     writer_ctx = ctx.for_writer()
 
     def commit() -> None:
-        store.crash_point("ingest.parts")  # the file's points written, its manifest row not yet
+        if log_fields is not None:  # a file read: its points written, its manifest row not yet
+            store.crash_point("ingest.parts")
         _commit(writer_ctx, path, file_hash, fmt, entry, rejected, quarantined)
         if log_fields is not None and started is not None:
             log_step("ingest_file", **log_fields, seconds=round(time.perf_counter() - started, 2))
