@@ -427,3 +427,40 @@ def test_local_date_partitions_follow_daylight_saving(tmp_path: Path) -> None:
         ("07-01T04:30", date(2026, 7, 1)),
     ]
     assert report.dates_touched == {date(2026, 2, 28), date(2026, 6, 30), date(2026, 7, 1)}
+
+
+@pytest.mark.parametrize("runs_budget", [0, None])
+def test_a_day_in_many_files_keeps_the_first_copy_with_or_without_merged_key_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runs_budget: int | None
+) -> None:
+    # eight files of one day, each repeating points of the files before it (same place:
+    # duplicate; moved: conflicting); the store's keys searched as merged runs (the default)
+    # or part by part (no budget for runs) give the same store, counts and quarantine
+    from trajectory.ingest import keys
+
+    if runs_budget is not None:
+        monkeypatch.setattr(keys, "KEY_RUNS_POINTS", runs_budget)
+    root = write_workspace(tmp_path / "ws")
+    rng = np.random.default_rng(11)
+    minutes = np.arange(600)
+    for k in range(8):
+        own = minutes[k * 60 : (k + 1) * 60]
+        again = rng.choice(minutes[: k * 60], size=min(k * 60, 30), replace=False) if k else np.array([], int)
+        rows = [f"w{1 + m % 5},2026-10-09T{6 + m // 60:02d}:{m % 60:02d}:00+08:00,{LON},{LAT},,,," for m in own]
+        for j, m in enumerate(again):
+            lon = LON + (0.001 if j % 3 == 0 else 0.0)  # every third repeat moved: a conflicting copy
+            rows.append(f"w{1 + m % 5},2026-10-09T{6 + m // 60:02d}:{m % 60:02d}:00+08:00,{lon},{LAT},,,,")
+        (inbox(root) / f"f{k}.csv").write_text(HEADER + "\n".join(rows) + "\n")
+    report, con = run(root)
+    files = by_name(report)
+    assert sum(f["accepted"] for f in files.values()) == 480
+    assert con.execute("SELECT count(*), count(DISTINCT (worker_id, ts)) FROM gps_point").fetchone() == (480, 480)
+    repeats = {k: min(k * 60, 30) for k in range(8)}
+    for k in range(8):
+        moved = len(range(0, repeats[k], 3))
+        f = files[f"f{k}.csv"]
+        assert (f["accepted"], f["duplicate"], f["quarantined"]) == (60, repeats[k] - moved, moved), f
+    reasons = set(quarantine(con).values())
+    assert reasons == {"conflicting_duplicate"}
+    # the copy that stays is the first file's: no stored point lies where a moved copy said
+    assert con.execute(f"SELECT count(*) FROM gps_point WHERE lon <> {LON}").fetchone() == (0,)

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from trajectory import store
 from trajectory.coords import to_wgs84
 from trajectory.errors import StoreError
-from trajectory.ingest.model import IngestContext
+from trajectory.ingest.model import IngestContext, KeyRuns
 
 # the stage's interface inside the package; code outside imports from trajectory.ingest
 __all__ = ["EPOCH_ORDINAL", "KEY_TS_BITS", "READ_THREADS", "NewPoints", "SeenKeys", "find_new_points"]
@@ -244,24 +244,21 @@ def _stored_points(
     """Sorted keys of the points the store holds for one local date, and the held ones' coordinates.
 
     Other files' parts, or (``own``) the parts this file's earlier chunks wrote. Returns the
-    sorted keys of each part (searched one by one: a merge of the k parts of a day delivered
-    in k + 1 files would cost the day's points at every file), the points whose keys are
-    among ``wanted`` (sorted) as (sorted keys, lon, lat), WGS-84, and whether each wanted key
-    is held.
+    store's keys as a few sorted arrays (other files' parts: the date's merged runs,
+    :class:`~trajectory.ingest.model.KeyRuns`, while they fit ``KEY_RUNS_POINTS``; else one
+    array a part), the points whose keys are among ``wanted`` (sorted) as (sorted keys, lon,
+    lat), WGS-84, and whether each wanted key is held.
     """
     day = date.fromordinal(EPOCH_ORDINAL + day_number)
     owner = file_hash[: store.GPS_PART_HASH_CHARS]
-    parts: list[np.ndarray] = []
-    held = np.zeros(len(wanted), dtype=bool)
-    held_lon = np.empty(len(wanted))
-    held_lat = np.empty(len(wanted))
     # those queued for writing (IngestWriter), whose keys are held, and those on disk: listed in
     # this order, a part written meanwhile is on disk before it leaves the queue
     queued = ctx.part_keys.held_in(store.partition_dir(ctx.ws.paths.gps_store, day))
     on_disk = store.gps_parts(ctx.ws.paths, [day])
-    for part in sorted(set(on_disk) | set(queued)):
-        if (store.gps_part_owner(part) == owner) != own:
-            continue
+    listed = [p for p in sorted(set(on_disk) | set(queued)) if (store.gps_part_owner(p) == owner) == own]
+    runs = None if own else _key_runs(ctx, day_number, listed)
+    arrays = []
+    for part in listed:
         cached = ctx.part_keys.get(part)
         if cached is None:
             cached = _read_part_keys(ctx, part, day_number)
@@ -271,16 +268,46 @@ def _stored_points(
             # parts are written sorted by key; one written otherwise is sorted here
             order = np.argsort(key, kind="stable")
             key, lon, lat = key[order], lon[order], lat[order]
-        parts.append(key)
-        at = _find_sorted(key, wanted)
-        hit = at >= 0
-        held |= hit
-        held_lon[hit] = lon[at[hit]]
-        held_lat[hit] = lat[at[hit]]
-    # a key repeated among the wanted (copies within the chunk) is held once
+        if runs is not None and part not in runs.parts:
+            runs.add(part, key)
+        arrays.append((key, lon, lat))
+    searched = runs.runs if runs is not None else [key for key, _, _ in arrays]
+    held = _in_parts(searched, wanted)
+    # a key repeated among the wanted (copies within the chunk) is held once; the (few) held
+    # keys' coordinates are looked up part by part
     first = held.copy()
     first[1:] &= wanted[1:] != wanted[:-1]
-    return parts, (wanted[first], held_lon[first], held_lat[first]), held
+    held_keys = wanted[first]
+    held_lon, held_lat = np.full(len(held_keys), np.nan), np.full(len(held_keys), np.nan)
+    if len(held_keys):
+        for key, lon, lat in arrays:
+            at = _find_sorted(key, held_keys)
+            hit = at >= 0
+            held_lon[hit] = lon[at[hit]]
+            held_lat[hit] = lat[at[hit]]
+    return list(searched), (held_keys, held_lon, held_lat), held
+
+
+# points the merged key runs of a run's dates may hold (8 bytes each: ≈ 100 MB, as the
+# part-key cache); past that, a date's parts are searched one by one
+KEY_RUNS_POINTS = 12_500_000
+
+
+def _key_runs(ctx: IngestContext, day_number: int, listed: list[Path]) -> KeyRuns | None:
+    """The date's merged runs of other files' keys, or None past the budget.
+
+    Parts of other files never change within a run (the run holds the lock); a part that
+    left the store (never, save a rerun's cleanup) makes the date's runs start again.
+    """
+    runs = ctx.key_runs.get(day_number)
+    if runs is not None and not runs.parts <= set(listed):
+        runs = None
+    if runs is None:
+        if sum(r.points for r in list(ctx.key_runs.values())) >= KEY_RUNS_POINTS:  # (2 read threads)
+            ctx.key_runs.pop(day_number, None)
+            return None
+        runs = ctx.key_runs[day_number] = KeyRuns()
+    return runs
 
 
 def _read_part_keys(ctx: IngestContext, part: Path, day_number: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

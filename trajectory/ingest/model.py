@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from trajectory.workspace import Workspace
 
-__all__ = ["FileResult", "IngestContext", "IngestReport", "IngestWriter", "PartKeyCache"]
+__all__ = ["FileResult", "IngestContext", "IngestReport", "IngestWriter", "KeyRuns", "PartKeyCache"]
 
 
 @dataclass
@@ -200,6 +200,33 @@ class PartKeyCache:
                 self.points -= len(old[1])
 
 
+class KeyRuns:
+    """One local date's store keys (other files' parts) as a few sorted runs, merged as they come.
+
+    A day delivered in k files searched each file's points in the k − 1 parts before it,
+    one by one: quadratic in the files of a day (20 files of 200 k points: 0.9 s of searching).
+    Runs merge like a binary counter (the newest absorbs the one before while that is no
+    larger), so a search is over O(log k) runs and each key is merged O(log k) times.
+    """
+
+    def __init__(self) -> None:
+        self.parts: set[Path] = set()
+        self.runs: list[np.ndarray] = []
+
+    @property
+    def points(self) -> int:
+        return sum(len(r) for r in self.runs)
+
+    def add(self, part: Path, keys: np.ndarray) -> None:
+        """Enter a part's sorted keys."""
+        self.parts.add(part)
+        self.runs.append(keys)
+        while len(self.runs) > 1 and len(self.runs[-2]) <= len(self.runs[-1]):
+            b, a = self.runs.pop(), self.runs.pop()
+            # two sorted runs: NumPy's stable sort (timsort) merges them in one pass
+            self.runs.append(np.sort(np.concatenate([a, b]), kind="stable"))
+
+
 class IngestWriter:
     """One thread that writes a file's parts and commits the file while the next one is read.
 
@@ -256,6 +283,8 @@ class IngestContext:
     columns: Mapping[str, str] = field(default_factory=dict)  # [gps.columns], headers normalised
     part_keys: PartKeyCache = field(default_factory=PartKeyCache)  # the store parts' keys, this run
     writer: IngestWriter = field(default_factory=IngestWriter)  # parts and commits, in the background
+    # per local date (days since 1970): the store's keys as merged runs (KeyRuns), this run
+    key_runs: dict[int, KeyRuns] = field(default_factory=dict)
     # files of this run queued for commit: hash → what their manifest row will say (file_name,
     # ingested_run, error), for a copy of one later in the inbox, before the row exists
     committing: dict[str, tuple[str, str, str | None]] = field(default_factory=dict)
