@@ -256,7 +256,7 @@ def _ingest_one(
         if result is None:
             assert src.error is not None
             entry.error = f"{c.REASON_UNREADABLE_FILE}: {src.error}"
-            _queue_commit(ctx, path, file_hash, fmt, entry, [(0, entry.error, _head_of(path))], None)
+            _queue_commit(ctx, path, fmt, entry, [(0, entry.error, _head_of(path))], None)
             msg = f"inbox file {path.name}: 无法读取 {src.error}; recorded in quarantine (row 0) and skipped"
             log.warning(msg)
             return entry, set(), [*src.warnings, msg]
@@ -279,7 +279,7 @@ def _ingest_one(
             quarantined=entry.quarantined,
             dates=len(entry.dates),
         )
-        _queue_commit(ctx, path, file_hash, fmt, entry, src.rejected, quarantined, fields, started)
+        _queue_commit(ctx, path, fmt, entry, src.rejected, quarantined, (fields, started))
     return entry, set(entry.dates), warnings
 
 
@@ -350,28 +350,29 @@ def _ingest_chunks(
 def _queue_commit(
     ctx: IngestContext,
     path: Path,
-    file_hash: str,
     fmt: str,
     entry: FileResult,
     rejected: list[tuple[int, str, str]],
     quarantined: pa.Table | None,
-    log_fields: dict[str, Any] | None = None,
-    started: float | None = None,
+    logged: tuple[dict[str, Any], float] | None = None,
 ) -> None:
-    """The file's commit (quarantine + manifest rows), queued behind its parts on the writer thread.
+    """The file's commit (:func:`~trajectory.ingest.commit.commit_file` of ``entry.hash``),
+    queued behind its parts on the writer thread; ``logged``: a file read, its ``ingest_file``
+    log fields and start time (logged once committed).
 
     The next file is read meanwhile; a copy of this one later in the inbox is known by
     ``ctx.committing`` before the manifest row exists.
     """
-    ctx.committing[file_hash] = (path.name, ctx.run_id, entry.error)
+    ctx.committing[entry.hash] = (path.name, ctx.run_id, entry.error)
     writer_ctx = ctx.for_writer()
 
     def commit() -> None:
-        if log_fields is not None:  # a file read: its points written, its manifest row not yet
+        if logged is not None:  # a file read: its points written, its manifest row not yet
             store.crash_point("ingest.parts")
-        _commit(writer_ctx, path, file_hash, fmt, entry, rejected, quarantined)
-        if log_fields is not None and started is not None:
-            log_step("ingest_file", **log_fields, seconds=round(time.perf_counter() - started, 2))
+        _commit(writer_ctx, path, entry.hash, fmt, entry, rejected, quarantined)
+        if logged is not None:
+            fields, started = logged
+            log_step("ingest_file", **fields, seconds=round(time.perf_counter() - started, 2))
 
     ctx.writer.submit(commit, heavy=False)
 
@@ -396,7 +397,7 @@ def _reject_file(
         "name its columns under [gps.columns] in patrol.toml and the file is read again"
     )
     raw = json.dumps({"header": [h[:100] for h in (src.header or [])[:200]]}, ensure_ascii=False)
-    _queue_commit(ctx, path, file_hash, fmt, entry, [(0, entry.error, raw)], None)
+    _queue_commit(ctx, path, fmt, entry, [(0, entry.error, raw)], None)
     msg = (
         f"inbox file {path.name}: 文件被拒收，表头缺少必需列 {need} (file rejected: no column for {need}; nothing "
         "stored, quarantine row 0) — 在 patrol.toml 的 [gps.columns] 中对应表头后自动重读 (map its headers under "
