@@ -8,15 +8,16 @@ sites, spikes, a teleport, mock and repeated points), November 2026. Each night 
 file of that day's points is dropped into the inbox, then the plain nightly command
 ``python -m trajectory.run --workspace DIR`` runs in a fresh child process: ingest, the day
 job, the month step (weeks, findings, replays from the stored day signatures). Each night's
-wall time and the child's peak RSS (``os.wait4``) are printed; the last lines compare the
+wall time and the run's peak RSS (``os.wait4`` in a small launcher process) are printed; the last lines compare the
 last night with the first (issue 12's targets: ≤ 1.2× the time, ≤ 1.3× and ≤ 1.5 GB the memory).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -60,22 +61,49 @@ def _drop(inbox: Path, pts: pd.DataFrame, night: int) -> None:
     day_dir.rmdir()
 
 
-def _night(root: Path) -> tuple[float, float, int]:
-    """Run the nightly command once; wall seconds, the child's peak RSS in MB, exit code."""
-    with tempfile.TemporaryFile() as err:  # a file, not a pipe: a chatty run cannot block on it
+# Runs each night's command and reports its wall time, peak RSS and exit code. It is started
+# while this process is small: Linux counts in a child's ru_maxrss the RSS of the process that
+# forked it (the pages it shared until exec), so a night forked from this process (which holds
+# the generated points, ~1 GB) was reported at this process's size, not the run's.
+_LAUNCHER = r"""
+import json, os, subprocess, sys, tempfile, time
+for line in sys.stdin:
+    cmd = json.loads(line)
+    with tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "trajectory.run", "--workspace", str(root), "--no-progress", "-q"],
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
-        code = proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        code = proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        tail = err.read().decode(errors="replace")[-2000:] if code else ""
+    print(json.dumps([wall, usage.ru_maxrss / 1024.0, code, tail]), flush=True)
+"""
+
+
+class _Launcher:
+    """A small process that runs the nightly commands (see ``_LAUNCHER``)."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _LAUNCHER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+
+    def night(self, root: Path) -> tuple[float, float, int]:
+        """Run the nightly command once; wall seconds, its peak RSS in MB, exit code."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        cmd = [sys.executable, "-m", "trajectory.run", "--workspace", str(root), "--no-progress", "-q"]
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+        wall, rss, code, tail = json.loads(self.proc.stdout.readline())
         if code != 0:
-            err.seek(0)
-            print(err.read().decode(errors="replace")[-2000:], file=sys.stderr)
-    return wall, usage.ru_maxrss / 1024.0, code
+            print(tail, file=sys.stderr)
+        return wall, rss, code
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,6 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--points", type=int, default=1_500_000, help="points a night")
     ap.add_argument("--dir", type=Path, default=None, help="workspace folder (default: a temporary one)")
     a = ap.parse_args(argv)
+    launcher = _Launcher()  # before this process grows (see _LAUNCHER)
+    try:
+        return _month(a, launcher)
+    finally:
+        launcher.close()
+
+
+def _month(a: argparse.Namespace, launcher: _Launcher) -> int:
     root = a.dir or Path(tempfile.mkdtemp(prefix="gridpatrol-month-"))
     if root.exists() and any(root.iterdir()):
         shutil.rmtree(root)
@@ -103,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     for night in range(a.nights):
         pts = first if night == 0 else _day_points(a.points, night)
         _drop(root / "inbox" / "gps", pts, night)
-        wall, rss, code = _night(root)
+        wall, rss, code = launcher.night(root)
         if code != 0:
             print(f"night {night + 1}: the nightly run exited {code}", file=sys.stderr)
             return 1
@@ -117,6 +153,12 @@ def main(argv: list[str] | None = None) -> int:
         f"\nnight {a.nights} / night 1: wall {wn / w1:.2f}× (target ≤ 1.2), peak RSS {rn / r1:.2f}× "
         f"(target ≤ 1.3), {rn:.0f} MB (target ≤ 1536); total {time.perf_counter() - t0:.0f} s"
     )
+    if len(rows) >= 10:
+        # one night's wall time varies by ±20 % on a shared machine: the month's trend is
+        # clearer from the medians of its first and last five nights
+        first5 = statistics.median(w for w, _ in rows[:5])
+        last5 = statistics.median(w for w, _ in rows[-5:])
+        print(f"last five nights / first five (medians): wall {last5 / first5:.2f}× ({last5:.1f} / {first5:.1f} s)")
     return 0
 
 
