@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import statistics
 import subprocess
@@ -76,8 +77,8 @@ for line in sys.stdin:
         wall = time.perf_counter() - t0
         code = proc.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
-        tail = err.read().decode(errors="replace")[-2000:] if code else ""
-    print(json.dumps([wall, usage.ru_maxrss / 1024.0, code, tail]), flush=True)
+        text = err.read().decode(errors="replace")
+    print(json.dumps([wall, usage.ru_maxrss / 1024.0, code, text]), flush=True)
 """
 
 
@@ -89,16 +90,20 @@ class _Launcher:
             [sys.executable, "-c", _LAUNCHER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
 
-    def night(self, root: Path) -> tuple[float, float, int]:
-        """Run the nightly command once; wall seconds, its peak RSS in MB, exit code."""
+    def night(self, root: Path) -> tuple[float, float, int, dict[str, float]]:
+        """Run the nightly command once; wall seconds, its peak RSS in MB, exit code and the
+        seconds its log gives the ingest, the day job and the month step."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        cmd = [sys.executable, "-m", "trajectory.run", "--workspace", str(root), "--no-progress", "-q"]
+        cmd = [sys.executable, "-m", "trajectory.run", "--workspace", str(root), "--no-progress"]
         self.proc.stdin.write(json.dumps(cmd) + "\n")
         self.proc.stdin.flush()
-        wall, rss, code, tail = json.loads(self.proc.stdout.readline())
+        wall, rss, code, text = json.loads(self.proc.stdout.readline())
         if code != 0:
-            print(tail, file=sys.stderr)
-        return wall, rss, code
+            print(text[-2000:], file=sys.stderr)
+        stages: dict[str, float] = {}
+        for step, seconds in re.findall(r"step=(ingest|days|month) .*?seconds=([0-9.]+)", text):
+            stages[step] = stages.get(step, 0.0) + float(seconds)
+        return wall, rss, code, stages
 
     def close(self) -> None:
         if self.proc.stdin is not None:
@@ -134,18 +139,23 @@ def _month(a: argparse.Namespace, launcher: _Launcher) -> int:
         f"{len(first):,} points a night, {a.nights} nights from {MONTH_START}",
         file=sys.stderr,
     )
-    print("| night | date | points | wall s | peak RSS MB |\n|---:|---|---:|---:|---:|")
+    print(
+        "| night | date | points | wall s | ingest s | day job s | month step s | peak RSS MB |\n"
+        "|---:|---|---:|---:|---:|---:|---:|---:|"
+    )
     rows = []
     for night in range(a.nights):
         pts = first if night == 0 else _day_points(a.points, night)
         _drop(root / "inbox" / "gps", pts, night)
-        wall, rss, code = launcher.night(root)
+        wall, rss, code, stages = launcher.night(root)
         if code != 0:
             print(f"night {night + 1}: the nightly run exited {code}", file=sys.stderr)
             return 1
         rows.append((wall, rss))
         print(
-            f"| {night + 1} | {MONTH_START + timedelta(days=night)} | {len(pts):,} | {wall:.1f} | {rss:.0f} |",
+            f"| {night + 1} | {MONTH_START + timedelta(days=night)} | {len(pts):,} | {wall:.1f} | "
+            + " | ".join(f"{stages.get(k, 0.0):.2f}" for k in ("ingest", "days", "month"))
+            + f" | {rss:.0f} |",
             flush=True,
         )
     (w1, r1), (wn, rn) = rows[0], rows[-1]

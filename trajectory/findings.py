@@ -7,6 +7,8 @@ Personal sites (key persons, special groups, care subjects) appear only by their
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
@@ -125,7 +127,7 @@ def _short_days(sh: pd.DataFrame, policy: Policy) -> pd.DataFrame:
             "period_end": sh["date"],
             "points": p.deductions.short_day,
             "evidence": [
-                f"{d} 巡查{s / 3600:.1f}小时/{m / 1000:.1f}公里（上午{am / 60:.0f}分钟、下午{pm / 60:.0f}分钟），"
+                f"{_day(d)} 巡查{s / 3600:.1f}小时/{m / 1000:.1f}公里（上午{am / 60:.0f}分钟、下午{pm / 60:.0f}分钟），"
                 f"{_short_text(r, rs, rm, p.half_day_min_min)}" + _note(n)
                 for d, s, m, am, pm, r, rs, rm, n in zip(
                     sh["date"],
@@ -192,7 +194,7 @@ def _missed_site_periods(site_check: pd.DataFrame, month: str, policy: Policy) -
             "points": policy.patrol.deductions.missed_site_period,
             # personal sites only by code (PIPL): never the label
             "evidence": [
-                f"{_SITE_ZH.get(t, t)} {sid} {a}{'' if a == b else '至' + str(b)} 未按周期走访"
+                f"{_SITE_ZH.get(t, t)} {sid} {_day(a)}{'' if a == b else '至' + _day(b)} 未按周期走访"
                 for t, sid, a, b in zip(
                     sc["site_type"], sc["site_id"], sc["period_start"], sc["period_end"], strict=False
                 )
@@ -206,7 +208,15 @@ def _col(df: pd.DataFrame, name: str, default: object = None) -> pd.Series:
     return df[name] if name in df.columns else pd.Series(default, index=df.index, dtype=object)
 
 
+@functools.lru_cache(maxsize=1024)
+def _day(d: object) -> str:
+    """A date as its evidence text (``str(date)``: 2026-10-09), once per date of a month."""
+    return str(d)
+
+
+@functools.lru_cache(maxsize=4096)
 def _short_text(reasons: str | None, required_s: float, required_m: float, half_min: float) -> str:
+    """What a short day missed, in words (once per combination: a month repeats a few)."""
     if not reasons:
         return "巡查不足"
     words = [
