@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks.procmem import run_child
 
 MONTH = "2026-10"
 DAYS = 20  # DAY0 (2026-10-12) .. 2026-10-31
@@ -132,16 +132,10 @@ def _run(root: Path, mode: str, budget: int, n_points: int = 0) -> tuple[float, 
     """One child: wall seconds and peak RSS in MB."""
     cmd = [sys.executable, "-m", "benchmarks.bench_maps", "--child", mode, "--dir", str(root), "--budget", str(budget)]
     cmd += ["--points", str(n_points)]
-    with tempfile.TemporaryFile() as err:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        code = proc.returncode = os.waitstatus_to_exitcode(status)
-        if code != 0:
-            err.seek(0)
-            raise SystemExit(f"{mode} child exited {code}:\n{err.read().decode(errors='replace')[-3000:]}")
-    return wall, usage.ru_maxrss / 1024.0
+    wall, rss, code, text = run_child(cmd)  # this process stays small: the RSS is the child's
+    if code != 0:
+        raise SystemExit(f"{mode} child exited {code}:\n{text[-3000:]}")
+    return wall, rss
 
 
 def _digest(out: Path) -> dict[str, str]:

@@ -15,11 +15,9 @@ last night with the first (issue 12's targets: ≤ 1.2× the time, ≤ 1.3× and
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 
 from benchmarks.generate import DAY0, make_data, write_inbox, write_workspace
+from benchmarks.procmem import ChildLauncher
 
 MONTH_START = date(2026, 11, 1)
 
@@ -62,53 +61,19 @@ def _drop(inbox: Path, pts: pd.DataFrame, night: int) -> None:
     day_dir.rmdir()
 
 
-# Runs each night's command and reports its wall time, peak RSS and exit code. It is started
-# while this process is small: Linux counts in a child's ru_maxrss the RSS of the process that
-# forked it (the pages it shared until exec), so a night forked from this process (which holds
-# the generated points, ~1 GB) was reported at this process's size, not the run's.
-_LAUNCHER = r"""
-import json, os, subprocess, sys, tempfile, time
-for line in sys.stdin:
-    cmd = json.loads(line)
-    with tempfile.TemporaryFile() as err:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        code = proc.returncode = os.waitstatus_to_exitcode(status)
-        err.seek(0)
-        text = err.read().decode(errors="replace")
-    print(json.dumps([wall, usage.ru_maxrss / 1024.0, code, text]), flush=True)
-"""
-
-
-class _Launcher:
-    """A small process that runs the nightly commands (see ``_LAUNCHER``)."""
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", _LAUNCHER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-
-    def night(self, root: Path) -> tuple[float, float, int, dict[str, float]]:
-        """Run the nightly command once; wall seconds, its peak RSS in MB, exit code and the
-        seconds its log gives the ingest, the day job and the month step."""
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        cmd = [sys.executable, "-m", "trajectory.run", "--workspace", str(root), "--no-progress"]
-        self.proc.stdin.write(json.dumps(cmd) + "\n")
-        self.proc.stdin.flush()
-        wall, rss, code, text = json.loads(self.proc.stdout.readline())
-        if code != 0:
-            print(text[-2000:], file=sys.stderr)
-        stages: dict[str, float] = {}
-        for step, seconds in re.findall(r"step=(ingest|days|month) .*?seconds=([0-9.]+)", text):
-            stages[step] = stages.get(step, 0.0) + float(seconds)
-        return wall, rss, code, stages
-
-    def close(self) -> None:
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        self.proc.wait()
+def _night(launcher: ChildLauncher, root: Path) -> tuple[float, float, int, dict[str, float]]:
+    """Run the nightly command once (from the small launcher: the benchmark holds ~1 GB of
+    generated points, which a child forked from it would count in its ``ru_maxrss``); wall
+    seconds, its peak RSS in MB, exit code and the seconds its log gives the ingest, the day job
+    and the month step."""
+    cmd = [sys.executable, "-m", "trajectory.run", "--workspace", str(root), "--no-progress"]
+    wall, rss, code, text = launcher.run(cmd)
+    if code != 0:
+        print(text[-2000:], file=sys.stderr)
+    stages: dict[str, float] = {}
+    for step, seconds in re.findall(r"step=(ingest|days|month) .*?seconds=([0-9.]+)", text):
+        stages[step] = stages.get(step, 0.0) + float(seconds)
+    return wall, rss, code, stages
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,14 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--points", type=int, default=1_500_000, help="points a night")
     ap.add_argument("--dir", type=Path, default=None, help="workspace folder (default: a temporary one)")
     a = ap.parse_args(argv)
-    launcher = _Launcher()  # before this process grows (see _LAUNCHER)
+    launcher = ChildLauncher()  # before this process grows
     try:
         return _month(a, launcher)
     finally:
         launcher.close()
 
 
-def _month(a: argparse.Namespace, launcher: _Launcher) -> int:
+def _month(a: argparse.Namespace, launcher: ChildLauncher) -> int:
     root = a.dir or Path(tempfile.mkdtemp(prefix="gridpatrol-month-"))
     if root.exists() and any(root.iterdir()):
         shutil.rmtree(root)
@@ -147,7 +112,7 @@ def _month(a: argparse.Namespace, launcher: _Launcher) -> int:
     for night in range(a.nights):
         pts = first if night == 0 else _day_points(a.points, night)
         _drop(root / "inbox" / "gps", pts, night)
-        wall, rss, code, stages = launcher.night(root)
+        wall, rss, code, stages = _night(launcher, root)
         if code != 0:
             print(f"night {night + 1}: the nightly run exited {code}", file=sys.stderr)
             return 1
