@@ -53,8 +53,8 @@ READ_THREADS = 2
 class SeenKeys:
     """Sorted keys of one local date's points, for duplicates and conflicts.
 
-    ``stored``: the keys of the store's parts (other files'), one sorted array per part
-    (parts are disjoint: a point is stored once), searched part by part rather than merged.
+    ``stored``: the keys of the store's parts (other files'), a few sorted arrays (the date's
+    merged runs, or one a part; parts are disjoint: a point is stored once).
     ``held``: the (sorted) keys of those the chunk that read them repeats, with their
     coordinates (WGS-84), kept so that memory stays that of the keys. ``own``: the keys
     accepted from this file's earlier chunks. A later chunk repeating a point whose
@@ -259,15 +259,11 @@ def _stored_points(
     runs = None if own else _key_runs(ctx, day_number, listed)
     arrays = []
     for part in listed:
-        cached = ctx.part_keys.get(part)
+        cached = ctx.part_keys.get(part)  # entered sorted (written in key order, or sorted on reading)
         if cached is None:
             cached = _read_part_keys(ctx, part, day_number)
             ctx.part_keys.put(part, *cached)
         key, lon, lat = cached
-        if len(key) > 1 and not bool(np.all(key[1:] >= key[:-1])):
-            # parts are written sorted by key; one written otherwise is sorted here
-            order = np.argsort(key, kind="stable")
-            key, lon, lat = key[order], lon[order], lat[order]
         if runs is not None and part not in runs.parts:
             runs.add(part, key)
         arrays.append((key, lon, lat))
@@ -311,7 +307,7 @@ def _key_runs(ctx: IngestContext, day_number: int, listed: list[Path]) -> KeyRun
 
 
 def _read_part_keys(ctx: IngestContext, part: Path, day_number: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The keys of one part's points of local date ``day_number`` and their coordinates (WGS-84)."""
+    """The keys of one part's points of local date ``day_number`` (sorted) and their coordinates (WGS-84)."""
     keys, lons, lats = [], [], []
     t = pq.read_table(part, columns=["worker_id", "ts", "lon", "lat"], read_dictionary=["worker_id"])
     ts = t["ts"].cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
@@ -330,8 +326,11 @@ def _read_part_keys(ctx: IngestContext, part: Path, day_number: int) -> tuple[np
         keys.append((widx[valid].astype(np.int64) << KEY_TS_BITS) | offset[valid])
         lons.append(lon_chunk.to_numpy(zero_copy_only=False)[valid])  # never NULL: accepted points
         lats.append(lat_chunk.to_numpy(zero_copy_only=False)[valid])
-    if len(keys) == 1:
-        return keys[0], lons[0], lats[0]
     if not keys:
         return np.empty(0, np.int64), np.empty(0), np.empty(0)
-    return np.concatenate(keys), np.concatenate(lons), np.concatenate(lats)
+    key, lon, lat = np.concatenate(keys), np.concatenate(lons), np.concatenate(lats)
+    if len(key) > 1 and not bool(np.all(key[1:] >= key[:-1])):
+        # parts are written sorted by key; one written otherwise (an older version) is sorted here
+        order = np.argsort(key, kind="stable")
+        key, lon, lat = key[order], lon[order], lat[order]
+    return key, lon, lat
