@@ -362,7 +362,7 @@ def _warm_up(ctx: EngineContext, days: list[date]) -> int:
     Loads what a first batch would load (``pyarrow.dataset`` for the read's filters, the
     engine's first calls) while the run ingests; then waits (bounded) for the other processes
     so that each takes one warm-up task. Returns this process's id."""
-    import pyarrow.dataset  # noqa: F401  (read_batch's filters import it on first use)
+    import pyarrow.dataset  # noqa: F401  (read_batch reads through it)
 
     process_days(load_points_frame(_empty_points_table()), ctx, days)
     if _WARM_BARRIER is not None:
@@ -377,8 +377,8 @@ WARM_BARRIER_S = 5.0
 
 
 def _empty_points_table() -> pa.Table:
-    cols = ["worker_id", "ts", "lon", "lat", "accuracy_m", "speed_mps", "mock"]
-    return pa.table({k: pa.array([], pa.string() if k == "worker_id" else pa.float64()) for k in cols})
+    """No points, in the columns a batch is read with (``_BATCH_COLUMNS``)."""
+    return pa.table({k: pa.array([], pa.string() if k == "worker_id" else pa.float64()) for k in _BATCH_COLUMNS})
 
 
 def _die_with_parent(parent: int) -> None:
