@@ -33,6 +33,7 @@ POINT_USE = "point_use"  # Parquet-backed view: every point of a processed day w
 INGEST_ALIAS = "ingest_alias"  # a file re-delivered under another name, recorded once
 PENDING_WORK = "pending_work"  # work a run planned and has not finished yet
 MONTH_REQUEST = "month_request"  # the journal of month scoring asked for, one row per month
+MONTH_STEP = "month_step"  # the inputs (policy, sites) each month's step last ran with, one row per month
 
 # --- columns ------------------------------------------------------------------------
 GPS_POINT_COLUMNS = ("worker_id", "ts", "lon", "lat")
@@ -280,6 +281,7 @@ _COLUMN_TYPES: Mapping[str, str] = MappingProxyType(
                 "short_reasons",
                 "track_signature",
                 "flags",
+                "inputs_hash",
             ),  # fmt: skip
             _V,
         ),
@@ -433,6 +435,7 @@ SCHEMAS: Mapping[str, TableSchema] = MappingProxyType(
             _table(PATROL_FINDING, PATROL_FINDING_COLUMNS),
             _table(PENDING_WORK, ("kind", "key", "run_id", "added_at")),
             _table(MONTH_REQUEST, MONTH_REQUEST_COLUMNS),
+            _table(MONTH_STEP, ("month", "inputs_hash", "run_id")),
             _table(
                 RUN_LOG,
                 (

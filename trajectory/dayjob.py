@@ -510,6 +510,7 @@ def process_dates(
                 # the days are done; the weeks and findings of their months are now out of date
                 store.done_pending(con, store.PENDING_DAY, batch)
                 store.add_pending(con, store.PENDING_MONTH, {month_of(d) for d in batch}, run_id)
+                store.add_pending(con, store.PENDING_MONTH_DAY, batch, run_id)  # the month step's window
             log_step(
                 "days",
                 first=batch[0],

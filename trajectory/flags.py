@@ -30,10 +30,12 @@ __all__ = [
     "detect_replays",
     "encode_signatures",
     "replay_pairs",
+    "replay_partner_sql",
     "replays_from_signatures",
 ]
 
 FLAGS = ("desk_phone", "vehicle", "teleport", "mock_location", "replay")
+REPLAY_DETAIL_PREFIX = "same track as "  # a replay row's detail: then the other day, YYYY-MM-DD
 
 
 def day_flags(day: pd.DataFrame, policy: Policy) -> pd.DataFrame:
@@ -193,10 +195,13 @@ def replay_pairs(
     spread: np.ndarray,
     sigma: np.ndarray,
     policy: Policy,
+    touched: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Replay rows from per-day track signatures: ``rx, ry`` (days × m positions, metres in one
     frame per worker), ``duration`` (s), ``spread`` (m) and ``sigma`` (the day's noise, m);
-    rows sorted by worker. All pairs of days of each worker are compared at once."""
+    rows sorted by worker. All pairs of days of each worker are compared at once; with
+    ``touched`` (a mask of the days), only the pairs with at least one touched day (the days
+    a nightly run recomputed: the others' pairs are as stored)."""
     cols = list(DAY_FLAG_COLUMNS)
     a = policy.patrol.anomalies
     m = rx.shape[1] if rx.ndim == 2 else 0
@@ -205,6 +210,7 @@ def replay_pairs(
     order = np.argsort(pd.factorize(workers)[0], kind="stable")
     workers, grids, dates = workers[order], grids[order], dates[order]
     rx, ry, duration, spread, sigma = rx[order], ry[order], duration[order], spread[order], sigma[order]
+    touched = None if touched is None else np.asarray(touched, bool)[order]
     # all pairs (i < j) of days of the same worker
     wcode = pd.factorize(workers)[0]
     gfirst = np.flatnonzero(np.r_[True, wcode[1:] != wcode[:-1]])
@@ -212,6 +218,9 @@ def replay_pairs(
     npart = gend - np.arange(len(wcode)) - 1
     i = np.repeat(np.arange(len(wcode)), npart)
     j = i + 1 + (np.arange(npart.sum()) - np.repeat(np.cumsum(npart) - npart, npart))
+    if touched is not None:
+        keep = touched[i] | touched[j]
+        i, j = i[keep], j[keep]
     if len(i) == 0:
         return pd.DataFrame(columns=cols)
     # the cheap tests first: a replay copies the timing (durations within 1 %) of a day that
@@ -232,7 +241,7 @@ def replay_pairs(
             "date": np.r_[dates[i], dates[j]],
             "flag": "replay",
             "detail": [
-                f"same track as {d} (median offset {o:.1f} m over {m} positions)"
+                f"{REPLAY_DETAIL_PREFIX}{d} (median offset {o:.1f} m over {m} positions)"
                 for d, o in zip(np.r_[dates[j], dates[i]], np.r_[off, off], strict=False)
             ],
         }
@@ -307,27 +316,36 @@ def encode_signatures(rx: np.ndarray, ry: np.ndarray) -> np.ndarray:
 
 
 def decode_signatures(signatures: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse of :func:`encode_signatures`: ``rx, ry`` (days × m), metres."""
+    """Inverse of :func:`encode_signatures`: ``rx, ry`` (days × m), metres. The signatures are
+    its text, or their bytes once base64-decoded (DuckDB's ``from_base64``, faster than Python's)."""
     n = len(signatures)
     if n == 0:
         return np.zeros((0, m)), np.zeros((0, m))
     width = 2 * m * 4
     pad = (-width) % 3
-    raw = np.frombuffer(base64.b64decode("".join(signatures)), np.uint8).reshape(n, width + pad)
+    text = isinstance(signatures[0], str)
+    data = base64.b64decode("".join(signatures)) if text else b"".join(signatures)
+    raw = np.frombuffer(data, np.uint8).reshape(n, width + pad)
     ints = raw[:, :width].copy().view("<i4").reshape(n, 2 * m) / 10.0
     return ints[:, :m], ints[:, m:]
 
 
-def replays_from_signatures(worker_day: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+def replays_from_signatures(
+    worker_day: pd.DataFrame, policy: Policy, touched: np.ndarray | None = None
+) -> pd.DataFrame:
     """Replay rows of a month from ``worker_day``'s stored track signatures (no points read).
 
     ``worker_day`` needs ``worker_id, grid_id, date, noise_m, track_signature,
-    track_duration_s, track_spread_m`` (the engine writes them with each day).
+    track_duration_s, track_spread_m`` (the engine writes them with each day); ``touched`` as
+    in :func:`replay_pairs` (a mask of ``worker_day``'s rows).
     """
     need = {"worker_id", "grid_id", "date", "track_signature", "track_duration_s", "track_spread_m"}
     if not need <= set(worker_day.columns):
         return pd.DataFrame(columns=list(DAY_FLAG_COLUMNS))
-    wd = worker_day[worker_day["track_signature"].notna()]
+    signed = worker_day["track_signature"].notna().to_numpy()
+    wd = worker_day[signed]
+    if touched is not None:
+        touched = np.asarray(touched, bool)[signed]
     m = int(policy.patrol.anomalies.replay_min_points)
     rx, ry = decode_signatures(wd["track_signature"].to_numpy(dtype=object), m)
     sigma = wd["noise_m"].to_numpy(dtype=float) if "noise_m" in wd.columns else np.zeros(len(wd))
@@ -341,7 +359,14 @@ def replays_from_signatures(worker_day: pd.DataFrame, policy: Policy) -> pd.Data
         wd["track_spread_m"].to_numpy(dtype=float),
         np.nan_to_num(sigma),
         policy,
+        touched,
     )
+
+
+def replay_partner_sql(detail: str) -> str:
+    """SQL of the day a stored replay row's ``detail`` names as its copy ('YYYY-MM-DD' text):
+    the month step deletes the rows of the pairs it recomputes by both of their days."""
+    return f"substr({detail}, {len(REPLAY_DETAIL_PREFIX) + 1}, 10)"
 
 
 def _day_text(dates: pd.Series) -> pd.Series:

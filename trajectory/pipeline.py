@@ -15,13 +15,13 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 
 from trajectory import contract as c
 from trajectory import store
 from trajectory.calendar import month_days, month_of
 from trajectory.dayjob import ENGINE_LOCAL, DayPool, engine_context, process_dates
 from trajectory.logs import log_step
+from trajectory.month_step import recompute_month
 from trajectory.workspace import Workspace
 
 __all__ = ["RunSummary", "recompute_month", "run_pipeline", "score_and_export"]
@@ -41,55 +41,6 @@ class RunSummary:
     scored: list[str] = field(default_factory=list)
     outputs: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-
-
-def recompute_month(ws: Workspace, con: duckdb.DuckDBPyConnection, month: str) -> None:
-    """Weeks, site checks, replay flags and item 2.5 findings of a month, from the stored days."""
-    from trajectory.findings import patrol_findings
-    from trajectory.flags import replays_from_signatures
-    from trajectory.metrics import compute_weeks
-    from trajectory.visits import site_checks
-
-    t0 = time.perf_counter()
-    days = month_days(month)
-    worker_day = con.execute(
-        f"SELECT * FROM {c.WORKER_DAY} WHERE strftime(date, '%Y-%m') = ? ORDER BY worker_id, date", [month]
-    ).df()
-    if worker_day.empty:
-        store.done_pending(con, store.PENDING_MONTH, [month])
-        return
-    worker_day["date"] = pd.to_datetime(worker_day["date"]).dt.date
-    visits = con.execute(f"SELECT * FROM {c.SITE_VISIT} WHERE strftime(date, '%Y-%m') = ?", [month]).df()
-    # also when empty: a month without visits (say, only its 1st computed) must compare dates with dates
-    visits["date"] = pd.to_datetime(visits["date"]).dt.date
-    weeks = compute_weeks(worker_day, ws.policy)
-    checks = site_checks(visits, ws.sites, worker_day, days[0], days[-1], ws.policy)
-    # replays from the days' stored track signatures: the month step reads no points (issue 12)
-    replays = replays_from_signatures(worker_day, ws.policy)
-    findings = patrol_findings(worker_day, weeks, checks, ws.policy, month)
-    by_month = "month = ?"
-    with store.transaction(con):
-        store.replace_rows(con, c.WORKER_WEEK, weeks, by_month, [month], own_transaction=False)
-        store.replace_rows(con, c.SITE_CHECK, checks, by_month, [month], own_transaction=False)
-        store.replace_rows(con, c.PATROL_FINDING, findings, by_month, [month], own_transaction=False)
-        store.replace_rows(
-            con,
-            c.DAY_FLAG,
-            replays,
-            "flag = 'replay' AND date BETWEEN ? AND ?",
-            [days[0], days[-1]],
-            own_transaction=False,
-        )
-        store.done_pending(con, store.PENDING_MONTH, [month])
-    log_step(
-        "month",
-        month=month,
-        weeks=len(weeks),
-        site_checks=len(checks),
-        findings=len(findings),
-        replays=len(replays),
-        seconds=round(time.perf_counter() - t0, 2),
-    )
 
 
 def score_and_export(ws: Workspace, con: duckdb.DuckDBPyConnection, month: str, progress: bool) -> list[Path]:
@@ -156,7 +107,7 @@ def run_pipeline(
             process_dates(ws, con, summary.days, progress, run_id=run_id, engine=engine, pool=pool)
         summary.months = store.pending(con, store.PENDING_MONTH)
         for m in summary.months:
-            recompute_month(ws, con, m)
+            recompute_month(ws, con, m, run_id=run_id)
             store.crash_point("month")
         _score_pending(ws, con, run_id, progress, summary)
     finally:

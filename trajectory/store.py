@@ -41,6 +41,7 @@ INGEST_ALIAS = c.INGEST_ALIAS
 PENDING_WORK = c.PENDING_WORK
 PENDING_DAY = "day"  # a local date to recompute (key YYYY-MM-DD)
 PENDING_MONTH = "month"  # a month whose weeks, site checks and findings to recompute (key YYYY-MM)
+PENDING_MONTH_DAY = "month_day"  # a day recomputed since its month's step last ran (key YYYY-MM-DD)
 PENDING_SCORE = "score"  # a month to score and export (key YYYY-MM)
 # our own table: the journal of month scoring asked for (see :func:`request_months`), one row per month
 MONTH_REQUEST = c.MONTH_REQUEST

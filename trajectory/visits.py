@@ -12,6 +12,7 @@ of its own grid in its own and the 8 neighbouring cells.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from datetime import date
 
 import numpy as np
@@ -115,6 +116,7 @@ def site_checks(
     period_from: date,
     period_to: date,
     policy: Policy,
+    period_days: Mapping[str, Collection[date]] | None = None,
 ) -> pd.DataFrame:
     """Whether each site was visited in each of its periods between two dates.
 
@@ -122,6 +124,9 @@ def site_checks(
     worker of the grid is not exempt), ``week`` (Monday–Sunday cut at month edges) and
     ``month``. A period requires a visit only when it holds at least one non-exempt workday
     of the grid's workers in ``worker_day``; periods are clipped to ``[period_from, period_to]``.
+    Each check names the grid's workers of ``worker_day``. With ``period_days`` (period kind →
+    days), only the periods of that kind holding one of its days are checked (the month step's
+    window: the days recomputed, their week parts); kinds it does not name are all checked.
 
     Returns
     -------
@@ -146,6 +151,12 @@ def site_checks(
     periods = policy.patrol.visits.period
     sd = sites[["site_id", "site_type", "grid_id"]].merge(grid_day, on="grid_id", how="inner")
     sd["period"] = sd["site_type"].map(dict(periods))
+    if period_days is not None:
+        kind = sd["period"].fillna("workday").to_numpy()  # a type without a period is checked daily
+        keep = np.ones(len(sd), bool)
+        for k, days in period_days.items():
+            keep[kind == k] = sd["date"][kind == k].isin(set(days)).to_numpy()
+        sd = sd[keep]
     sd["pstart"] = _period_start(sd["date"], sd["period"])
     req = sd.groupby(["site_id", "site_type", "grid_id", "period", "pstart"], as_index=False).agg(due=("due", "any"))
     req = req[req["due"]].copy()
