@@ -315,10 +315,10 @@ _WARM_BARRIER: Any = None  # in a pool process: the barrier that spreads the war
 
 
 def _pool_init(parent: int, barrier: Any) -> None:
-    global _WARM_BARRIER, _MALLOC_TUNED
+    global _WARM_BARRIER
     _WARM_BARRIER = barrier
     _die_with_parent(parent)
-    _MALLOC_TUNED = tune_malloc()
+    tune_malloc()
 
 
 # glibc's malloc in a pool process. By default a freed block above its (adaptive) mmap
@@ -327,17 +327,19 @@ def _pool_init(parent: int, barrier: Any) -> None:
 # every allocation: 0.9 M page faults for a 4 M-point day, a third of the engine's time. With
 # blocks up to 32 MB taken from the heap and up to 256 MB of free heap kept, the next batch
 # reuses the pages: the same day's read + engine in one process 4.3–4.6 → 2.9–3.0 s, peak RSS
-# +20 MB (docs/scale.md, "Memory allocator"). Only in the pool's processes, which exist for
-# the engine; the caller's process (a notebook, the run's ingest: Arrow and DuckDB have their
-# own allocators) keeps its defaults.
+# +20 MB (docs/scale.md, "Memory allocator"). In the pool's processes, which exist for the
+# engine, and in the nightly run's own process once its ingest is done (the day tables'
+# commit, the month step: pipeline.run_pipeline); a notebook calling the engine, and the run's
+# ingest (Arrow's and DuckDB's own allocators: no gain there), keep the defaults.
 MALLOC_MMAP_THRESHOLD = 32 << 20
 MALLOC_TRIM_THRESHOLD = 256 << 20
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # <malloc.h>
-_MALLOC_TUNED = False  # in a pool process: whether tune_malloc took effect
+_MALLOC_TUNED = False  # whether tune_malloc took effect in this process
 
 
 def tune_malloc() -> bool:
     """Set this process's glibc malloc thresholds (above); False where there is no glibc."""
+    global _MALLOC_TUNED
     if not sys.platform.startswith("linux"):
         return False
     import ctypes
@@ -346,13 +348,14 @@ def tune_malloc() -> bool:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):  # another C library (musl): its defaults stay
         return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD)) and bool(
+    _MALLOC_TUNED = bool(mallopt(_M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD)) and bool(
         mallopt(_M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD)
     )
+    return _MALLOC_TUNED
 
 
 def malloc_tuned() -> bool:
-    """In a pool process: whether its allocator was tuned (:func:`tune_malloc`)."""
+    """Whether this process's allocator was tuned (:func:`tune_malloc`)."""
     return _MALLOC_TUNED
 
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from scoring.policy import Policy
 from trajectory.clean import REASONS, is_trustworthy
@@ -315,39 +317,52 @@ def encode_signatures(rx: np.ndarray, ry: np.ndarray) -> np.ndarray:
     return np.frombuffer(text.encode("ascii"), dtype=f"S{size}").astype(str).astype(object)
 
 
-def decode_signatures(signatures: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+def decode_signatures(signatures: Any, m: int) -> tuple[np.ndarray, np.ndarray]:
     """Inverse of :func:`encode_signatures`: ``rx, ry`` (days × m), metres. The signatures are
-    its text, or their bytes once base64-decoded (DuckDB's ``from_base64``, faster than Python's)."""
+    its text (a sequence of str), or their bytes once base64-decoded as a pyarrow binary array
+    (DuckDB's ``from_base64`` fetched as Arrow: read in place, no Python object per day)."""
     n = len(signatures)
     if n == 0:
         return np.zeros((0, m)), np.zeros((0, m))
     width = 2 * m * 4
     pad = (-width) % 3
-    text = isinstance(signatures[0], str)
-    data = base64.b64decode("".join(signatures)) if text else b"".join(signatures)
-    raw = np.frombuffer(data, np.uint8).reshape(n, width + pad)
+    if isinstance(signatures, pa.Array | pa.ChunkedArray):
+        arr = signatures.combine_chunks() if isinstance(signatures, pa.ChunkedArray) else signatures
+        offsets = np.frombuffer(arr.buffers()[1], np.int32)[arr.offset : arr.offset + n + 1]
+        if arr.null_count or np.any(np.diff(offsets) != width + pad):
+            raise ValueError(f"track signatures of {width + pad} bytes expected (replay_min_points = {m})")
+        data = np.frombuffer(arr.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]
+    else:
+        data = np.frombuffer(base64.b64decode("".join(signatures)), np.uint8)
+    raw = data.reshape(n, width + pad)
     ints = raw[:, :width].copy().view("<i4").reshape(n, 2 * m) / 10.0
     return ints[:, :m], ints[:, m:]
 
 
 def replays_from_signatures(
-    worker_day: pd.DataFrame, policy: Policy, touched: np.ndarray | None = None
+    worker_day: pd.DataFrame, policy: Policy, touched: np.ndarray | None = None, signatures: Any = None
 ) -> pd.DataFrame:
     """Replay rows of a month from ``worker_day``'s stored track signatures (no points read).
 
     ``worker_day`` needs ``worker_id, grid_id, date, noise_m, track_signature,
     track_duration_s, track_spread_m`` (the engine writes them with each day); ``touched`` as
-    in :func:`replay_pairs` (a mask of ``worker_day``'s rows).
+    in :func:`replay_pairs` (a mask of ``worker_day``'s rows). ``signatures``, when given, are
+    the rows' signatures as bytes (:func:`decode_signatures`, one a row, none missing) in place
+    of the ``track_signature`` text.
     """
-    need = {"worker_id", "grid_id", "date", "track_signature", "track_duration_s", "track_spread_m"}
-    if not need <= set(worker_day.columns):
+    need = {"worker_id", "grid_id", "date", "track_duration_s", "track_spread_m"}
+    if not need <= set(worker_day.columns) or (signatures is None and "track_signature" not in worker_day.columns):
         return pd.DataFrame(columns=list(DAY_FLAG_COLUMNS))
-    signed = worker_day["track_signature"].notna().to_numpy()
-    wd = worker_day[signed]
-    if touched is not None:
-        touched = np.asarray(touched, bool)[signed]
     m = int(policy.patrol.anomalies.replay_min_points)
-    rx, ry = decode_signatures(wd["track_signature"].to_numpy(dtype=object), m)
+    if signatures is None:
+        signed = worker_day["track_signature"].notna().to_numpy()
+        wd = worker_day[signed]
+        if touched is not None:
+            touched = np.asarray(touched, bool)[signed]
+        rx, ry = decode_signatures(wd["track_signature"].to_numpy(dtype=object), m)
+    else:
+        wd = worker_day
+        rx, ry = decode_signatures(signatures, m)
     sigma = wd["noise_m"].to_numpy(dtype=float) if "noise_m" in wd.columns else np.zeros(len(wd))
     return replay_pairs(
         wd["worker_id"].to_numpy(dtype=object),

@@ -19,7 +19,7 @@ import duckdb
 from trajectory import contract as c
 from trajectory import store
 from trajectory.calendar import month_days, month_of
-from trajectory.dayjob import ENGINE_LOCAL, DayPool, engine_context, process_dates
+from trajectory.dayjob import ENGINE_LOCAL, DayPool, engine_context, process_dates, tune_malloc
 from trajectory.logs import log_step
 from trajectory.month_step import recompute_month
 from trajectory.workspace import Workspace
@@ -102,6 +102,9 @@ def run_pipeline(
             today = datetime.now(ws.tz).date()
             pool.warm(engine_context(ws, [today]), [today])
         _ingest(ws, con, run_id, progress, summary)
+        # from here on this process works on NumPy/pandas columns (the day tables, the month
+        # step): its blocks stay in the heap instead of being mapped and faulted in each time
+        tune_malloc()
         summary.days = _plan_days(ws, con, days, month, run_id)
         if summary.days:
             process_dates(ws, con, summary.days, progress, run_id=run_id, engine=engine, pool=pool)

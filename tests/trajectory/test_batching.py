@@ -8,6 +8,7 @@ Parquet inbox into the store, the tables written to ``patrol.duckdb`` and the po
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -133,14 +134,43 @@ def test_plan_batches() -> None:
         plan_batches(counts, 0)
 
 
+_POOL_TUNING = """
+from trajectory import dayjob
+pool = dayjob.DayPool(2)
+try:
+    executor = pool.start()
+    children = all(executor.submit(dayjob.malloc_tuned).result() for _ in range(4))
+finally:
+    pool.close()
+print(children, dayjob.malloc_tuned())
+"""
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt: Linux only")
 def test_the_pool_processes_tune_their_allocator_and_the_caller_keeps_its_own() -> None:
     # the pool's processes keep the engine's big blocks in the heap between batches
-    # (dayjob.tune_malloc); the process that starts the pool is left as it was
-    pool = dayjob.DayPool(2)
-    try:
-        executor = pool.start()
-        assert all(executor.submit(dayjob.malloc_tuned).result() for _ in range(4))
-    finally:
-        pool.close()
-    assert dayjob.malloc_tuned() is False
+    # (dayjob.tune_malloc); the process that starts the pool is left as it was. In a fresh
+    # interpreter: a nightly run in this one (another test) tunes it after its ingest
+    out = subprocess.run([sys.executable, "-c", _POOL_TUNING], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False"]
+
+
+def test_a_nightly_run_tunes_its_own_allocator_after_ingest(tmp_path: Path) -> None:
+    # the run's ingest keeps the defaults (Arrow's and DuckDB's buffers: no gain), what follows
+    # (the day tables, the month step: pandas and NumPy columns) runs tuned
+    pts, ctx = make_data(2 * 600, days=1, extras=True, per_day=600)
+    write_workspace(tmp_path / "ws", pts, ctx, files=1)
+    code = (
+        "import sys; from trajectory import dayjob, pipeline; seen = []\n"
+        "orig = pipeline._plan_days\n"
+        "def plan(*a, **k):\n    seen.append(dayjob.malloc_tuned()); return orig(*a, **k)\n"
+        "pipeline._plan_days = plan\n"
+        "orig_ingest = pipeline._ingest\n"
+        "def ingest(*a, **k):\n    seen.append(dayjob.malloc_tuned()); return orig_ingest(*a, **k)\n"
+        "pipeline._ingest = ingest\n"
+        "from trajectory.run import main\n"
+        f"rc = main(['--workspace', {str(tmp_path / 'ws')!r}, '--no-progress', '-q'])\n"
+        "print(rc, *seen)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines()[-1].split() == ["0", "False", "True"]  # after the run's summary
