@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 import traceback
@@ -437,5 +438,25 @@ def _failure_message(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
+def leave(code: int) -> None:
+    """End the command-line process with ``code`` once its work is done and written.
+
+    The interpreter's own teardown (freeing a heap of a few hundred MB object by object,
+    module cleanup) took 0.15–0.2 s of a 4 M-point night's 4.3 s: a plain nightly run flushes
+    its logs and output and leaves at once. Everything it wrote is already committed and
+    closed (the store's connection, the run log, the pool's processes joined). A run that
+    started Spark's JVM ends normally, so its shutdown hooks stop the JVM.
+    """
+    if "pyspark" in sys.modules:
+        sys.exit(code)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`| head`): nothing more can be said
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    leave(main())
