@@ -151,6 +151,7 @@ def ingest_inbox(
         raise StoreError(f"workers.csv lists {len(roster)} workers; ingest handles at most {most}")
     columns = {normalise_header(k): v for k, v in ws.policy.gps_columns.items()}
     ctx = IngestContext(ws, con, run_id, int(now.timestamp() * 1_000_000), roster, columns)
+    _read_manifest(ctx)
     # worker_idx: position in the sorted roster, so (worker_idx, ts) sorts like (worker_id, ts)
     worker_idx = pa.array(np.arange(len(roster), dtype=np.int32))
     con.register("_gp_workers", pa.table({"worker_id": roster, "worker_idx": worker_idx}))
@@ -166,7 +167,7 @@ def ingest_inbox(
                 stat = path.stat()
                 # a file read before, unchanged (same name, size and modification time), is
                 # known without reading its bytes again: the inbox keeps every night's files
-                file_hash = _known_unchanged(con, path.name, stat.st_size, stat.st_mtime_ns) or _sha256(path)
+                file_hash = ctx.unchanged.get((path.name, stat.st_size, stat.st_mtime_ns)) or _sha256(path)
                 size = stat.st_size
             except OSError as exc:
                 msg = f"inbox file {path.name}: cannot be read ({exc.strerror or exc}); skipped, tried again next run"
@@ -199,15 +200,19 @@ def ingest_inbox(
 # --- one file ---
 
 
-def _known_unchanged(con: duckdb.DuckDBPyConnection, name: str, size: int, mtime_ns: int) -> str | None:
-    """The hash of the manifest row of this very file (same name, size and modification
-    time), read normally; None when there is none (it is then hashed and looked up by content)."""
-    row = con.execute(
-        f"""SELECT file_hash FROM {c.INGEST_MANIFEST}
-            WHERE file_name = ? AND file_size = ? AND file_mtime_ns = ? AND error IS NULL LIMIT 1""",
-        [name, size, mtime_ns],
-    ).fetchone()
-    return None if row is None else str(row[0])
+def _read_manifest(ctx: IngestContext) -> None:
+    """The manifest as this run finds it, in one query (the inbox keeps every night's files:
+    thirty lookups by name and by hash a night at the end of a month). A file read before,
+    unchanged (same name, size and modification time) and read without error, is known by
+    its row without reading its bytes again; any other file is hashed and looked up by content.
+    Files this run commits are known from ``ctx.committing``."""
+    rows = ctx.con.execute(
+        f"SELECT file_hash, file_name, ingested_run, error, file_size, file_mtime_ns FROM {c.INGEST_MANIFEST}"
+    ).fetchall()
+    for file_hash, name, run, error, size, mtime_ns in rows:
+        ctx.manifest[str(file_hash)] = (name, run, error)
+        if error is None and size is not None and mtime_ns is not None:
+            ctx.unchanged[(str(name), int(size), int(mtime_ns))] = str(file_hash)
 
 
 def _ingest_one(
@@ -216,9 +221,7 @@ def _ingest_one(
     started = time.perf_counter()
     con = ctx.con
     entry = FileResult(name=path.name, hash=file_hash, format=fmt, size=size, mtime_ns=mtime_ns)
-    known = ctx.committing.get(file_hash) or _first(
-        con, f"SELECT file_name, ingested_run, error FROM {c.INGEST_MANIFEST} WHERE file_hash = ?", [file_hash]
-    )
+    known = ctx.committing.get(file_hash) or ctx.manifest.get(file_hash)
     # a file rejected for its header is looked at again: [gps.columns] may map it now
     retry = known is not None and str(known[2] or "").startswith(c.REASON_FILE_REJECTED)
     if known is not None and not retry:

@@ -288,6 +288,10 @@ class IngestContext:
     # files of this run queued for commit: hash → what their manifest row will say (file_name,
     # ingested_run, error), for a copy of one later in the inbox, before the row exists
     committing: dict[str, tuple[str, str, str | None]] = field(default_factory=dict)
+    # the manifest as the run found it: hash → (file_name, ingested_run, error), and the files
+    # read without error by (name, size, mtime_ns) → hash (ingest_inbox: one query, not two a file)
+    manifest: dict[str, tuple[str, str, str | None]] = field(default_factory=dict)
+    unchanged: dict[tuple[str, int, int], str] = field(default_factory=dict)
     _writer_con: duckdb.DuckDBPyConnection | None = None
 
     def for_writer(self) -> IngestContext:
