@@ -10,11 +10,19 @@ file of that day's points is dropped into the inbox, then the plain nightly comm
 job, the month step (weeks, findings, replays from the stored day signatures). Each night's
 wall time and the run's peak RSS (``os.wait4`` in a small launcher process) are printed; the last lines compare the
 last night with the first (issue 12's targets: ≤ 1.2× the time, ≤ 1.3× and ≤ 1.5 GB the memory).
+
+This machine's speed drifts by 10–20 % over minutes, more than what the month adds, so the
+night-30/night-1 ratio of one pass is mostly the drift between its two ends. The paired phase
+(``--pairs N``, default 5) measures the two nights at the same moments: the store as it was
+before night 1 and before the last night is kept (Parquet parts hard-linked: a run never writes
+into an existing part; the rest copied), and N times each of the two nights is run again on a
+fresh copy of its store with its own file, alternately; the medians' ratio is printed too.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import statistics
@@ -76,11 +84,43 @@ def _night(launcher: ChildLauncher, root: Path) -> tuple[float, float, int, dict
     return wall, rss, code, stages
 
 
+def _snapshot(root: Path, dst: Path) -> Path:
+    """A copy of the workspace ``root`` at ``dst``: Parquet files hard-linked (the runs only add
+    and rename them), everything else (the DuckDB store, the settings) copied."""
+
+    def link_or_copy(src: str, target: str) -> None:
+        if src.endswith(".parquet"):
+            os.link(src, target)
+        else:
+            shutil.copy2(src, target)
+
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(root, dst, copy_function=link_or_copy)
+    return dst
+
+
+def _pairs(launcher: ChildLauncher, snaps: Path, nights: list[int], n: int) -> dict[int, list[tuple[float, float]]]:
+    """Each of ``nights`` (0-based) run again ``n`` times, alternately, each time on a fresh copy
+    of the store as it was before that night with that night's file in its inbox."""
+    out: dict[int, list[tuple[float, float]]] = {k: [] for k in nights}
+    for _ in range(n):
+        for k in nights:
+            ws = _snapshot(snaps / f"before-{k}", snaps / "run")
+            os.sync()  # the copy's files on disk before the night starts, as a night's would be
+            wall, rss, code, _ = _night(launcher, ws)
+            if code != 0:
+                raise SystemExit(f"paired night {k + 1}: the nightly run exited {code}")
+            out[k].append((wall, rss))
+    shutil.rmtree(snaps / "run", ignore_errors=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nights", type=int, default=30)
     ap.add_argument("--points", type=int, default=1_500_000, help="points a night")
     ap.add_argument("--dir", type=Path, default=None, help="workspace folder (default: a temporary one)")
+    ap.add_argument("--pairs", type=int, default=5, help="paired reruns of the first and last night (0: none)")
     a = ap.parse_args(argv)
     launcher = ChildLauncher()  # before this process grows
     try:
@@ -109,9 +149,13 @@ def _month(a: argparse.Namespace, launcher: ChildLauncher) -> int:
         "|---:|---|---:|---:|---:|---:|---:|---:|"
     )
     rows = []
+    snaps = root.parent / f"{root.name}-pairs"
+    paired = sorted({0, a.nights - 1}) if a.pairs > 0 and a.nights > 1 else []
     for night in range(a.nights):
         pts = first if night == 0 else _day_points(a.points, night)
         _drop(root / "inbox" / "gps", pts, night)
+        if night in paired:  # the store before this night, with this night's file
+            _snapshot(root, snaps / f"before-{night}")
         wall, rss, code, stages = _night(launcher, root)
         if code != 0:
             print(f"night {night + 1}: the nightly run exited {code}", file=sys.stderr)
@@ -134,6 +178,16 @@ def _month(a: argparse.Namespace, launcher: ChildLauncher) -> int:
         first5 = statistics.median(w for w, _ in rows[:5])
         last5 = statistics.median(w for w, _ in rows[-5:])
         print(f"last five nights / first five (medians): wall {last5 / first5:.2f}× ({last5:.1f} / {first5:.1f} s)")
+    if paired:
+        got = _pairs(launcher, snaps, paired, a.pairs)
+        shutil.rmtree(snaps, ignore_errors=True)
+        (w1, r1), (wn, rn) = ([statistics.median(v[i] for v in got[k]) for i in (0, 1)] for k in paired)
+        walls = {k: " ".join(f"{w:.2f}" for w, _ in got[k]) for k in paired}
+        print(
+            f"paired, {a.pairs} alternate reruns of each (medians): night {a.nights} / night 1 wall "
+            f"{wn / w1:.2f}× ({wn:.2f} / {w1:.2f} s), peak RSS {rn / r1:.2f}× ({rn:.0f} / {r1:.0f} MB); "
+            f"night 1: {walls[paired[0]]} s; night {a.nights}: {walls[paired[-1]]} s"
+        )
     return 0
 
 

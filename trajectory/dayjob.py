@@ -488,6 +488,7 @@ def process_dates(
                     results = local_results(con, ctx, batch, plan)
             worker_day, site_visit, day_flag = [], [], []
             n_points = 0
+            t_plan = time.perf_counter()
             try:
                 for res in results:
                     writer.write(res.point_use)
@@ -497,6 +498,7 @@ def process_dates(
                     day_flag.append(res.day_flag)
             finally:
                 writer.close()
+            t_batches = time.perf_counter()
             writer.commit()
             where = "date IN (SELECT unnest(?::DATE[]))"
             with store.transaction(con):
@@ -522,6 +524,10 @@ def process_dates(
                 worker_days=sum(len(w) for w in worker_day),
                 engine=engine,
                 seconds=round(time.perf_counter() - t0, 2),
+                # where the seconds went: planning, the worker batches, the commit
+                plan_s=round(t_plan - t0, 2),
+                batches_s=round(t_batches - t_plan, 2),
+                commit_s=round(time.perf_counter() - t_batches, 2),
             )
             store.crash_point("days")
     finally:
