@@ -99,18 +99,21 @@ def _snapshot(root: Path, dst: Path) -> Path:
     return dst
 
 
-def _pairs(launcher: ChildLauncher, snaps: Path, nights: list[int], n: int) -> dict[int, list[tuple[float, float]]]:
+def _pairs(
+    launcher: ChildLauncher, snaps: Path, nights: list[int], n: int
+) -> dict[int, list[tuple[float, float, dict[str, float]]]]:
     """Each of ``nights`` (0-based) run again ``n`` times, alternately, each time on a fresh copy
-    of the store as it was before that night with that night's file in its inbox."""
-    out: dict[int, list[tuple[float, float]]] = {k: [] for k in nights}
+    of the store as it was before that night with that night's file in its inbox: wall s, peak
+    RSS MB and the stages' seconds of each run."""
+    out: dict[int, list[tuple[float, float, dict[str, float]]]] = {k: [] for k in nights}
     for _ in range(n):
         for k in nights:
             ws = _snapshot(snaps / f"before-{k}", snaps / "run")
             os.sync()  # the copy's files on disk before the night starts, as a night's would be
-            wall, rss, code, _ = _night(launcher, ws)
+            wall, rss, code, stages = _night(launcher, ws)
             if code != 0:
                 raise SystemExit(f"paired night {k + 1}: the nightly run exited {code}")
-            out[k].append((wall, rss))
+            out[k].append((wall, rss, stages))
     shutil.rmtree(snaps / "run", ignore_errors=True)
     return out
 
@@ -181,12 +184,21 @@ def _month(a: argparse.Namespace, launcher: ChildLauncher) -> int:
     if paired:
         got = _pairs(launcher, snaps, paired, a.pairs)
         shutil.rmtree(snaps, ignore_errors=True)
-        (w1, r1), (wn, rn) = ([statistics.median(v[i] for v in got[k]) for i in (0, 1)] for k in paired)
-        walls = {k: " ".join(f"{w:.2f}" for w, _ in got[k]) for k in paired}
+        (w1, r1), (wn, rn) = (
+            (statistics.median(w for w, _, _ in got[k]), statistics.median(r for _, r, _ in got[k])) for k in paired
+        )
+        walls = {k: " ".join(f"{w:.2f}" for w, _, _ in got[k]) for k in paired}
+        stage = {
+            k: " / ".join(
+                f"{statistics.median(v[2].get(n, 0.0) for v in got[k]):.2f}" for n in ("ingest", "days", "month")
+            )
+            for k in paired
+        }
         print(
             f"paired, {a.pairs} alternate reruns of each (medians): night {a.nights} / night 1 wall "
             f"{wn / w1:.2f}× ({wn:.2f} / {w1:.2f} s), peak RSS {rn / r1:.2f}× ({rn:.0f} / {r1:.0f} MB); "
-            f"night 1: {walls[paired[0]]} s; night {a.nights}: {walls[paired[-1]]} s"
+            f"night 1: {walls[paired[0]]} s; night {a.nights}: {walls[paired[-1]]} s; "
+            f"ingest / day job / month step s: night 1 {stage[paired[0]]}, night {a.nights} {stage[paired[-1]]}"
         )
     return 0
 
