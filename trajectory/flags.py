@@ -198,9 +198,11 @@ def replay_pairs(
     sigma: np.ndarray,
     policy: Policy,
     touched: np.ndarray | None = None,
+    unit_m: float = 1.0,
 ) -> pd.DataFrame:
-    """Replay rows from per-day track signatures: ``rx, ry`` (days × m positions, metres in one
-    frame per worker), ``duration`` (s), ``spread`` (m) and ``sigma`` (the day's noise, m);
+    """Replay rows from per-day track signatures: ``rx, ry`` (days × m positions in one frame
+    per worker, in units of ``unit_m`` metres), ``duration`` (s), ``spread`` (m) and ``sigma``
+    (the day's noise, m);
     rows sorted by worker. All pairs of days of each worker are compared at once; with
     ``touched`` (a mask of the days), only the pairs with at least one touched day (the days
     a nightly run recomputed: the others' pairs are as stored)."""
@@ -231,7 +233,7 @@ def replay_pairs(
     keep = same_time & (np.minimum(spread[i], spread[j]) > 4 * a.replay_max_offset_m)
     i, j = i[keep], j[keep]
     limit = np.clip(a.replay_noise_ratio * np.minimum(sigma[i], sigma[j]), a.replay_min_offset_m, a.replay_max_offset_m)
-    off = _median_offsets(rx, ry, i, j, limit)
+    off = _median_offsets(rx, ry, i, j, limit, unit_m)
     hit = off <= limit
     i, j, off = i[hit], j[hit], off[hit]
     if len(i) == 0:
@@ -257,10 +259,17 @@ _PAIRS_PER_CHUNK = (
 
 
 def _median_offsets(
-    rx: np.ndarray, ry: np.ndarray, i: np.ndarray, j: np.ndarray, limit: np.ndarray | None = None
+    rx: np.ndarray,
+    ry: np.ndarray,
+    i: np.ndarray,
+    j: np.ndarray,
+    limit: np.ndarray | None = None,
+    unit_m: float = 1.0,
 ) -> np.ndarray:
-    """Median distance between the positions of days ``i`` and ``j`` (pairs), in chunks of
+    """Median distance (m) between the positions of days ``i`` and ``j`` (pairs), in chunks of
     pairs: a month of 2,000 workers holds ~10⁶ pairs, and all at once would take gigabytes.
+    ``rx, ry`` are in units of ``unit_m`` metres (the stored signatures' integer decimetres are
+    compared as they are: ``unit_m=0.1``, no float copy of the month's signatures).
 
     With ``limit`` (per pair), a pair whose median cannot be within it is +inf without its
     median taken: the median is at least the ⌈m/2⌉-th smallest distance, so fewer than ⌈m/2⌉
@@ -274,22 +283,26 @@ def _median_offsets(
     [50.0, 3.0]
     >>> _median_offsets(rx, ry, np.array([0, 0]), np.array([1, 2]), np.array([10.0, 10.0])).tolist()
     [inf, 3.0]
+    >>> dm = (rx * 10).astype(np.int32); _median_offsets(dm, ry.astype(np.int32), np.array([0, 0]), np.array([1, 2]),
+    ...                                                 np.array([10.0, 10.0]), unit_m=0.1).tolist()
+    [inf, 3.0]
     """
     out = np.empty(len(i))
     m = rx.shape[1] if rx.ndim == 2 else 0
     need = (m + 1) // 2  # the median is at least the need-th smallest distance
     for lo in range(0, len(i), _PAIRS_PER_CHUNK):  # a loop over chunks of pairs, not over pairs
         a, b = i[lo : lo + _PAIRS_PER_CHUNK], j[lo : lo + _PAIRS_PER_CHUNK]
-        dx, dy = rx[a] - rx[b], ry[a] - ry[b]
+        dx = (rx[a] - rx[b]).astype(np.float64, copy=False)
+        dy = (ry[a] - ry[b]).astype(np.float64, copy=False)
         if limit is None:
-            out[lo : lo + len(a)] = np.median(planar_distance(dx, dy), axis=1)
+            out[lo : lo + len(a)] = np.median(planar_distance(dx, dy), axis=1) * unit_m
             continue
         d2 = dx * dx + dy * dy
-        lim = limit[lo : lo + len(a)]
+        lim = limit[lo : lo + len(a)] / unit_m
         maybe = np.count_nonzero(d2 <= (lim * lim)[:, None], axis=1) >= need
         got = np.full(len(a), np.inf)
         if maybe.any():
-            got[maybe] = np.median(np.sqrt(d2[maybe]), axis=1)
+            got[maybe] = np.median(np.sqrt(d2[maybe]), axis=1) * unit_m
         out[lo : lo + len(a)] = got
     return out
 
@@ -317,10 +330,12 @@ def encode_signatures(rx: np.ndarray, ry: np.ndarray) -> np.ndarray:
     return np.frombuffer(text.encode("ascii"), dtype=f"S{size}").astype(str).astype(object)
 
 
-def decode_signatures(signatures: Any, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse of :func:`encode_signatures`: ``rx, ry`` (days × m), metres. The signatures are
-    its text (a sequence of str), or their bytes once base64-decoded as a pyarrow binary array
-    (DuckDB's ``from_base64`` fetched as Arrow: read in place, no Python object per day)."""
+def decode_signatures(signatures: Any, m: int, *, decimetres: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of :func:`encode_signatures`: ``rx, ry`` (days × m), metres, or with
+    ``decimetres`` the stored int32 decimetres (a view of the bytes where their layout allows).
+    The signatures are its text (a sequence of str), or their bytes once base64-decoded as a
+    pyarrow binary array (DuckDB's ``from_base64`` fetched as Arrow: read in place, no Python
+    object per day)."""
     n = len(signatures)
     if n == 0:
         return np.zeros((0, m)), np.zeros((0, m))
@@ -335,8 +350,11 @@ def decode_signatures(signatures: Any, m: int) -> tuple[np.ndarray, np.ndarray]:
     else:
         data = np.frombuffer(base64.b64decode("".join(signatures)), np.uint8)
     raw = data.reshape(n, width + pad)
-    ints = raw[:, :width].copy().view("<i4").reshape(n, 2 * m) / 10.0
-    return ints[:, :m], ints[:, m:]
+    ints = (raw if pad == 0 else raw[:, :width].copy()).view("<i4").reshape(n, 2 * m)
+    if decimetres:
+        return ints[:, :m], ints[:, m:]
+    metres = ints / 10.0
+    return metres[:, :m], metres[:, m:]
 
 
 def replays_from_signatures(
@@ -359,10 +377,10 @@ def replays_from_signatures(
         wd = worker_day[signed]
         if touched is not None:
             touched = np.asarray(touched, bool)[signed]
-        rx, ry = decode_signatures(wd["track_signature"].to_numpy(dtype=object), m)
+        rx, ry = decode_signatures(wd["track_signature"].to_numpy(dtype=object), m, decimetres=True)
     else:
         wd = worker_day
-        rx, ry = decode_signatures(signatures, m)
+        rx, ry = decode_signatures(signatures, m, decimetres=True)
     sigma = wd["noise_m"].to_numpy(dtype=float) if "noise_m" in wd.columns else np.zeros(len(wd))
     return replay_pairs(
         wd["worker_id"].to_numpy(dtype=object),
@@ -375,6 +393,7 @@ def replays_from_signatures(
         np.nan_to_num(sigma),
         policy,
         touched,
+        unit_m=0.1,  # the stored decimetres, compared as they are
     )
 
 
