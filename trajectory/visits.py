@@ -149,17 +149,18 @@ def site_checks(
     )
     workers = pairs.groupby("grid_id")["worker_id"].agg(",".join).rename("worker_id")
     periods = policy.patrol.visits.period
-    sd = sites[["site_id", "site_type", "grid_id"]].merge(grid_day, on="grid_id", how="inner")
-    sd["period"] = sd["site_type"].map(dict(periods))
-    if period_days is not None:
-        kind = sd["period"].fillna("workday").to_numpy()  # a type without a period is checked daily
-        keep = np.ones(len(sd), bool)
-        for k, days in period_days.items():
-            keep[kind == k] = sd["date"][kind == k].isin(set(days)).to_numpy()
-        sd = sd[keep]
-    sd["pstart"] = _period_start(sd["date"], sd["period"])
-    req = sd.groupby(["site_id", "site_type", "grid_id", "period", "pstart"], as_index=False).agg(due=("due", "any"))
-    req = req[req["due"]].copy()
+    site_rows = sites[["site_id", "site_type", "grid_id"]].assign(period=sites["site_type"].map(dict(periods)))
+    # per period kind, each grid's periods that hold a due day, then the kind's sites of the
+    # grid: a site's period is due when its grid's is (grid × period before sites × day)
+    parts = []
+    for kind in sorted(site_rows["period"].dropna().unique()):
+        gd = grid_day
+        if period_days is not None and kind in period_days:
+            gd = gd[gd["date"].isin(set(period_days[kind]))]
+        gd = gd.assign(pstart=_period_start(gd["date"], pd.Series(kind, index=gd.index)))
+        due = gd.groupby(["grid_id", "pstart"], as_index=False).agg(due=("due", "any"))
+        parts.append(site_rows[site_rows["period"] == kind].merge(due[due["due"]], on="grid_id", how="inner"))
+    req = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if req.empty:
         return pd.DataFrame(columns=cols)
     req["period_start"], req["period_end"] = _period_bounds(req["pstart"], req["period"], period_from, period_to)
