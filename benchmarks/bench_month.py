@@ -5,8 +5,9 @@
 
 One synthetic workspace (benchmarks.generate: ~700 workers at 1.5 M points a day, stays at
 sites, spikes, a teleport, mock and repeated points), November 2026. Each night one Parquet
-file of that day's points is dropped into the inbox, then the plain nightly command
-``python -m trajectory.run --workspace DIR`` runs in a fresh child process: ingest, the day
+file of that day's points is dropped into the inbox, then the nightly command
+``python -m trajectory.run --workspace DIR --date D`` (D the night's day, as a production
+night's yesterday) runs in a fresh child process: ingest, the day
 job, the month step (weeks, findings, replays from the stored day signatures). Each night's
 wall time and the run's peak RSS (``os.wait4`` in a small launcher process) are printed; the last lines compare the
 last night with the first (issue 12's targets: ≤ 1.2× the time, ≤ 1.3× and ≤ 1.5 GB the memory).
@@ -69,12 +70,15 @@ def _drop(inbox: Path, pts: pd.DataFrame, night: int) -> None:
     day_dir.rmdir()
 
 
-def _night(launcher: ChildLauncher, root: Path) -> tuple[float, float, int, dict[str, float]]:
-    """Run the nightly command once (from the small launcher: the benchmark holds ~1 GB of
-    generated points, which a child forked from it would count in its ``ru_maxrss``); wall
-    seconds, its peak RSS in MB, exit code and the seconds its log gives the ingest, the day job
-    and the month step."""
-    cmd = [sys.executable, "-m", "trajectory.run", "--workspace", str(root), "--no-progress"]
+def _night(launcher: ChildLauncher, root: Path, night: int) -> tuple[float, float, int, dict[str, float]]:
+    """Run the nightly command for night ``night`` (0-based) once (from the small launcher: the
+    benchmark holds ~1 GB of generated points, which a child forked from it would count in its
+    ``ru_maxrss``); wall seconds, its peak RSS in MB, exit code and the seconds its log gives the
+    ingest, the day job and the month step. The command names the night's day (``--date``): a
+    production night's file is of yesterday, which the plain command recomputes; these nights'
+    dates are not yesterday, and the plain command would also recompute the real yesterday."""
+    day = (MONTH_START + timedelta(days=night)).isoformat()
+    cmd = [sys.executable, "-m", "trajectory.run", "--workspace", str(root), "--no-progress", "--date", day]
     wall, rss, code, text = launcher.run(cmd)
     if code != 0:
         print(text[-2000:], file=sys.stderr)
@@ -110,7 +114,7 @@ def _pairs(
         for k in nights:
             ws = _snapshot(snaps / f"before-{k}", snaps / "run")
             os.sync()  # the copy's files on disk before the night starts, as a night's would be
-            wall, rss, code, stages = _night(launcher, ws)
+            wall, rss, code, stages = _night(launcher, ws, k)
             if code != 0:
                 raise SystemExit(f"paired night {k + 1}: the nightly run exited {code}")
             out[k].append((wall, rss, stages))
@@ -159,7 +163,7 @@ def _month(a: argparse.Namespace, launcher: ChildLauncher) -> int:
         _drop(root / "inbox" / "gps", pts, night)
         if night in paired:  # the store before this night, with this night's file
             _snapshot(root, snaps / f"before-{night}")
-        wall, rss, code, stages = _night(launcher, root)
+        wall, rss, code, stages = _night(launcher, root, night)
         if code != 0:
             print(f"night {night + 1}: the nightly run exited {code}", file=sys.stderr)
             return 1
