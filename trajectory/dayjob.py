@@ -475,6 +475,7 @@ def process_dates(
             ctx = engine_context(ws, batch)
             writer = PointUseWriter(ws.paths.point_use_store, batch)
             results: Iterable[DayResult]
+            t_plan = time.perf_counter()  # Spark plans its own work: it is all batches_s
             if spark is not None and ws.paths.gps_store.is_dir():
                 from trajectory.spark_engine import process_days_spark
 
@@ -482,13 +483,13 @@ def process_dates(
                 results = [process_days_spark(spark, str(ws.paths.gps_store), ctx, batch)]
             else:
                 plan = plan_worker_batches(con, ctx, batch, max_points, day_pool.workers)
+                t_plan = time.perf_counter()
                 if len(plan) > 1 and day_pool.workers > 1:
                     results = pool_results(day_pool, ws.paths, writer, ctx, batch, plan)
                 else:
                     results = local_results(con, ctx, batch, plan)
             worker_day, site_visit, day_flag = [], [], []
             n_points = 0
-            t_plan = time.perf_counter()
             try:
                 for res in results:
                     writer.write(res.point_use)
