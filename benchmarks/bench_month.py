@@ -126,18 +126,26 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nights", type=int, default=30)
     ap.add_argument("--points", type=int, default=1_500_000, help="points a night")
-    ap.add_argument("--dir", type=Path, default=None, help="workspace folder (default: a temporary one)")
+    ap.add_argument(
+        "--dir", type=Path, default=None, help="workspace folder, kept (default: a temporary one, removed at the end)"
+    )
     ap.add_argument("--pairs", type=int, default=5, help="paired reruns of the first and last night (0: none)")
     a = ap.parse_args(argv)
+    temporary = a.dir is None
+    if temporary:  # 1.7 GB by night 30: removed at the end, unless --dir names where to keep it
+        a.dir = Path(tempfile.mkdtemp(prefix="gridpatrol-month-"))
     launcher = ChildLauncher()  # before this process grows
     try:
         return _month(a, launcher)
     finally:
         launcher.close()
+        if temporary:
+            shutil.rmtree(a.dir, ignore_errors=True)
+            shutil.rmtree(a.dir.parent / f"{a.dir.name}-pairs", ignore_errors=True)
 
 
 def _month(a: argparse.Namespace, launcher: ChildLauncher) -> int:
-    root = a.dir or Path(tempfile.mkdtemp(prefix="gridpatrol-month-"))
+    root = a.dir
     if root.exists() and any(root.iterdir()):
         shutil.rmtree(root)
     t0 = time.perf_counter()
