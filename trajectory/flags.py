@@ -202,8 +202,7 @@ def replay_pairs(
 ) -> pd.DataFrame:
     """Replay rows from per-day track signatures: ``rx, ry`` (days × m positions in one frame
     per worker, in units of ``unit_m`` metres), ``duration`` (s), ``spread`` (m) and ``sigma``
-    (the day's noise, m);
-    rows sorted by worker. All pairs of days of each worker are compared at once; with
+    (the day's noise, m); rows sorted by worker. All pairs of days of each worker are compared at once; with
     ``touched`` (a mask of the days), only the pairs with at least one touched day (the days
     a nightly run recomputed: the others' pairs are as stored)."""
     cols = list(DAY_FLAG_COLUMNS)
@@ -253,9 +252,9 @@ def replay_pairs(
     return rows.sort_values(["worker_id", "date"]).reset_index(drop=True)
 
 
-_PAIRS_PER_CHUNK = (
-    1 << 12
-)  # pairs of days compared at once: 2 MB a temporary at 60 positions (cache-sized; 65 k pairs at once, 31 MB temporaries, took 1.5× as long)
+# pairs of days compared at once: 2 MB a temporary at 60 positions (cache-sized; 65 k pairs at
+# once, 31 MB temporaries, took 1.5× as long)
+_PAIRS_PER_CHUNK = 1 << 12
 
 
 def _median_offsets(

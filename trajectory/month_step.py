@@ -7,8 +7,10 @@ periods that day falls in. The step recomputes, for the days recomputed since it
 periods (hazard sites); the **week parts** they fall in (weeks, short weeks, weekly site
 periods of key persons); the month-long site periods (special groups, care subjects: one row a
 site, from the month's five small columns); and the replay pairs with one of those days.
-Everything else stays as stored, so a night's step costs about the same on the 30th as on the
-1st. The whole month is recomputed when the policy or ``sites.csv`` differ from those the month
+Everything else stays as stored: a night's step costs its window, the month's five small
+columns and the new day's replay comparison with the earlier days, not the whole month's periods
+(0.08 → 0.24 s over a month of 700 workers, ``benchmarks/bench_month.py``'s paired nights; the
+whole month was 0.5–0.74 s by its end). The whole month is recomputed when the policy or ``sites.csv`` differ from those the month
 was last computed with (``month_step``), when the days are not known (a store from before the
 window) and on request (``recompute_month(..., whole=True)``). Either way the rows stored are
 those a whole-month recomputation writes (``tests/test_month_step.py`` compares them night by night).
@@ -47,13 +49,15 @@ class MonthWindow:
 
     ``touched``: the days recomputed (their day findings, daily site periods and replay
     pairs); ``dates``: every day of the week parts they fall in (weeks and weekly site
-    periods). The whole month has both equal to its days.
+    periods). The whole month has both equal to its days. ``pending``: the month's
+    ``month_day`` keys read, deleted with the step's result.
     """
 
     month: str
     dates: tuple[date, ...]
     touched: tuple[date, ...]
     whole: bool
+    pending: tuple[str, ...] = ()
 
     @property
     def first(self) -> date:
@@ -78,12 +82,13 @@ def month_window(con: duckdb.DuckDBPyConnection, month: str, inputs_hash: str, w
     last step, or the whole month (see the module's docstring for when)."""
     days = month_days(month)
     stored = con.execute(f"SELECT inputs_hash FROM {c.MONTH_STEP} WHERE month = ?", [month]).fetchone()
-    touched = sorted({date.fromisoformat(k) for k in store.pending(con, store.PENDING_MONTH_DAY) if k[:7] == month})
+    keys = tuple(k for k in store.pending(con, store.PENDING_MONTH_DAY) if k[:7] == month)
+    touched = sorted({date.fromisoformat(k) for k in keys})
     if whole or not touched or stored is None or stored[0] != inputs_hash:
-        return MonthWindow(month, tuple(days), tuple(days), whole=True)
+        return MonthWindow(month, tuple(days), tuple(days), whole=True, pending=keys)
     starts = sorted(set(week_part_start(pd.Series(touched))))
     dates = sorted({d for s in starts for d in date_range(s, week_part_end(s))})
-    return MonthWindow(month, tuple(dates), tuple(touched), whole=False)
+    return MonthWindow(month, tuple(dates), tuple(touched), whole=False, pending=keys)
 
 
 def recompute_month(
@@ -94,7 +99,6 @@ def recompute_month(
     t0 = time.perf_counter()
     inputs = month_inputs_hash(ws)
     window = month_window(con, month, inputs, whole)
-    month_keys = [k for k in store.pending(con, store.PENDING_MONTH_DAY) if k[:7] == month]
     month_wd = _dates_fixed(
         con.execute(
             f"SELECT grid_id, worker_id, date, workday, exempt FROM {c.WORKER_DAY} WHERE date BETWEEN ? AND ?",
@@ -104,7 +108,7 @@ def recompute_month(
     if month_wd.empty:
         with store.transaction(con):
             store.done_pending(con, store.PENDING_MONTH, [month])
-            store.done_pending(con, store.PENDING_MONTH_DAY, month_keys)
+            store.done_pending(con, store.PENDING_MONTH_DAY, window.pending)
         return
     worker_day = _dates_fixed(
         con.execute(
@@ -120,7 +124,7 @@ def recompute_month(
     checks = _site_checks(ws, window, month_wd, visits)
     replays = _replays(ws, con, window)
     findings = patrol_findings(touched_wd, weeks, checks, ws.policy, month)
-    _store(con, window, weeks, checks, findings, replays, periods, inputs, run_id, month_keys)
+    _store(con, window, weeks, checks, findings, replays, periods, inputs, run_id)
     log_step(
         "month",
         month=month,
@@ -174,7 +178,7 @@ def _replays(ws: Workspace, con: duckdb.DuckDBPyConnection, window: MonthWindow)
     """
     have = {r[0] for r in con.execute(f"DESCRIBE {c.WORKER_DAY}").fetchall()}
     if not set(_SIGNATURE_COLUMNS) <= have:
-        return replays_from_signatures(pd.DataFrame(), ws.policy)
+        return pd.DataFrame(columns=list(c.DAY_FLAG_COLUMNS))  # a store from before the signatures
     noise = "noise_m" if "noise_m" in have else "0.0 AS noise_m"
     spread = 4 * ws.policy.patrol.anomalies.replay_max_offset_m
     touched = list(window.touched)
@@ -208,7 +212,6 @@ def _store(
     periods: dict[str, list[str]],
     inputs: str,
     run_id: str,
-    month_keys: list[str],
 ) -> None:
     """Replace the window's rows of the four tables, record the inputs and clear the pending
     work, in one transaction (a crash leaves the month as it was, still pending)."""
@@ -245,4 +248,4 @@ def _store(
             f"INSERT INTO {c.MONTH_STEP} (month, inputs_hash, run_id) VALUES (?, ?, ?)", [month, inputs, run_id]
         )
         store.done_pending(con, store.PENDING_MONTH, [month])
-        store.done_pending(con, store.PENDING_MONTH_DAY, month_keys)
+        store.done_pending(con, store.PENDING_MONTH_DAY, window.pending)
