@@ -14,15 +14,18 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from functools import cache
+from zoneinfo import ZoneInfo
 
 import chinese_calendar
 import numpy as np
+import pandas as pd
 
 __all__ = [
     "calendar_warnings",
     "date_range",
     "fallback_message",
     "is_official_workday",
+    "local_epoch_us",
     "month_days",
     "month_of",
     "workday_flags",
@@ -135,3 +138,51 @@ def date_range(start: date, end: date) -> list[date]:
 def month_of(day: date) -> str:
     """``YYYY-MM`` of a date."""
     return day.strftime("%Y-%m")
+
+
+_HOUR_US = 3_600_000_000
+# beyond this many hours between a call's first and last instant (about 11 years) the offsets
+# are looked up point by point
+_MAX_GRID_HOURS = 100_000
+
+
+def local_epoch_us(ts_us: np.ndarray, zone: str | ZoneInfo) -> np.ndarray:
+    """Local wall-clock time of UTC epoch microseconds in ``zone``, as epoch microseconds.
+
+    The same values as pandas' ``tz_convert(zone).tz_localize(None)``, at a fraction of its
+    cost (a night's 4 M points: ingest and the engine each converted them, 40 ms per M): the
+    zone's UTC offset is looked up at each whole hour from the first instant to the last
+    (pandas, a few dozen values a day), and a point takes the offset of its hour when the
+    hour begins and ends with the same one; the points of an hour in which the offset changes
+    are converted one by one. Exact unless a zone changes its offset twice within one hour
+    and back, which no zone in the tz database does.
+
+    Examples
+    --------
+    >>> us = np.array([1_791_475_199_000_000, 1_791_475_200_000_000])  # 2026-10-08 15:59:59 / 16:00 UTC
+    >>> [str(np.datetime64(int(v), "us")) for v in local_epoch_us(us, "Asia/Shanghai")]
+    ['2026-10-08T23:59:59.000000', '2026-10-09T00:00:00.000000']
+    """
+    ts_us = np.asarray(ts_us, dtype=np.int64)
+    if len(ts_us) == 0:
+        return ts_us.copy()
+    first, last = int(ts_us.min()) // _HOUR_US, int(ts_us.max()) // _HOUR_US
+    if last - first > _MAX_GRID_HOURS:
+        return ts_us + _offsets_us(ts_us, zone)
+    grid = _offsets_us(np.arange(first, last + 2, dtype=np.int64) * _HOUR_US, zone)
+    if bool(np.all(grid == grid[0])):  # one offset all along (most nights, every night in China)
+        return ts_us + int(grid[0])
+    hour = ts_us // _HOUR_US - first
+    out = ts_us + grid[hour]
+    changes = np.flatnonzero(grid[:-1] != grid[1:])  # hours in which the offset changes
+    if len(changes):
+        k = np.flatnonzero(np.isin(hour, changes))
+        out[k] = ts_us[k] + _offsets_us(ts_us[k], zone)
+    return out
+
+
+def _offsets_us(ts_us: np.ndarray, zone: str | ZoneInfo) -> np.ndarray:
+    """The zone's UTC offset (µs) at each UTC instant, by pandas."""
+    utc = pd.DatetimeIndex(ts_us.astype("datetime64[us]")).tz_localize("UTC")
+    local = utc.tz_convert(zone).tz_localize(None).as_unit("us")
+    return np.asarray(local.asi8, dtype=np.int64) - ts_us

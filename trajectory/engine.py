@@ -21,6 +21,7 @@ import shapely
 
 from scoring.policy import Policy
 from trajectory import clean as cl
+from trajectory.calendar import local_epoch_us
 from trajectory.contract import (
     GRID_COMMUNITY,
     GRID_TYPE_ALIASES,
@@ -198,7 +199,7 @@ def _sort_points(points: pd.DataFrame, ctx: EngineContext, roster: _Roster, days
         ts = ts.dt.tz_localize(ctx.tz)
     ts = ts.dt.tz_convert("UTC").dt.as_unit("us")
     ts_us = np.asarray(ts.array.asi8, dtype=np.int64)
-    local_us = _local_us(ts, ts_us, ctx.tz)
+    local_us = local_epoch_us(ts_us, ctx.tz)
     day_num = local_us // _DAY_US
     day_pos = np.searchsorted(days.day_nums, day_num)
     if days.n:
@@ -500,7 +501,9 @@ class _Roster:
         geoms[len(raw)] = shapely.Polygon()
         self.geoms = geoms
         gpos = {g: i for i, g in enumerate(self.grid_ids)}
-        self.all_workers = set(w["worker_id"].astype(str))
+        # (lists, not the Series: iterating a str Series costs 10× more)
+        all_ids = w["worker_id"].astype(str).tolist()
+        self.all_workers = set(all_ids)
         self.worker_ids = ft["worker_id"].to_numpy(dtype=object)
         self.n_workers = len(ft)
         self.code = {wid: i for i, wid in enumerate(self.worker_ids)}
@@ -508,12 +511,12 @@ class _Roster:
         self.gcode_of_worker = np.array([gpos.get(g, len(raw)) for g in self.grid_id_of_worker], dtype=np.int64)
         gt = np.r_[gtypes, [GRID_COMMUNITY]].astype(object)
         self.grid_type_of_worker = gt[self.gcode_of_worker]
-        self.grid_of_any_worker = dict(zip(w["worker_id"].astype(str), w["grid_id"].astype(str), strict=False))
+        self.grid_of_any_worker = dict(zip(all_ids, w["grid_id"].astype(str).tolist(), strict=True))
         s = ctx.sites.copy()
         s["grid_id"] = s["grid_id"].astype(str)
-        s["gcode"] = s["grid_id"].map(gpos)
-        s = s[s["gcode"].notna()].reset_index(drop=True)
-        s["gcode"] = s["gcode"].astype(np.int64)
+        site_gcode = np.array([gpos.get(g, -1) for g in s["grid_id"].tolist()], dtype=np.int64)
+        s = s[site_gcode >= 0].reset_index(drop=True)
+        s["gcode"] = site_gcode[site_gcode >= 0]
         radius = s["radius_m"] if "radius_m" in s.columns else pd.Series(np.nan, index=s.index)
         s["radius_m"] = pd.to_numeric(radius, errors="coerce").fillna(ctx.policy.patrol.visits.radius_m)
         gc = s["gcode"].to_numpy()
@@ -549,14 +552,6 @@ def _col(df: pd.DataFrame, name: str, rows: np.ndarray, default: object = None) 
     if default is False or s.dtype == bool:
         return s.to_numpy(dtype=bool, na_value=False)[rows]
     return s.to_numpy(dtype=np.float64, na_value=np.nan)[rows]
-
-
-def _local_us(ts: pd.Series, ts_us: np.ndarray, tz: ZoneInfo) -> np.ndarray:
-    """Local wall-clock epoch µs of UTC µs (one lookup per distinct UTC offset period)."""
-    if len(ts_us) == 0:
-        return ts_us.copy()
-    local = ts.dt.tz_convert(tz).dt.tz_localize(None).dt.as_unit("us")
-    return np.asarray(local.array.asi8, dtype=np.int64)
 
 
 def _leave(

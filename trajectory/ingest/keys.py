@@ -24,12 +24,12 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from trajectory import store
+from trajectory.calendar import local_epoch_us
 from trajectory.coords import to_wgs84
 from trajectory.errors import StoreError
 from trajectory.ingest.model import IngestContext, KeyRuns
@@ -216,7 +216,7 @@ def local_days(ts_us: np.ndarray, zone: str) -> np.ndarray:
     """Local date (days since 1970-01-01, int32) of UTC epoch microseconds in ``zone``.
 
     The store's partition of a point: its date in the workspace time zone, as the engine
-    reads it (pandas' conversion, a lookup per offset period, not one per point).
+    reads it (:func:`trajectory.calendar.local_epoch_us`, which the engine uses too).
 
     Examples
     --------
@@ -224,8 +224,7 @@ def local_days(ts_us: np.ndarray, zone: str) -> np.ndarray:
     >>> [str(np.datetime64(int(d), "D")) for d in local_days(us, "Asia/Shanghai")]
     ['2026-10-08', '2026-10-09']
     """
-    local = pd.DatetimeIndex(pd.to_datetime(ts_us, unit="us", utc=True)).tz_convert(zone).tz_localize(None)
-    return (local.as_unit("us").asi8 // _DAY_US).astype(np.int32)
+    return (local_epoch_us(ts_us, zone) // _DAY_US).astype(np.int32)
 
 
 def _point_keys(worker_idx: np.ndarray, ts_us: np.ndarray, day: np.ndarray) -> np.ndarray:
