@@ -203,3 +203,32 @@ def test_store_tables_readable_after_a_nightly_run(small_workspace: Path) -> Non
         con.close()
     pu = pq.read_table(sorted((small_workspace / "store" / "point_use").glob("date=2026-10-12/*.parquet"))[0])
     assert n_points > 0 and n_days > 0 and pu.num_rows > 0
+
+
+def test_views_left_alone_after_writes_still_read_new_days_and_new_columns(small_workspace: Path) -> None:
+    """After ingest and the day job the views are recreated only where they changed
+    (``store.refresh_views(only_changed=True)``): a view over the parts' glob must then read
+    parts written after it, of a new day and with a column the older parts lack."""
+    ws = load_workspace(small_workspace)
+    con = store.connect(ws.paths)
+    try:
+        assert con.execute("SELECT count(*) FROM gps_point").fetchone()[0] == 0  # the empty view
+        ingest_inbox(ws, con, "r1", progress=False)  # the first parts: the view becomes the glob's
+        n = con.execute("SELECT count(*) FROM gps_point").fetchone()[0]
+        assert n > 0
+        before = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'gps_point'").fetchone()[0]
+        store.refresh_views(con, ws.paths, only_changed=True)
+        assert con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'gps_point'").fetchone()[0] == before
+        part = next(iter(store.gps_parts(ws.paths)))
+        extra = pq.read_table(part).slice(0, 5)
+        extra = extra.append_column("new_column", pa.array([1.5] * 5))
+        day_dir = store.partition_dir(ws.paths.gps_store, date(2026, 10, 30))
+        day_dir.mkdir(parents=True)
+        pq.write_table(extra, day_dir / "later.parquet")
+        rows = con.execute(
+            "SELECT count(*), count(new_column) FROM gps_point WHERE date = DATE '2026-10-30'"
+        ).fetchone()
+        assert rows == (5, 5)
+        assert con.execute("SELECT count(*) FROM gps_point").fetchone()[0] == n + 5
+    finally:
+        con.close()

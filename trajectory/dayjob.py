@@ -101,17 +101,27 @@ def load_points(
 
 
 def plan_worker_batches(
-    con: duckdb.DuckDBPyConnection, ctx: EngineContext, days: Sequence[date], max_points: int, processes: int = 1
+    con: duckdb.DuckDBPyConnection,
+    paths: WorkspacePaths,
+    ctx: EngineContext,
+    days: Sequence[date],
+    max_points: int,
+    processes: int = 1,
 ) -> list[list[str]]:
     """Worker batches of at most ``max_points`` points on ``days`` (every full-time worker in one);
     with ``processes`` > 1, a multiple of it of about equal size (``batching.balance_batches``:
     no process idles through a short last round)."""
     from trajectory.batching import balance_batches, full_time_ids
 
-    rows = con.execute(
-        f"SELECT worker_id, count(*) FROM {c.GPS_POINT} WHERE date IN (SELECT unnest(?::DATE[])) GROUP BY 1",
-        [list(days)],
-    ).fetchall()
+    # the days' parts, not the view: binding the view reads every part's footer of the store
+    files = [f.as_posix() for f in store.gps_parts(paths, days)] if days else []
+    rows = (
+        con.execute(
+            "SELECT worker_id, count(*) FROM read_parquet(?::VARCHAR[], union_by_name = true) GROUP BY 1", [files]
+        ).fetchall()
+        if files
+        else []
+    )
     counts = pd.Series({str(w): int(n) for w, n in rows}, dtype="int64")
     counts = counts.reindex(counts.index.union(pd.Index(full_time_ids(ctx), dtype=object)), fill_value=0)
     return balance_batches(counts, max_points, processes)
@@ -482,7 +492,7 @@ def process_dates(
                 # Spark reads the whole Parquet store and keeps the batch's date partitions
                 results = [process_days_spark(spark, str(ws.paths.gps_store), ctx, batch)]
             else:
-                plan = plan_worker_batches(con, ctx, batch, max_points, day_pool.workers)
+                plan = plan_worker_batches(con, ws.paths, ctx, batch, max_points, day_pool.workers)
                 t_plan = time.perf_counter()
                 if len(plan) > 1 and day_pool.workers > 1:
                     results = pool_results(day_pool, ws.paths, writer, ctx, batch, plan)
@@ -536,7 +546,7 @@ def process_dates(
             day_pool.close()
         if spark is not None:
             spark.stop()
-    store.refresh_views(con, ws.paths)
+    store.refresh_views(con, ws.paths, only_changed=True)
 
 
 def concat_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:

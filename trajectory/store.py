@@ -175,14 +175,32 @@ def _program_of(pid: int) -> str:
     return " ".join(words)
 
 
-def refresh_views(con: duckdb.DuckDBPyConnection, paths: WorkspacePaths, temporary: bool = False) -> None:
-    """(Re)create the Parquet views over the store with this workspace's absolute paths."""
+def refresh_views(
+    con: duckdb.DuckDBPyConnection, paths: WorkspacePaths, temporary: bool = False, *, only_changed: bool = False
+) -> None:
+    """(Re)create the Parquet views over the store with this workspace's absolute paths.
+
+    A view over the parts' glob sees parts and days written later by itself (DuckDB binds a
+    view at each query, and follows a schema the new parts extend), but creating it binds it
+    once more: every part's footer is read (``union_by_name``), 20 ms at a month's end, a
+    few times a night. ``only_changed`` (after ingest and the day job) leaves a view alone when
+    it reads this glob already, and recreates it only where the store's first parts appeared
+    (the empty view becomes the glob's) or the workspace moved.
+    """
+    current: dict[str, str] = {}
+    if only_changed:
+        rows = con.execute(
+            "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal AND temporary = ?", [temporary]
+        ).fetchall()
+        current = {str(name): str(sql) for name, sql in rows}
     for view, folder in PARQUET_VIEWS.items():
         base = paths.store / folder
         has_files = base.is_dir() and any(base.glob("date=*/*.parquet"))
         if has_files:
             glob = (base / "date=*" / "*.parquet").as_posix().replace("'", "''")
             sql = f"SELECT * FROM read_parquet('{glob}', hive_partitioning = true, union_by_name = true)"
+            if f"read_parquet('{glob}'" in current.get(view, ""):
+                continue
         else:
             sql = EMPTY_VIEW_SQL[view]
         kind = "TEMP VIEW" if temporary else "VIEW"

@@ -184,7 +184,7 @@ def ingest_inbox(
     finally:
         ctx.close_writer()
         con.unregister("_gp_workers")
-    store.refresh_views(con, ws.paths)
+    store.refresh_views(con, ws.paths, only_changed=True)
     log.debug(
         "ingest: %d files (%d new), %d points accepted, %d duplicate, %d quarantined, %d dates touched",
         len(report.files),
