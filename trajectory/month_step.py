@@ -183,13 +183,14 @@ def _replays(ws: Workspace, con: duckdb.DuckDBPyConnection, window: MonthWindow)
     spread = 4 * ws.policy.patrol.anomalies.replay_max_offset_m
     touched = list(window.touched)
     days = con.sql(
+        # (the signatures decoded in the outer query: only those of the rows kept)
         f"""WITH m AS (
-                SELECT worker_id, grid_id, date, {noise}, from_base64(track_signature) AS track_signature,
-                    track_duration_s, track_spread_m
+                SELECT worker_id, grid_id, date, {noise}, track_signature, track_duration_s, track_spread_m
                 FROM {c.WORKER_DAY}
                 WHERE date BETWEEN ? AND ? AND track_signature IS NOT NULL),
             t AS (SELECT worker_id, track_duration_s AS d FROM m WHERE date IN {_DATES} AND track_spread_m > ?)
-            SELECT m.*, m.date IN {_DATES} AS touched FROM m
+            SELECT m.worker_id, m.grid_id, m.date, m.noise_m, from_base64(m.track_signature) AS track_signature,
+                m.track_duration_s, m.track_spread_m, m.date IN {_DATES} AS touched FROM m
             WHERE m.date IN {_DATES} OR (m.track_spread_m > ? AND EXISTS (
                 SELECT 1 FROM t WHERE t.worker_id = m.worker_id
                 AND abs(t.d - m.track_duration_s) <= 0.01 * greatest(t.d, m.track_duration_s)))
