@@ -198,6 +198,7 @@ def read_batch(paths: WorkspacePaths, days: Sequence[date], worker_ids: Sequence
 
 
 _BATCH_COLUMNS = ("worker_id", "ts", "lon", "lat", "accuracy_m", "speed_mps", "mock")
+_TS_DTYPE = pd.DatetimeTZDtype("us", "UTC")
 _GPS_PARTS_SCHEMA = c.arrow_schema(c.GPS_POINT)
 
 
@@ -208,6 +209,8 @@ def load_points_frame(points: pa.Table | pd.DataFrame) -> pd.DataFrame:
     df = points.to_pandas() if isinstance(points, pa.Table) else points
     if not len(df):
         df["ts"] = pd.Series([], dtype="datetime64[us, UTC]")
+    elif df["ts"].dtype == _TS_DTYPE:  # the Parquet store's timestamps: as they are
+        pass
     elif pd.api.types.is_integer_dtype(df["ts"]):
         df["ts"] = pd.to_datetime(df["ts"].to_numpy(dtype="int64"), unit="us", utc=True).astype("datetime64[us, UTC]")
     else:
