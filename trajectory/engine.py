@@ -82,7 +82,9 @@ class DayResult:
     day_flag: pd.DataFrame
 
 
-def process_days(points: pd.DataFrame, ctx: EngineContext, dates: Sequence[date]) -> DayResult:
+def process_days(
+    points: pd.DataFrame, ctx: EngineContext, dates: Sequence[date], *, origin: date | None = None
+) -> DayResult:
     """Measure the patrol of every full-time worker on each local date of ``dates``.
 
     Parameters
@@ -93,6 +95,10 @@ def process_days(points: pd.DataFrame, ctx: EngineContext, dates: Sequence[date]
     ctx : EngineContext
     dates : sequence of datetime.date
         Local dates to process; ``ctx.workday`` must hold each.
+    origin : datetime.date, optional
+        The date the engine's clock counts seconds from (default: the first of ``dates``).
+        A day job that computes a batch of days one day at a time passes the batch's first
+        date, so each day's figures are those of the batch computed at once, to the last bit.
 
     Returns
     -------
@@ -103,7 +109,7 @@ def process_days(points: pd.DataFrame, ctx: EngineContext, dates: Sequence[date]
     _check_points(points)
     days = _Days.of(sorted(set(dates)), ctx)
     roster = _Roster(ctx, ctx.policy.patrol.points.grid_buffer_m)
-    pts = _sort_points(points, ctx, roster, days)  # ingest-ordered rows → worker-day, time
+    pts = _sort_points(points, ctx, roster, days, origin)  # ingest-ordered rows → worker-day, time
     reason = cl.clean_points(pts.columns, ctx.policy.patrol.points)  # clean
     in_grid = inside_points(roster.geoms, pts.gcode, pts.x, pts.y)
     kept = np.flatnonzero(reason == cl.R_OK)
@@ -192,7 +198,9 @@ class _SortedPoints:
         return self.columns["y"]
 
 
-def _sort_points(points: pd.DataFrame, ctx: EngineContext, roster: _Roster, days: _Days) -> _SortedPoints:
+def _sort_points(
+    points: pd.DataFrame, ctx: EngineContext, roster: _Roster, days: _Days, origin: date | None = None
+) -> _SortedPoints:
     """Local dates and worker codes of every input row; the full-time workers' points sorted."""
     ts = pd.Series(points["ts"]).reset_index(drop=True)
     if ts.dt.tz is None:  # SPEC §2.2: naive time = workspace time zone
@@ -221,7 +229,10 @@ def _sort_points(points: pd.DataFrame, ctx: EngineContext, roster: _Roster, days
     x, y = to_grid_local(lon, lat, gcode, roster.lon0, roster.lat0)
     # seconds from a clock fixed by the dates alone (not by the points): a worker's figures do
     # not depend on which other workers share the call (trajectory.batching, spark_engine)
-    t_anchor = (int(days.day_nums[0]) - 1) * _DAY_US if days.n else 0
+    if origin is not None:
+        t_anchor = ((origin - date(1970, 1, 1)).days - 1) * _DAY_US
+    else:
+        t_anchor = (int(days.day_nums[0]) - 1) * _DAY_US if days.n else 0
     accuracy = _col(points, "accuracy_m", rows, np.nan)
     columns = {
         "traj": traj,

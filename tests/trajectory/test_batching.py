@@ -22,7 +22,7 @@ from db_helpers import DAY_TABLES, day_tables  # noqa: E402
 
 from benchmarks.generate import make_data, write_workspace  # noqa: E402
 from trajectory import dayjob, store  # noqa: E402
-from trajectory.batching import plan_batches  # noqa: E402
+from trajectory.batching import full_time_ids, plan_batches  # noqa: E402
 from trajectory.engine import process_days  # noqa: E402
 from trajectory.ingest import ingest_inbox  # noqa: E402
 from trajectory.workspace import load_workspace  # noqa: E402
@@ -96,6 +96,28 @@ def test_batches_equal_one_batch(ingested, tmp_path, monkeypatch, workers, max_p
     got = day_tables(many, dates, workers=workers, max_points=max_points, monkeypatch=monkeypatch)
     assert got == want
     assert not list((many / "store" / "point_use").glob(".*")), "staging or trash folders left behind"
+
+
+def test_tasks_go_day_by_day_once_the_days_need_more_than_a_round(ingested) -> None:
+    """Over several days a worker batch holds few workers and reads a sliver of each row group
+    of every part: past one round of the processes the day job plans day by day (the tables
+    stay those of one batch: test_batches_equal_one_batch)."""
+    root, dates = ingested
+    ws = load_workspace(root)
+    ctx = dayjob.engine_context(ws, dates)
+    con = store.connect(ws.paths, read_only=True)
+    try:
+        roomy = dayjob.plan_tasks(con, ws.paths, ctx, dates, 10_000_000, 2)
+        tight = dayjob.plan_tasks(con, ws.paths, ctx, dates, 2_500, 2)
+        per_day = [dayjob.plan_worker_batches(con, ws.paths, ctx, [d], 2_500, 2) for d in dates]
+    finally:
+        con.close()
+    assert [days for days, _ in roomy] == [tuple(dates)]
+    assert all(len(days) == 1 for days, _ in tight)
+    assert [ids for _, ids in tight] == [ids for plan in per_day for ids in plan]
+    for d in dates:  # every full-time worker has each day in exactly one task
+        covered = sorted(w for days, ids in tight if days == (d,) for w in ids)
+        assert covered == sorted(set(covered)) and set(full_time_ids(ctx)) <= set(covered)
 
 
 def test_inbox_row_order_does_not_change_the_tables(ingested, tmp_path, monkeypatch) -> None:
