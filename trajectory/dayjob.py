@@ -113,18 +113,31 @@ def plan_worker_batches(
     """Worker batches of at most ``max_points`` points on ``days`` (every full-time worker in one);
     with ``processes`` > 1, a multiple of it of about equal size (``batching.balance_batches``:
     no process idles through a short last round)."""
+    counts = _point_counts(con, paths, days)
+    return _worker_batches(counts.groupby("worker_id")["n"].sum(), ctx, max_points, processes)
+
+
+def _point_counts(con: duckdb.DuckDBPyConnection, paths: WorkspacePaths, days: Sequence[date]) -> pd.DataFrame:
+    """Stored points per local date and worker (``date``, ``worker_id``, ``n``) on ``days``,
+    counted in the days' parts, not through the view: binding the view reads every part's
+    footer of the store."""
+    files = [f.as_posix() for f in store.gps_parts(paths, days)] if days else []
+    if not files:
+        return pd.DataFrame({"date": pd.Series([], dtype=object), "worker_id": pd.Series([], dtype=str), "n": 0})
+    df = con.execute(
+        """SELECT date, worker_id, count(*) AS n
+           FROM read_parquet(?::VARCHAR[], hive_partitioning = true, union_by_name = true) GROUP BY 1, 2""",
+        [files],
+    ).df()
+    return df.assign(date=pd.to_datetime(df["date"]).dt.date, worker_id=df["worker_id"].astype(str))
+
+
+def _worker_batches(counts: pd.Series, ctx: EngineContext, max_points: int, processes: int) -> list[list[str]]:
+    """``balance_batches`` of the points per worker, every full-time worker in one (0 points)."""
     from trajectory.batching import balance_batches, full_time_ids
 
-    # the days' parts, not the view: binding the view reads every part's footer of the store
-    files = [f.as_posix() for f in store.gps_parts(paths, days)] if days else []
-    rows = (
-        con.execute(
-            "SELECT worker_id, count(*) FROM read_parquet(?::VARCHAR[], union_by_name = true) GROUP BY 1", [files]
-        ).fetchall()
-        if files
-        else []
-    )
-    counts = pd.Series({str(w): int(n) for w, n in rows}, dtype="int64")
+    counts = counts.astype("int64")
+    counts.index = counts.index.astype(object)
     counts = counts.reindex(counts.index.union(pd.Index(full_time_ids(ctx), dtype=object)), fill_value=0)
     return balance_batches(counts, max_points, processes)
 
@@ -149,13 +162,18 @@ def plan_tasks(
     workers, a sliver of each row group it decodes (20 files over 4 days of 4 M points: 2.6 M
     rows decoded for 500 k). Day by day a batch holds as many workers as the budget allows.
     The days' figures are the same to the last bit (``process_days(origin=)``: one clock for
-    the batch of days).
+    the batch of days). One count of the days' parts serves both plans.
     """
     days = tuple(days)
-    plan = plan_worker_batches(con, paths, ctx, days, max_points, processes)
+    counts = _point_counts(con, paths, days)
+    plan = _worker_batches(counts.groupby("worker_id")["n"].sum(), ctx, max_points, processes)
     if len(days) < 2 or len(plan) <= max(processes, 1):
         return [(days, ids) for ids in plan]
-    return [((day,), ids) for day in days for ids in plan_worker_batches(con, paths, ctx, [day], max_points, processes)]
+    by_day = {d: c.set_index("worker_id")["n"] for d, c in counts.groupby("date")}
+    empty = pd.Series([], dtype="int64", index=pd.Index([], dtype=object))
+    return [
+        ((day,), ids) for day in days for ids in _worker_batches(by_day.get(day, empty), ctx, max_points, processes)
+    ]
 
 
 def local_results(
