@@ -229,10 +229,8 @@ def _sort_points(
     x, y = to_grid_local(lon, lat, gcode, roster.lon0, roster.lat0)
     # seconds from a clock fixed by the dates alone (not by the points): a worker's figures do
     # not depend on which other workers share the call (trajectory.batching, spark_engine)
-    if origin is not None:
-        t_anchor = ((origin - date(1970, 1, 1)).days - 1) * _DAY_US
-    else:
-        t_anchor = (int(days.day_nums[0]) - 1) * _DAY_US if days.n else 0
+    first = (origin - date(1970, 1, 1)).days if origin is not None else int(days.day_nums[0]) if days.n else 1
+    t_anchor = (first - 1) * _DAY_US
     accuracy = _col(points, "accuracy_m", rows, np.nan)
     columns = {
         "traj": traj,

@@ -210,15 +210,14 @@ def replay_pairs(
     m = rx.shape[1] if rx.ndim == 2 else 0
     if len(workers) < 2 or m == 0:
         return pd.DataFrame(columns=cols)
+    touched = None if touched is None else np.asarray(touched, bool)
     wcode = pd.factorize(workers)[0]
     if not bool(np.all(wcode[1:] >= wcode[:-1])):  # the days of a worker together (the month step's are)
         order = np.argsort(wcode, kind="stable")
         workers, grids, dates = workers[order], grids[order], dates[order]
         rx, ry, duration, spread, sigma = rx[order], ry[order], duration[order], spread[order], sigma[order]
-        touched = None if touched is None else np.asarray(touched, bool)[order]
+        touched = None if touched is None else touched[order]
         wcode = pd.factorize(workers)[0]
-    elif touched is not None:
-        touched = np.asarray(touched, bool)
     # all pairs (i < j) of days of the same worker
     gfirst = np.flatnonzero(np.r_[True, wcode[1:] != wcode[:-1]])
     gend = np.repeat(np.r_[gfirst[1:], len(wcode)], np.diff(np.r_[gfirst, len(wcode)]))

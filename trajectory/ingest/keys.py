@@ -282,8 +282,8 @@ def _stored_points(
     held_lon, held_lat = np.full(len(held_keys), np.nan), np.full(len(held_keys), np.nan)
     if len(held_keys):
         missing = np.ones(len(held_keys), bool)
-        later = iter(_latest_first(in_runs))
-        for key, lon, lat in itertools.chain(arrays, (_part_points(ctx, p, day_number) for p in later)):
+        later = (_part_points(ctx, p, day_number) for p in _latest_first(in_runs))
+        for key, lon, lat in itertools.chain(arrays, later):
             at = _find_sorted(key, held_keys)
             hit = at >= 0
             held_lon[hit] = lon[at[hit]]
