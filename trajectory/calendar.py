@@ -174,10 +174,9 @@ def local_epoch_us(ts_us: np.ndarray, zone: str | ZoneInfo) -> np.ndarray:
         return ts_us + int(grid[0])
     hour = ts_us // _HOUR_US - first
     out = ts_us + grid[hour]
-    changes = np.flatnonzero(grid[:-1] != grid[1:])  # hours in which the offset changes
-    if len(changes):
-        k = np.flatnonzero(np.isin(hour, changes))
-        out[k] = ts_us[k] + _offsets_us(ts_us[k], zone)
+    changes = grid[:-1] != grid[1:]  # per hour: the offset changes within it
+    k = np.flatnonzero(changes[hour])
+    out[k] = ts_us[k] + _offsets_us(ts_us[k], zone)
     return out
 
 
